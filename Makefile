@@ -1,0 +1,61 @@
+# ferroscore — the one front door. `make help` lists the targets.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
+
+RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $(wildcard Cargo.lock)
+BUILT := $(VENV)/.built-release
+
+.DEFAULT_GOAL := help
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench-kernel clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip 'maturin>=1.9,<2'
+
+$(BUILT): $(PY) $(RUST_SOURCES) pyproject.toml
+	maturin develop --release --extras dev,embedded
+	@touch $@
+
+install: $(BUILT) ## create .venv, install the dependencies, build the extension (release)
+
+build-dev: $(PY) ## build the extension in debug mode, for quick Rust iterations
+	maturin develop --extras dev,embedded
+	@rm -f $(BUILT)
+
+build-prod: $(BUILT) ## build the extension in release mode (fat LTO)
+
+lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -D warnings
+	ruff check python tests scripts bench
+	ruff format --check python tests scripts bench
+	mypy
+	$(PY) -m mypy.stubtest ferroscore._core
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+test-rust: ## Rust unit tests of the core
+	cargo test --workspace --locked
+
+test-python: $(BUILT) ## pytest: the extension's API, the database, the real server end to end
+	$(PY) -m pytest
+
+test: lint test-rust test-python ## everything CI runs
+
+serve: $(BUILT) ## serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATABASE_URL)
+	$(VENV)/bin/ferroscore serve
+
+bench-kernel: $(BUILT) ## scoring kernels vs xgboost, one thread: bench/results/kernel.md
+	$(PY) bench/kernel.py
+
+demo-model: $(BUILT) ## retrain the bundled demo model and its schema
+	$(PY) scripts/train_demo_model.py
+
+clean: ## remove build outputs and the virtualenv (keeps the local database)
+	cargo clean
+	rm -rf $(VENV) python/ferroscore/*.so

@@ -1,0 +1,103 @@
+"""Scoring kernels side by side in one process, one thread: ferroscore against xgboost on the
+demo model (200 trees, depth <= 6, 30 features). Reports medians of repeated timings and
+ratios; writes bench/results/kernel.md. Run: make bench-kernel."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import orjson
+import xgboost as xgb
+from sklearn.datasets import load_breast_cancer
+
+from ferroscore import Endpoint, Model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:
+    """Median over `repeats` of the mean time of one call, in microseconds."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter_ns() - start) / calls / 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few repeats: a smoke run")
+    args = parser.parse_args()
+    calls, repeats = (200, 3) if args.quick else (5000, 7)
+
+    demo = resources.files("ferroscore.demo")
+    model_bytes = demo.joinpath("model.json").read_bytes()
+    model = Model.load(model_bytes)
+    booster = xgb.Booster(model_file=bytearray(model_bytes))
+    booster.set_param({"nthread": 1})
+    endpoint = Endpoint("demo", 1, model, demo.joinpath("schema.json").read_text())
+    names = model.feature_names or []
+
+    data = load_breast_cancer().data
+    row = data[:1].copy()
+    rng = np.random.default_rng(0)
+    batch = data[rng.integers(0, len(data), 10_000)] * rng.uniform(0.9, 1.1, (10_000, 30))
+    body = orjson.dumps({"features": dict(zip(names, map(float, data[0]), strict=True))})
+
+    rows: list[tuple[str, float, float]] = []
+    ours = per_call_us(lambda: model.predict(row), calls, repeats)
+    theirs = per_call_us(lambda: booster.inplace_predict(row), max(calls // 10, 20), repeats)
+    rows.append(("single row, NumPy in (µs/call)", ours, theirs))
+    batch_calls = 3 if args.quick else 10
+    ours_b = per_call_us(lambda: model.predict(batch), batch_calls, repeats)
+    theirs_b = per_call_us(lambda: booster.inplace_predict(batch), batch_calls, repeats)
+    rows.append(("batch of 10,000 rows (µs/call)", ours_b, theirs_b))
+    endpoint_us = per_call_us(lambda: endpoint.score(body), calls, repeats)
+    orjson_xgb = per_call_us(
+        lambda: booster.inplace_predict(
+            np.array([list(orjson.loads(body)["features"].values())], dtype=np.float64)
+        ),
+        max(calls // 10, 20),
+        repeats,
+    )
+    rows.append(
+        (f"request body ({len(body)} B) → response bytes (µs/call)", endpoint_us, orjson_xgb)
+    )
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    lines = [
+        "# Scoring kernels: ferroscore vs xgboost",
+        "",
+        f"Machine: {machine}; xgboost {xgb.__version__} (nthread=1). Medians of {repeats} runs.",
+        "",
+        "| measure | ferroscore | xgboost | xgboost / ferroscore |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, a, b in rows:
+        lines.append(f"| {name} | {a:,.2f} | {b:,.2f} | {b / a:,.1f}x |")
+    lines += [
+        "",
+        f"Batch throughput: ferroscore {10_000 / ours_b * 1e6:,.0f} rows/s, "
+        f"xgboost {10_000 / theirs_b * 1e6:,.0f} rows/s.",
+        "The request row compares Endpoint.score (parse, validate, score, serialize in Rust) "
+        "with orjson.loads + a NumPy row + xgboost inplace_predict (no validation at all).",
+    ]
+    report = "\n".join(lines) + "\n"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kernel.md").write_text(report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

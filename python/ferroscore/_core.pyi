@@ -1,0 +1,103 @@
+"""Type stubs of the Rust extension `ferroscore._core`; checked against it by mypy stubtest."""
+
+import os
+from typing import Literal, final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+__all__ = [
+    "Decision",
+    "Endpoint",
+    "FerroscoreError",
+    "MalformedRequestError",
+    "Model",
+    "ModelLoadError",
+    "PayloadTooLargeError",
+    "RequestError",
+    "SchemaError",
+    "ValidationError",
+    "__version__",
+]
+
+class FerroscoreError(ValueError):
+    """Base of every ferroscore error."""
+
+class RequestError(FerroscoreError):
+    """A request body was refused; `errors` lists every problem found, capped, each a dict
+    with `pointer` (RFC 6901), `code` (stable) and `message`."""
+
+    errors: list[dict[str, str]]
+
+class MalformedRequestError(RequestError):
+    """The body is not RFC 8259 JSON (HTTP 400)."""
+
+class ValidationError(RequestError):
+    """The records break the input schema (HTTP 422)."""
+
+class PayloadTooLargeError(RequestError):
+    """The body exceeds a configured limit (HTTP 413)."""
+
+class SchemaError(FerroscoreError):
+    """An input schema cannot be compiled."""
+
+class ModelLoadError(FerroscoreError):
+    """A model artifact cannot be loaded."""
+
+@final
+class Model:
+    """A loaded model: XGBoost JSON today."""
+
+    @staticmethod
+    def load(source: bytes | str | os.PathLike[str], format: str | None = None) -> Model:
+        """Loads a model from its bytes or a file; `format` is detected when omitted."""
+
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def n_outputs(self) -> int: ...
+    @property
+    def objective(self) -> str: ...
+    @property
+    def feature_names(self) -> list[str] | None: ...
+    def predict(
+        self,
+        x: npt.NDArray[np.float64] | npt.NDArray[np.float32],
+        output: Literal["response", "margin"] = "response",
+    ) -> npt.NDArray[np.float64]:
+        """Scores a 2-D array (NaN = missing); 1-D result for single-output models."""
+
+@final
+class Endpoint:
+    """A served model version: its compiled input schema bound to its model."""
+
+    def __new__(
+        cls, name: str, version: int, model: Model, schema: str, *, max_body_bytes: int = ...
+    ) -> Endpoint: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def model(self) -> Model: ...
+    @property
+    def schema(self) -> str: ...
+    def score(self, body: str | bytes) -> tuple[bytes, Decision]:
+        """Parses, validates and scores `{"features": {...}}`; raises a RequestError subclass."""
+
+@final
+class Decision:
+    """One scored request, as the decision log records it."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def scores(self) -> list[float]: ...
+    @property
+    def scored_at_ns(self) -> int: ...
+    def features_json(self) -> str: ...

@@ -1,0 +1,122 @@
+"""`ferroscore serve` and `ferroscore migrate`: settings from the environment, the database
+(embedded unless DATABASE_URL is set), migrations, the demo model, then Robyn."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+from dataclasses import replace
+from importlib import resources
+
+from ferroscore.config import ConfigError, Settings
+from ferroscore.embedded import start_embedded_postgres
+from ferroscore.lifecycle import block_stop_signals, on_stop_signal
+from ferroscore.migrations import migrate
+from ferroscore.registry import DEMO_MODEL, ModelRegistry
+
+log = logging.getLogger("ferroscore")
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL when given, else the embedded server's."""
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_postgres(settings.data_dir)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Robyn binds with SO_REUSEPORT, so a leftover server would silently share the port;
+    binding without it first tells us whether anyone listens there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
+
+
+def _stop_children() -> None:
+    """The parent of several serving processes forwards the stop and waits for them."""
+    import multiprocess  # Robyn forks its processes with it
+
+    children = multiprocess.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=15)
+        if child.is_alive():
+            log.warning("serving process %s did not stop; killing it", child.pid)
+            child.kill()
+
+
+def _serve(settings: Settings) -> int:
+    # Before any thread exists, so that every thread inherits the blocked mask.
+    block_stop_signals()
+    if not port_is_free(settings.host, settings.port):
+        log.error("port %s:%d is already in use; set FERROSCORE_PORT", settings.host, settings.port)
+        return 2
+    conninfo = database_url(settings)
+    applied = migrate(conninfo)
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))
+    registry = ModelRegistry(conninfo, max_body_bytes=settings.max_body_bytes)
+    if registry.ensure_demo():
+        log.info("registered the demo model %r", DEMO_MODEL)
+
+    from ferroscore.app import create_app  # imports Robyn, which reads sys.argv
+
+    app = create_app(settings, conninfo)
+    if settings.processes > 1:
+        # Robyn's main thread returns once the children are gone; Python then exits normally.
+        on_stop_signal(_stop_children)
+    example = resources.files("ferroscore.demo").joinpath("example.json")
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"ferroscore serving on {url}", flush=True)
+    print(
+        f"try: curl -s -X POST {url}/v1/models/{DEMO_MODEL}/score "
+        f"-H 'content-type: application/json' -d @{example}",
+        flush=True,
+    )
+    app.start(host=settings.host, port=settings.port, _check_port=False)
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    applied = migrate(database_url(settings))
+    print("applied: " + (", ".join(applied) or "nothing, the schema is current"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ferroscore", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the active models over HTTP")
+    serve.add_argument("--host", help="overrides FERROSCORE_HOST")
+    serve.add_argument("--port", type=int, help="overrides FERROSCORE_PORT")
+    serve.add_argument("--processes", type=int, help="overrides FERROSCORE_PROCESSES")
+    serve.add_argument("--workers", type=int, help="overrides FERROSCORE_WORKERS")
+    sub.add_parser("migrate", help="apply the database migrations and exit")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as e:
+        print(f"ferroscore: configuration error: {e}", file=sys.stderr)
+        return 2
+    overrides = {
+        k: v
+        for k in ("host", "port", "processes", "workers")
+        if (v := getattr(args, k, None)) is not None
+    }
+    settings = replace(settings, **overrides)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "serve":
+        return _serve(settings)
+    return _migrate(settings)

@@ -1,0 +1,125 @@
+"""The decision log: the one component that owns "record this decision". Requests hand it
+their decision and move on; a background thread writes batches to PostgreSQL with COPY."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from ferroscore._core import Decision
+
+log = logging.getLogger(__name__)
+
+_COPY = "COPY decisions (request_id, model, version, features, score, created_at) FROM STDIN"
+_MAX_BACKOFF_S = 5.0
+
+
+class _Stop:
+    """Sentinel: write what came before, then end the writer."""
+
+
+class DecisionLog:
+    """Queues decisions and writes them in batches, retrying while the database is away.
+
+    Decisions are held in memory until written; the crash-proof spool is a later step, and
+    this class is the seam where it goes.
+    """
+
+    def __init__(self, pool: ConnectionPool, *, batch_size: int, flush_interval_s: float) -> None:
+        self._pool = pool
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._queue: queue.SimpleQueue[Decision | threading.Event | _Stop] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def record(self, decision: Decision) -> None:
+        """Accepts one decision; never blocks on the database."""
+        self._queue.put(decision)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until every decision recorded before this call is written."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Writes what is queued and stops the writer."""
+        if self._thread.is_alive():
+            self._queue.put(_Stop())
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        batch: list[Decision] = []
+        waiters: list[threading.Event] = []
+        stopping = False
+        while not stopping:
+            try:
+                item = self._queue.get(timeout=self._flush_interval_s)
+            except queue.Empty:
+                continue
+            while True:
+                if isinstance(item, Decision):
+                    batch.append(item)
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    stopping = True
+                if len(batch) >= self._batch_size or stopping:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write_with_retry(batch)
+                batch = []
+            for w in waiters:
+                w.set()
+            waiters = []
+
+    def _write_with_retry(self, batch: list[Decision]) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                self._copy(batch)
+                return
+            except psycopg.OperationalError as e:
+                log.warning(
+                    "decision log: database unavailable (%s); retrying in %.2fs", e, backoff
+                )
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            except psycopg.Error:
+                log.exception("decision log: batch refused; writing its rows one by one")
+                self._write_one_by_one(batch)
+                return
+
+    def _write_one_by_one(self, batch: list[Decision]) -> None:
+        for d in batch:
+            try:
+                self._copy([d])
+            except psycopg.Error:
+                log.exception("decision log: could not write decision %s", d.request_id)
+
+    def _copy(self, batch: list[Decision]) -> None:
+        with self._pool.connection() as conn, conn.cursor() as cur, cur.copy(_COPY) as copy:
+            for d in batch:
+                copy.write_row(
+                    (
+                        d.request_id,
+                        d.model,
+                        d.version,
+                        d.features_json(),
+                        d.scores,
+                        datetime.fromtimestamp(d.scored_at_ns / 1e9, tz=UTC),
+                    )
+                )

@@ -1,0 +1,146 @@
+//! Errors of the core: request errors carry a JSON Pointer and a stable code per problem;
+//! schema and model errors are refused at registration, before any request sees them.
+
+use std::fmt;
+
+/// Stable machine codes. Callers match on these strings, never on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Syntax,
+    TooLarge,
+    TooDeep,
+    Missing,
+    Type,
+    Minimum,
+    Maximum,
+    UnknownFeature,
+    UnknownField,
+    DuplicateKey,
+    IntegerRange,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "syntax",
+            Code::TooLarge => "too_large",
+            Code::TooDeep => "too_deep",
+            Code::Missing => "missing",
+            Code::Type => "type",
+            Code::Minimum => "minimum",
+            Code::Maximum => "maximum",
+            Code::UnknownFeature => "unknown_feature",
+            Code::UnknownField => "unknown_field",
+            Code::DuplicateKey => "duplicate_key",
+            Code::IntegerRange => "integer_range",
+        }
+    }
+}
+
+/// One problem at one place in the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldError {
+    /// RFC 6901 JSON Pointer into the request body.
+    pub pointer: String,
+    pub code: Code,
+    pub message: String,
+}
+
+impl FieldError {
+    #[cold]
+    pub fn new(pointer: String, code: Code, message: impl Into<String>) -> Self {
+        FieldError {
+            pointer,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a request body was refused. The variant decides the HTTP status class.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestError {
+    /// Not JSON, or JSON that breaks RFC 8259 (400).
+    Malformed(FieldError),
+    /// A configured limit was exceeded (413).
+    TooLarge(FieldError),
+    /// Well-formed JSON whose records break the schema (422); every problem, capped.
+    Invalid(Vec<FieldError>),
+}
+
+impl RequestError {
+    pub fn errors(&self) -> &[FieldError] {
+        match self {
+            RequestError::Malformed(e) | RequestError::TooLarge(e) => std::slice::from_ref(e),
+            RequestError::Invalid(v) => v,
+        }
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.errors();
+        let Some(e) = errors.first() else {
+            return f.write_str("invalid request");
+        };
+        if !e.pointer.is_empty() {
+            write!(f, "{}: ", e.pointer)?;
+        }
+        f.write_str(&e.message)?;
+        match errors.len() {
+            1 => Ok(()),
+            n => write!(f, " (and {} more)", n - 1),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+/// A model input schema that cannot be compiled.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid input schema at {pointer}: {message}")]
+pub struct SchemaError {
+    pub pointer: String,
+    pub message: String,
+}
+
+impl SchemaError {
+    #[cold]
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        SchemaError {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A model artifact that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    #[error("inconsistent model: {0}")]
+    Inconsistent(String),
+}
+
+/// Escapes one reference token for a JSON Pointer (RFC 6901 §3).
+pub fn escape_token(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.contains(['~', '/']) {
+        token.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        token.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_tokens_are_escaped() {
+        assert_eq!(escape_token("a/b~c"), "a~1b~0c");
+        assert_eq!(escape_token("plain"), "plain");
+    }
+}

@@ -1,0 +1,53 @@
+//! The model family: every format loads into something that scores one row of f64 features
+//! (NaN = missing) into its outputs, honouring the reference library's arithmetic exactly.
+
+pub mod objective;
+pub mod xgboost;
+
+use crate::error::ModelError;
+use std::sync::Arc;
+
+/// Which scale the outputs are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// After the objective's link: probabilities, counts, class index.
+    Response,
+    /// Raw sum of trees plus the base margin.
+    Margin,
+}
+
+/// A loaded model, shared read-only by every request.
+pub trait Model: Send + Sync {
+    /// Length of the input vector the model reads.
+    fn n_features(&self) -> usize;
+    /// Values produced per row on the given scale.
+    fn n_outputs(&self, output: Output) -> usize;
+    /// Feature names stored in the artifact, if any.
+    fn feature_names(&self) -> Option<&[String]>;
+    /// The training objective as the reference library names it.
+    fn objective(&self) -> &str;
+    /// Scores one row; `row.len() >= n_features()` and `out.len() == n_outputs(output)`.
+    fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]);
+}
+
+/// Loads a model artifact, detecting its format when `format` is `None`.
+pub fn load(bytes: &[u8], format: Option<&str>) -> Result<Arc<dyn Model>, ModelError> {
+    let format = match format {
+        Some(f) => f,
+        None => detect(bytes)?,
+    };
+    match format {
+        "xgboost-json" => Ok(Arc::new(xgboost::XgbModel::from_json(bytes)?)),
+        other => Err(ModelError::Unsupported(format!("format \"{other}\""))),
+    }
+}
+
+fn detect(bytes: &[u8]) -> Result<&'static str, ModelError> {
+    let head = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    match head {
+        Some(b'{') => Ok("xgboost-json"),
+        _ => Err(ModelError::Unsupported(
+            "cannot tell the model format from its bytes".into(),
+        )),
+    }
+}

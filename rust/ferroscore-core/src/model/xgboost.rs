@@ -1,0 +1,537 @@
+//! XGBoost JSON models (xgboost 2.x and 3.x): gbtree and DART, numeric and categorical splits,
+//! scalar or per-output `base_score`, summed in float32 in file order as xgboost does.
+
+use super::objective::Link;
+use super::{Model, Output};
+use crate::error::ModelError;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+struct File {
+    learner: Learner,
+}
+
+#[derive(Deserialize)]
+struct Learner {
+    #[serde(default)]
+    feature_names: Vec<String>,
+    learner_model_param: LearnerParam,
+    objective: ObjectiveSpec,
+    gradient_booster: Booster,
+}
+
+#[derive(Deserialize)]
+struct LearnerParam {
+    base_score: String,
+    #[serde(default)]
+    num_class: Option<String>,
+    num_feature: String,
+    #[serde(default)]
+    num_target: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ObjectiveSpec {
+    name: String,
+}
+
+/// gbtree keeps its trees under `model`; DART up to 3.2 nests a gbtree under `gbtree` and keeps
+/// the tree weights beside it, from 3.3 they live in `model.weight_drop`.
+#[derive(Deserialize)]
+struct Booster {
+    name: String,
+    #[serde(default)]
+    model: Option<TreeModel>,
+    #[serde(default)]
+    gbtree: Option<Box<Booster>>,
+    #[serde(default)]
+    weight_drop: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct TreeModel {
+    trees: Vec<JsonTree>,
+    tree_info: Vec<usize>,
+    #[serde(default)]
+    weight_drop: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct JsonTree {
+    left_children: Vec<i64>,
+    right_children: Vec<i64>,
+    split_indices: Vec<u64>,
+    split_conditions: Box<RawValue>,
+    default_left: Vec<Flag>,
+    #[serde(default)]
+    split_type: Vec<u8>,
+    #[serde(default)]
+    categories: Vec<u32>,
+    #[serde(default)]
+    categories_nodes: Vec<usize>,
+    #[serde(default)]
+    categories_segments: Vec<usize>,
+    #[serde(default)]
+    categories_sizes: Vec<usize>,
+    tree_param: TreeParam,
+}
+
+#[derive(Deserialize)]
+struct TreeParam {
+    #[serde(default)]
+    size_leaf_vector: Option<String>,
+}
+
+/// xgboost writes booleans as 0/1 in JSON.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Flag {
+    Int(u8),
+    Bool(bool),
+}
+
+impl Flag {
+    fn get(&self) -> bool {
+        match self {
+            Flag::Int(i) => *i != 0,
+            Flag::Bool(b) => *b,
+        }
+    }
+}
+
+const LEAF: u8 = 1;
+const DEFAULT_LEFT: u8 = 2;
+const CATEGORICAL: u8 = 4;
+
+/// One node; at a leaf `value` is the leaf weight, elsewhere the split threshold.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    value: f32,
+    feature: u32,
+    left: u32,
+    right: u32,
+    flags: u8,
+    /// Categorical nodes: the range of `Tree::categories` holding the right-going set.
+    cat_start: u32,
+    cat_len: u32,
+}
+
+#[derive(Debug)]
+struct Tree {
+    nodes: Vec<Node>,
+    /// Sorted per node, so membership is a binary search.
+    categories: Vec<u32>,
+}
+
+impl Tree {
+    fn leaf(&self, row: &[f64]) -> f32 {
+        let mut i = 0;
+        loop {
+            let n = &self.nodes[i];
+            if n.flags & LEAF != 0 {
+                return n.value;
+            }
+            // xgboost reads its input as float32 before comparing.
+            let x = row[n.feature as usize] as f32;
+            let left = if x.is_nan() {
+                n.flags & DEFAULT_LEFT != 0
+            } else if n.flags & CATEGORICAL != 0 {
+                !self.goes_right(n, x)
+            } else {
+                x < n.value
+            };
+            i = if left { n.left } else { n.right } as usize;
+        }
+    }
+
+    /// Right iff the category is in the node's set; negatives and values past 2^24 go left.
+    fn goes_right(&self, n: &Node, x: f32) -> bool {
+        if !(0.0..16_777_216.0).contains(&x) {
+            return false;
+        }
+        let set = &self.categories[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
+        set.binary_search(&(x as u32)).is_ok()
+    }
+}
+
+/// A loaded XGBoost tree ensemble.
+#[derive(Debug)]
+pub struct XgbModel {
+    trees: Vec<Tree>,
+    tree_group: Vec<u32>,
+    tree_weight: Option<Vec<f32>>,
+    base_margin: Vec<f32>,
+    link: Link,
+    objective: String,
+    n_features: usize,
+    feature_names: Vec<String>,
+}
+
+impl XgbModel {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
+        let file: File = serde_json::from_slice(bytes)?;
+        let learner = file.learner;
+        let param = &learner.learner_model_param;
+        let n_features: usize = parse_num(&param.num_feature, "num_feature")?;
+        let num_class: usize = param
+            .num_class
+            .as_deref()
+            .map_or(Ok(0), |s| parse_num(s, "num_class"))?;
+        let num_target: usize = param
+            .num_target
+            .as_deref()
+            .map_or(Ok(1), |s| parse_num(s, "num_target"))?;
+        let n_groups = num_class.max(num_target).max(1);
+        let link = Link::of(&learner.objective.name)?;
+
+        let base = parse_f32_list(&param.base_score)?;
+        let base_margin = match base.len() {
+            1 => vec![link.base_margin(base[0]); n_groups],
+            n if n == n_groups => base.iter().map(|&b| link.base_margin(b)).collect(),
+            n => {
+                return Err(inconsistent(format!(
+                    "base_score has {n} values for {n_groups} outputs"
+                )))
+            }
+        };
+
+        let booster = learner.gradient_booster;
+        let (model, weights) = match booster.name.as_str() {
+            "gbtree" => (booster.model, None),
+            "dart" => match booster.gbtree {
+                Some(inner) => (inner.model, booster.weight_drop),
+                None => (booster.model, None),
+            },
+            other => return Err(ModelError::Unsupported(format!("booster \"{other}\""))),
+        };
+        let model = model.ok_or_else(|| inconsistent("the booster holds no trees".into()))?;
+        let weights = match weights.or(model.weight_drop) {
+            Some(raw) => Some(parse_f32_array(raw.get())?),
+            None => None,
+        };
+        if model.tree_info.len() != model.trees.len()
+            || weights
+                .as_ref()
+                .is_some_and(|w| w.len() != model.trees.len())
+        {
+            return Err(inconsistent(
+                "tree_info or weight_drop does not match the trees".into(),
+            ));
+        }
+        let mut tree_group = Vec::with_capacity(model.trees.len());
+        for &g in &model.tree_info {
+            if g >= n_groups {
+                return Err(inconsistent(format!(
+                    "a tree feeds output {g} of {n_groups}"
+                )));
+            }
+            tree_group.push(g as u32);
+        }
+        let trees = model
+            .trees
+            .into_iter()
+            .enumerate()
+            .map(|(t, tree)| {
+                build_tree(tree, n_features).map_err(|e| inconsistent(format!("tree {t}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let feature_names = learner.feature_names;
+        if !feature_names.is_empty() && feature_names.len() != n_features {
+            return Err(inconsistent(
+                "feature_names does not match num_feature".into(),
+            ));
+        }
+        Ok(XgbModel {
+            trees,
+            tree_group,
+            tree_weight: weights,
+            base_margin,
+            link,
+            objective: learner.objective.name,
+            n_features,
+            feature_names,
+        })
+    }
+
+    fn margins(&self, row: &[f64], m: &mut [f32]) {
+        m.copy_from_slice(&self.base_margin);
+        match &self.tree_weight {
+            None => {
+                for (tree, &g) in self.trees.iter().zip(&self.tree_group) {
+                    m[g as usize] += tree.leaf(row);
+                }
+            }
+            Some(w) => {
+                for ((tree, &g), &w) in self.trees.iter().zip(&self.tree_group).zip(w) {
+                    m[g as usize] += tree.leaf(row) * w;
+                }
+            }
+        }
+    }
+}
+
+/// Outputs up to this many are scored without touching the heap.
+const INLINE_OUTPUTS: usize = 16;
+
+impl Model for XgbModel {
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    fn n_outputs(&self, output: Output) -> usize {
+        match output {
+            Output::Margin => self.base_margin.len(),
+            Output::Response => self.link.n_responses(self.base_margin.len()),
+        }
+    }
+
+    fn feature_names(&self) -> Option<&[String]> {
+        (!self.feature_names.is_empty()).then_some(self.feature_names.as_slice())
+    }
+
+    fn objective(&self) -> &str {
+        &self.objective
+    }
+
+    fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]) {
+        assert!(
+            row.len() >= self.n_features,
+            "row shorter than the model's features"
+        );
+        let n = self.base_margin.len();
+        let mut inline = [0f32; INLINE_OUTPUTS];
+        let mut heap = Vec::new();
+        let m = if n <= INLINE_OUTPUTS {
+            &mut inline[..n]
+        } else {
+            heap.resize(n, 0f32);
+            &mut heap[..]
+        };
+        self.margins(row, m);
+        match output {
+            Output::Margin => {
+                for (o, &x) in out.iter_mut().zip(m.iter()) {
+                    *o = f64::from(x);
+                }
+            }
+            Output::Response => self.link.respond(m, out),
+        }
+    }
+}
+
+// xgboost stores a tree as parallel arrays indexed by node id; one index reads them best.
+#[allow(clippy::needless_range_loop)]
+fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
+    let values = parse_f32_array(t.split_conditions.get()).map_err(|e| e.to_string())?;
+    let n = t.left_children.len();
+    if [
+        t.right_children.len(),
+        t.split_indices.len(),
+        values.len(),
+        t.default_left.len(),
+    ]
+    .iter()
+    .any(|&len| len != n)
+        || (!t.split_type.is_empty() && t.split_type.len() != n)
+        || n == 0
+    {
+        return Err("node arrays differ in length".into());
+    }
+    if t.tree_param
+        .size_leaf_vector
+        .as_deref()
+        .is_some_and(|s| s != "1" && s != "0")
+    {
+        return Err("multi-target (vector-leaf) trees are not supported yet".into());
+    }
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let (l, r) = (t.left_children[i], t.right_children[i]);
+        let mut node = Node {
+            value: values[i],
+            feature: 0,
+            left: 0,
+            right: 0,
+            flags: if t.default_left[i].get() {
+                DEFAULT_LEFT
+            } else {
+                0
+            },
+            cat_start: 0,
+            cat_len: 0,
+        };
+        if l == -1 && r == -1 {
+            node.flags |= LEAF;
+        } else {
+            let child = |c: i64| u32::try_from(c).ok().filter(|&c| (c as usize) < n);
+            node.left = child(l).ok_or("child index out of range")?;
+            node.right = child(r).ok_or("child index out of range")?;
+            let f = t.split_indices[i];
+            if f as usize >= n_features {
+                return Err(format!("node {i} splits on feature {f} of {n_features}"));
+            }
+            node.feature = f as u32;
+        }
+        nodes.push(node);
+    }
+    let mut categories = Vec::with_capacity(t.categories.len());
+    let cat_lists = t.categories_nodes.len();
+    if t.categories_segments.len() != cat_lists || t.categories_sizes.len() != cat_lists {
+        return Err("categorical arrays differ in length".into());
+    }
+    for k in 0..cat_lists {
+        let (node, start, size) = (
+            t.categories_nodes[k],
+            t.categories_segments[k],
+            t.categories_sizes[k],
+        );
+        let set = t
+            .categories
+            .get(start..start + size)
+            .ok_or("category segment out of range")?;
+        let node = nodes.get_mut(node).ok_or("categorical node out of range")?;
+        node.flags |= CATEGORICAL;
+        node.cat_start = categories.len() as u32;
+        node.cat_len = size as u32;
+        let mut set = set.to_vec();
+        set.sort_unstable();
+        categories.extend(set);
+    }
+    for (i, &st) in t.split_type.iter().enumerate() {
+        if st == 1 && nodes[i].flags & (CATEGORICAL | LEAF) == 0 {
+            return Err(format!("categorical node {i} has no category set"));
+        }
+    }
+    check_is_tree(&nodes)?;
+    Ok(Tree { nodes, categories })
+}
+
+/// Every node reachable once from the root: traversal then always ends at a leaf.
+fn check_is_tree(nodes: &[Node]) -> Result<(), String> {
+    let mut seen = vec![false; nodes.len()];
+    let mut stack = vec![0usize];
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(format!("node {i} is reached twice"));
+        }
+        let n = nodes[i];
+        if n.flags & LEAF == 0 {
+            stack.push(n.left as usize);
+            stack.push(n.right as usize);
+        }
+    }
+    Ok(())
+}
+
+/// Reads floats as float32 straight from their decimal text, never via f64 (no double rounding).
+fn parse_f32_array(text: &str) -> Result<Vec<f32>, ModelError> {
+    let inner = text
+        .trim()
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or_else(|| inconsistent(format!("expected a list of numbers, got {:.40}", text)))?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    inner
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse::<f32>()
+                .map_err(|_| inconsistent(format!("bad number {s:.40}")))
+        })
+        .collect()
+}
+
+/// `base_score`: a scalar up to xgboost 3.0, a bracketed vector from 3.1.
+fn parse_f32_list(text: &str) -> Result<Vec<f32>, ModelError> {
+    if text.trim_start().starts_with('[') {
+        parse_f32_array(text)
+    } else {
+        Ok(vec![parse_num(text, "base_score")?])
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ModelError> {
+    s.trim()
+        .parse()
+        .map_err(|_| inconsistent(format!("{what} is not a number: {s:.40}")))
+}
+
+#[cold]
+fn inconsistent(msg: String) -> ModelError {
+    ModelError::Inconsistent(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two trees by hand: a numeric stump and a categorical stump, base_score 0.5 on the logit.
+    const MODEL: &str = r#"{"learner": {
+        "feature_names": ["x", "c"],
+        "learner_model_param": {"base_score": "[5E-1]", "num_class": "0", "num_feature": "2", "num_target": "1"},
+        "objective": {"name": "binary:logistic"},
+        "gradient_booster": {"name": "gbtree", "model": {"tree_info": [0, 0], "trees": [
+          {"left_children": [1, -1, -1], "right_children": [2, -1, -1], "split_indices": [0, 0, 0],
+           "split_conditions": [0.5, -1.0, 1.0], "default_left": [1, 0, 0], "split_type": [0, 0, 0],
+           "tree_param": {"size_leaf_vector": "1"}},
+          {"left_children": [1, -1, -1], "right_children": [2, -1, -1], "split_indices": [1, 0, 0],
+           "split_conditions": [0.0, 0.25, -0.25], "default_left": [0, 0, 0], "split_type": [1, 0, 0],
+           "categories": [3, 1], "categories_nodes": [0], "categories_segments": [0], "categories_sizes": [2],
+           "tree_param": {"size_leaf_vector": "1"}}
+        ]}}}, "version": [3, 1, 0]}"#;
+
+    fn margin(row: [f64; 2]) -> f64 {
+        let m = XgbModel::from_json(MODEL.as_bytes()).expect("model");
+        let mut out = [0.0];
+        m.predict_row(&row, Output::Margin, &mut out);
+        out[0]
+    }
+
+    #[test]
+    fn numeric_splits_are_strict_and_nan_takes_the_default() {
+        assert_eq!(margin([0.4, 0.0]), -1.0 + 0.25);
+        assert_eq!(margin([0.5, 0.0]), 1.0 + 0.25);
+        assert_eq!(margin([f64::NAN, 0.0]), -1.0 + 0.25);
+    }
+
+    #[test]
+    fn categories_in_the_set_go_right() {
+        assert_eq!(margin([0.0, 3.0]), -1.0 - 0.25);
+        assert_eq!(margin([0.0, 1.0]), -1.0 - 0.25);
+        assert_eq!(margin([0.0, 2.0]), -1.0 + 0.25);
+        assert_eq!(margin([0.0, -1.0]), -1.0 + 0.25);
+        assert_eq!(margin([0.0, f64::NAN]), -1.0 - 0.25);
+    }
+
+    #[test]
+    fn responses_apply_the_link() {
+        let m = XgbModel::from_json(MODEL.as_bytes()).expect("model");
+        let mut p = [0.0];
+        m.predict_row(&[1.0, 2.0], Output::Response, &mut p);
+        assert!((p[0] - 1.0 / (1.0 + (-1.25f64).exp())).abs() < 1e-6);
+        assert_eq!(
+            m.feature_names(),
+            Some(&["x".to_string(), "c".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn cycles_and_bad_indices_are_refused() {
+        let cyclic = MODEL.replacen(
+            "\"left_children\": [1, -1, -1]",
+            "\"left_children\": [0, -1, -1]",
+            1,
+        );
+        assert!(XgbModel::from_json(cyclic.as_bytes()).is_err());
+        let bad_feature = MODEL.replacen(
+            "\"split_indices\": [0, 0, 0]",
+            "\"split_indices\": [7, 0, 0]",
+            1,
+        );
+        assert!(XgbModel::from_json(bad_feature.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! `ferroscore._core`: thin PyO3 bindings over ferroscore-core. Conversions and GIL release
+//! only; every decision lives in the core crate.
+
+mod endpoint;
+mod errors;
+mod model;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<model::Model>()?;
+    m.add_class::<endpoint::Endpoint>()?;
+    m.add_class::<endpoint::Decision>()?;
+    errors::register(m)
+}

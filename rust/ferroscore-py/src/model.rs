@@ -1,0 +1,139 @@
+//! `Model`: a loaded artifact scored from NumPy arrays with the GIL released.
+
+use crate::errors::model_error;
+use ferroscore_core::{self as core, Output};
+use numpy::ndarray::{Array2, ArrayView2, Axis};
+use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArray2};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[pyclass(module = "ferroscore._core", frozen)]
+pub struct Model {
+    pub inner: Arc<dyn core::Model>,
+}
+
+fn output_kind(output: &str) -> PyResult<Output> {
+    match output {
+        "response" => Ok(Output::Response),
+        "margin" => Ok(Output::Margin),
+        other => Err(PyValueError::new_err(format!(
+            "output must be \"response\" or \"margin\", not {other:?}"
+        ))),
+    }
+}
+
+fn predict_rows<T: Copy + Into<f64>>(
+    model: &dyn core::Model,
+    x: ArrayView2<'_, T>,
+    output: Output,
+) -> Array2<f64> {
+    let k = model.n_outputs(output);
+    let mut out = Array2::<f64>::zeros((x.nrows(), k));
+    let mut row = vec![f64::NAN; model.n_features()];
+    for (src, mut dst) in x.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
+        for (r, &v) in row.iter_mut().zip(src.iter()) {
+            *r = v.into();
+        }
+        // Rows of a freshly allocated C-order array are contiguous.
+        let dst = dst.as_slice_mut().expect("contiguous output row");
+        model.predict_row(&row, output, dst);
+    }
+    out
+}
+
+#[pymethods]
+impl Model {
+    /// Loads a model from its bytes or from a file path; `format` is detected when omitted.
+    #[staticmethod]
+    #[pyo3(signature = (source, format=None))]
+    fn load(py: Python<'_>, source: &Bound<'_, PyAny>, format: Option<&str>) -> PyResult<Self> {
+        let inner = if let Ok(bytes) = source.cast::<PyBytes>() {
+            let data = bytes.as_bytes();
+            py.detach(|| core::load_model(data, format))
+        } else {
+            let path: PathBuf = source.extract().map_err(|_| {
+                PyTypeError::new_err("source must be bytes or a path to a model file")
+            })?;
+            let data = py.detach(|| std::fs::read(&path))?;
+            py.detach(|| core::load_model(&data, format))
+        };
+        Ok(Model {
+            inner: inner.map_err(model_error)?,
+        })
+    }
+
+    #[getter]
+    fn n_features(&self) -> usize {
+        self.inner.n_features()
+    }
+
+    #[getter]
+    fn n_outputs(&self) -> usize {
+        self.inner.n_outputs(Output::Response)
+    }
+
+    #[getter]
+    fn objective(&self) -> &str {
+        self.inner.objective()
+    }
+
+    #[getter]
+    fn feature_names(&self) -> Option<Vec<String>> {
+        self.inner.feature_names().map(<[String]>::to_vec)
+    }
+
+    /// Scores a 2-D float64 or float32 array (NaN = missing). One output per row gives a 1-D
+    /// result, as xgboost does; several give shape (rows, outputs).
+    #[pyo3(signature = (x, output="response"))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        output: &str,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+        let output = output_kind(output)?;
+        let n = self.inner.n_features();
+        let model = self.inner.as_ref();
+        let out = if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
+            let view = a.as_array();
+            check_width(view.ncols(), n)?;
+            py.detach(|| predict_rows(model, view, output))
+        } else if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
+            let view = a.as_array();
+            check_width(view.ncols(), n)?;
+            py.detach(|| predict_rows(model, view, output))
+        } else {
+            return Err(PyValueError::new_err(
+                "X must be a 2-D float64 or float32 NumPy array",
+            ));
+        };
+        let out = if out.ncols() == 1 {
+            out.remove_axis(Axis(1)).into_dyn()
+        } else {
+            out.into_dyn()
+        };
+        Ok(out.into_pyarray(py))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Model(objective={:?}, n_features={}, n_outputs={})",
+            self.inner.objective(),
+            self.inner.n_features(),
+            self.inner.n_outputs(Output::Response)
+        )
+    }
+}
+
+fn check_width(width: usize, n: usize) -> PyResult<()> {
+    if width == n {
+        Ok(())
+    } else {
+        Err(PyValueError::new_err(format!(
+            "X has {width} columns; the model reads {n} features"
+        )))
+    }
+}

@@ -1,0 +1,139 @@
+"""`ferroscore.Model` against xgboost itself: the same file, the same rows, the same numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xgboost as xgb
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+
+from ferroscore import Model, ModelLoadError
+
+
+def _train(params: dict[str, object], x: np.ndarray, y: np.ndarray, rounds: int, **dm: object):
+    dtrain = xgb.DMatrix(x, label=y, **dm)
+    return xgb.train({"seed": 0, "nthread": 1, **params}, dtrain, num_boost_round=rounds)
+
+
+def _with_nans(x: np.ndarray, share: float = 0.15) -> np.ndarray:
+    x = x.copy()
+    x[np.random.default_rng(0).random(x.shape) < share] = np.nan
+    return x
+
+
+def _assert_parity(booster: xgb.Booster, x: np.ndarray, tmp_path: Path, **dm: object) -> None:
+    path = tmp_path / "model.json"
+    booster.save_model(path)
+    model = Model.load(path)
+    dtest = xgb.DMatrix(x, **dm)
+    ref_margin = booster.predict(dtest, output_margin=True)
+    ref = booster.predict(dtest)
+    margin = model.predict(x, output="margin")
+    # Margins are float32 sums in xgboost's order: bit-exact.
+    np.testing.assert_array_equal(margin.astype(np.float32), ref_margin)
+    np.testing.assert_allclose(model.predict(x), ref, rtol=0, atol=1e-6)
+
+
+BREAST = load_breast_cancer()
+IRIS = load_iris()
+DIABETES = load_diabetes()
+
+
+def test_demo_model_matches_xgboost_bit_for_bit(demo_model_bytes: bytes) -> None:
+    booster = xgb.Booster(model_file=bytearray(demo_model_bytes))
+    model = Model.load(demo_model_bytes)
+    x = BREAST.data
+    np.testing.assert_array_equal(
+        model.predict(x, output="margin").astype(np.float32),
+        booster.inplace_predict(x, predict_type="margin"),
+    )
+    np.testing.assert_allclose(model.predict(x), booster.inplace_predict(x), atol=1e-6, rtol=0)
+    assert model.predict(x.astype(np.float32)).shape == (len(x),)
+    assert (model.n_features, model.n_outputs, model.objective) == (30, 1, "binary:logistic")
+    assert model.feature_names is not None
+    assert model.feature_names[0] == "mean_radius"
+
+
+@pytest.mark.parametrize(
+    ("params", "x", "y"),
+    [
+        pytest.param(
+            {"objective": "binary:logistic", "max_depth": 6},
+            _with_nans(BREAST.data),
+            BREAST.target,
+            id="binary-nans",
+        ),
+        pytest.param(
+            {"objective": "multi:softprob", "num_class": 3, "max_depth": 4},
+            _with_nans(IRIS.data),
+            IRIS.target,
+            id="multiclass-softprob",
+        ),
+        pytest.param(
+            {"objective": "multi:softmax", "num_class": 3, "max_depth": 3},
+            IRIS.data,
+            IRIS.target,
+            id="multiclass-softmax",
+        ),
+        pytest.param(
+            {"objective": "reg:squarederror", "max_depth": 5, "base_score": 140.0},
+            _with_nans(DIABETES.data),
+            DIABETES.target,
+            id="regression-user-base-score",
+        ),
+        pytest.param(
+            {"objective": "count:poisson", "max_depth": 4},
+            DIABETES.data,
+            np.floor(DIABETES.target / 20),
+            id="poisson",
+        ),
+        pytest.param(
+            {"objective": "binary:logistic", "booster": "dart", "rate_drop": 0.2, "max_depth": 4},
+            BREAST.data,
+            BREAST.target,
+            id="dart",
+        ),
+        pytest.param(
+            {"objective": "binary:logistic", "grow_policy": "lossguide", "max_leaves": 16},
+            BREAST.data,
+            BREAST.target,
+            id="lossguide",
+        ),
+    ],
+)
+def test_objectives_match_xgboost(
+    params: dict[str, object], x: np.ndarray, y: np.ndarray, tmp_path: Path
+) -> None:
+    _assert_parity(_train(params, x, y, rounds=30), x, tmp_path)
+
+
+def test_categorical_splits_match_xgboost(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    n = 2000
+    cat = rng.integers(0, 12, n).astype(np.float64)
+    num = rng.normal(size=n)
+    y = (np.isin(cat, [1, 4, 7, 9]) ^ (num > 0.3)).astype(np.float64)
+    x = np.column_stack([cat, num])
+    x[rng.random(x.shape) < 0.05] = np.nan
+    dm = {"feature_types": ["c", "q"], "enable_categorical": True}
+    params = {"objective": "binary:logistic", "max_depth": 4, "max_cat_to_onehot": 1}
+    booster = _train(params, x, y, rounds=20, **dm)
+    _assert_parity(booster, x, tmp_path, **dm)
+
+
+def test_bad_input_is_refused_clearly(demo_model_bytes: bytes) -> None:
+    model = Model.load(demo_model_bytes)
+    with pytest.raises(ValueError, match="30 features"):
+        model.predict(np.zeros((2, 29)))
+    with pytest.raises(ValueError, match="float64 or float32"):
+        model.predict(np.zeros((2, 30), dtype=np.int64))
+    with pytest.raises(ValueError, match="output must be"):
+        model.predict(np.zeros((1, 30)), output="probability")  # type: ignore[arg-type]
+    with pytest.raises(ModelLoadError):
+        Model.load(b'{"learner": {}}')
+    with pytest.raises(ModelLoadError, match="format"):
+        Model.load(b"\x00\x01binary")
+    with pytest.raises(TypeError):
+        Model.load(12)  # type: ignore[arg-type]

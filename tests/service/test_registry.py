@@ -1,0 +1,48 @@
+"""The registry stores versions in PostgreSQL and refuses what it could not serve."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from ferroscore import ModelLoadError, SchemaError
+from ferroscore.registry import DEMO_MODEL, ModelRegistry
+
+
+@pytest.fixture
+def registry(database_url: str) -> ModelRegistry:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE active_models, models")
+    return ModelRegistry(database_url, max_body_bytes=1 << 20)
+
+
+def test_demo_is_registered_once_and_served(registry: ModelRegistry) -> None:
+    assert registry.ensure_demo()
+    assert not registry.ensure_demo()
+    endpoints = registry.load_endpoints()
+    assert list(endpoints) == [DEMO_MODEL]
+    assert endpoints[DEMO_MODEL].version == 1
+    assert endpoints[DEMO_MODEL].model.n_features == 30
+
+
+def test_versions_count_up_and_activation_switches(
+    registry: ModelRegistry, demo_model_bytes: bytes, demo_schema: str
+) -> None:
+    v1 = registry.register("m", demo_model_bytes, demo_schema)
+    v2 = registry.register("m", demo_model_bytes, demo_schema)
+    assert (v1, v2) == (1, 2)
+    assert registry.load_endpoints() == {}
+    registry.activate("m", v2)
+    assert registry.load_endpoints()["m"].version == 2
+    registry.activate("m", v1)
+    assert registry.load_endpoints()["m"].version == 1
+
+
+def test_unservable_versions_are_never_stored(
+    registry: ModelRegistry, demo_model_bytes: bytes, demo_schema: str
+) -> None:
+    with pytest.raises(ModelLoadError):
+        registry.register("m", b"{}", demo_schema)
+    with pytest.raises(SchemaError):
+        registry.register("m", demo_model_bytes, '{"type": "array"}')
+    assert registry.is_empty()
