@@ -59,9 +59,15 @@ class ServerProcess:
         raise AssertionError(f"server not ready after {timeout}s:\n{self.log()}")
 
     def request(
-        self, method: str, path: str, body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        req = urllib.request.Request(f"{self.url}{path}", data=body, method=method)
+        req = urllib.request.Request(
+            f"{self.url}{path}", data=body, method=method, headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, json.loads(r.read())

@@ -73,7 +73,17 @@ class Endpoint:
     """A served model version: its compiled input schema bound to its model."""
 
     def __new__(
-        cls, name: str, version: int, model: Model, schema: str, *, max_body_bytes: int = ...
+        cls,
+        name: str,
+        version: int,
+        model: Model,
+        schema: str,
+        *,
+        max_body_bytes: int = ...,
+        max_depth: int = ...,
+        max_string_bytes: int = ...,
+        max_features: int = ...,
+        max_rows: int = ...,
     ) -> Endpoint: ...
     @property
     def name(self) -> str: ...
@@ -83,8 +93,12 @@ class Endpoint:
     def model(self) -> Model: ...
     @property
     def schema(self) -> str: ...
-    def score(self, body: str | bytes) -> tuple[bytes, Decision]:
-        """Parses, validates and scores `{"features": {...}}`; raises a RequestError subclass."""
+    def score(
+        self, body: str | bytes, *, ndjson: bool = False, partial: bool = False
+    ) -> tuple[bytes, Decision]:
+        """Parses, validates and scores one record, a `{"rows": [...]}` batch or (`ndjson`)
+        one record per line; returns the response JSON and the decision. Raises a
+        RequestError subclass; with `partial`, a batch scores its valid rows instead."""
 
 @final
 class Decision:
@@ -97,7 +111,8 @@ class Decision:
     @property
     def version(self) -> int: ...
     @property
-    def scores(self) -> list[float]: ...
-    @property
     def scored_at_ns(self) -> int: ...
-    def features_json(self) -> str: ...
+    @property
+    def n_rows(self) -> int: ...
+    def rows(self) -> list[tuple[int, str, list[float]]]:
+        """The scored rows: `(row_index, features_json, scores)`."""

@@ -65,7 +65,7 @@ def _serve(settings: Settings) -> int:
     applied = migrate(conninfo)
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
-    registry = ModelRegistry(conninfo, max_body_bytes=settings.max_body_bytes)
+    registry = ModelRegistry(conninfo, limits=settings.limits())
     if registry.ensure_demo():
         log.info("registered the demo model %r", DEMO_MODEL)
 

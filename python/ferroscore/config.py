@@ -27,10 +27,24 @@ class Settings:
     processes: int = 1
     workers: int = 1
     max_body_bytes: int = 1 << 20
+    max_depth: int = 32
+    max_string_bytes: int = 4096
+    max_features: int = 1024
+    max_rows: int = 10_000
     decision_batch_size: int = 500
     decision_flush_ms: int = 200
     db_pool_size: int = 4
     log_level: str = "INFO"
+
+    def limits(self) -> dict[str, int]:
+        """The request limits, as `Endpoint` takes them."""
+        return {
+            "max_body_bytes": self.max_body_bytes,
+            "max_depth": self.max_depth,
+            "max_string_bytes": self.max_string_bytes,
+            "max_features": self.max_features,
+            "max_rows": self.max_rows,
+        }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -16,7 +16,9 @@ from ferroscore._core import Decision
 
 log = logging.getLogger(__name__)
 
-_COPY = "COPY decisions (request_id, model, version, features, score, created_at) FROM STDIN"
+_COPY = (
+    "COPY decisions (request_id, row_index, model, version, features, score, created_at) FROM STDIN"
+)
 _MAX_BACKOFF_S = 5.0
 
 
@@ -113,13 +115,8 @@ class DecisionLog:
     def _copy(self, batch: list[Decision]) -> None:
         with self._pool.connection() as conn, conn.cursor() as cur, cur.copy(_COPY) as copy:
             for d in batch:
-                copy.write_row(
-                    (
-                        d.request_id,
-                        d.model,
-                        d.version,
-                        d.features_json(),
-                        d.scores,
-                        datetime.fromtimestamp(d.scored_at_ns / 1e9, tz=UTC),
+                created_at = datetime.fromtimestamp(d.scored_at_ns / 1e9, tz=UTC)
+                for row_index, features, scores in d.rows():
+                    copy.write_row(
+                        (d.request_id, row_index, d.model, d.version, features, scores, created_at)
                     )
-                )

@@ -3,6 +3,7 @@ active, and the served `Endpoint`s built from the active versions."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
@@ -27,9 +28,10 @@ class ModelVersion:
 class ModelRegistry:
     """Registers, activates and loads model versions."""
 
-    def __init__(self, conninfo: str, *, max_body_bytes: int) -> None:
+    def __init__(self, conninfo: str, *, limits: Mapping[str, int] | None = None) -> None:
+        """`limits` are `Endpoint`'s keyword arguments (see `Settings.limits`)."""
         self._conninfo = conninfo
-        self._max_body_bytes = max_body_bytes
+        self._limits = dict(limits or {})
 
     def register(
         self, name: str, artifact: bytes, input_schema: str, *, fmt: str = "xgboost-json"
@@ -93,6 +95,4 @@ class ModelRegistry:
 
     def _build(self, v: ModelVersion) -> Endpoint:
         model = Model.load(v.artifact, v.format)
-        return Endpoint(
-            v.name, v.version, model, v.input_schema, max_body_bytes=self._max_body_bytes
-        )
+        return Endpoint(v.name, v.version, model, v.input_schema, **self._limits)

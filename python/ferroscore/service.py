@@ -21,7 +21,7 @@ class Service:
     def __init__(self, settings: Settings, conninfo: str) -> None:
         self.settings = settings
         self.conninfo = conninfo
-        self.registry = ModelRegistry(conninfo, max_body_bytes=settings.max_body_bytes)
+        self.registry = ModelRegistry(conninfo, limits=settings.limits())
         self.endpoints: dict[str, Endpoint] = {}
         self._pool: ConnectionPool | None = None
         self._decisions: DecisionLog | None = None

@@ -8,7 +8,7 @@ import pytest
 
 from support import ServerProcess
 
-MAX_BODY_BYTES = 16384
+MAX_BODY_BYTES = 262_144
 
 
 @pytest.fixture(scope="module")

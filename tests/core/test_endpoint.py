@@ -55,8 +55,9 @@ def test_scores_equal_xgboost_and_decisions_carry_the_row(
             assert answer["score"] == pytest.approx(float(expected[i]), abs=1e-6)
             assert (answer["model"], answer["version"]) == ("demo", 3)
             assert answer["request_id"] == decision.request_id
-            assert decision.scores == [answer["score"]]
-            assert json.loads(decision.features_json()) == dict(zip(names, row, strict=True))
+            [(index, features, scores)] = decision.rows()
+            assert (index, scores) == (0, [answer["score"]])
+            assert json.loads(features) == dict(zip(names, row, strict=True))
 
 
 def test_every_problem_is_reported_with_pointer_and_code(

@@ -39,14 +39,13 @@ def test_recorded_decisions_reach_the_table(
     log.close(timeout=10)
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT request_id, model, version, score, features FROM decisions"
+            "SELECT request_id, row_index, model, version, score, features FROM decisions"
         ).fetchall()
     by_id = {r[0]: r for r in rows}
     assert len(by_id) == 50
     for d in decisions:
-        _, model, version, score, features = by_id[d.request_id]
-        assert (model, version, score) == ("demo", 7, d.scores)
-        assert features == json.loads(d.features_json())
+        [(index, features, scores)] = d.rows()
+        assert by_id[d.request_id][1:] == (index, "demo", 7, scores, json.loads(features))
 
 
 def test_close_writes_what_is_queued(

@@ -13,7 +13,7 @@ from ferroscore.registry import DEMO_MODEL, ModelRegistry
 def registry(database_url: str) -> ModelRegistry:
     with psycopg.connect(database_url) as conn:
         conn.execute("TRUNCATE active_models, models")
-    return ModelRegistry(database_url, max_body_bytes=1 << 20)
+    return ModelRegistry(database_url)
 
 
 def test_demo_is_registered_once_and_served(registry: ModelRegistry) -> None:

@@ -1,5 +1,8 @@
 """`POST /v1/models/{name}/score`: the body goes to the Rust core untouched; Python only picks
-the endpoint, maps refusals to 4xx and hands the decision to the log."""
+the endpoint, maps refusals to 4xx and hands the decision to the log.
+
+One record `{"features": {...}}`, a batch `{"rows": [...], "partial": bool}`, or NDJSON
+(`Content-Type: application/x-ndjson`, one record per line; `?partial=true`)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ from ferroscore._core import RequestError
 from ferroscore.http import error_response, json_body, request_error_response
 from ferroscore.service import Service
 
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
 
 def register(app: Robyn, service: Service) -> None:
     @app.post("/v1/models/:name/score")
@@ -17,8 +23,16 @@ def register(app: Robyn, service: Service) -> None:
         endpoint = service.endpoints.get(name)
         if endpoint is None:
             return error_response(404, "model_not_found", f"no active model named {name!r}")
+        content_type = request.headers.get("content-type") or ""
+        ndjson = content_type.split(";", 1)[0].strip().lower() in NDJSON_TYPES
+        partial = False
+        flag = request.query_params.get("partial", None)
+        if flag is not None:
+            if flag.lower() not in _FLAGS:
+                return error_response(400, "invalid_query", f"partial={flag!r}: use true or false")
+            partial = _FLAGS[flag.lower()]
         try:
-            body, decision = endpoint.score(request.body)
+            body, decision = endpoint.score(request.body, ndjson=ndjson, partial=partial)
         except RequestError as e:
             return request_error_response(e)
         service.decisions.record(decision)

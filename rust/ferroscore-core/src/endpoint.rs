@@ -1,9 +1,9 @@
 //! A served model version: its compiled schema bound to its loaded model. Turns request bytes
 //! into the response bytes and the decision to record, in one pass and without Python.
 
-use crate::error::{ModelError, RequestError};
+use crate::error::{FieldError, ModelError, RequestError};
 use crate::model::{Model, Output};
-use crate::record::{parse_record, Limits};
+use crate::request::{parse_request, Format, Limits, Rows};
 use crate::schema::Schema;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -12,12 +12,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone)]
 pub struct Scored {
     pub request_id: String,
-    /// The model's input vector (NaN = missing), in model column order.
-    pub features: Vec<f64>,
+    /// The model input rows, in model column order (NaN = missing), and which were valid.
+    pub rows: Rows,
+    pub n_outputs: usize,
+    /// `n_outputs` values per row; NaN for rows a partial batch refused.
     pub scores: Vec<f64>,
     pub response: Vec<u8>,
     /// When the request was scored, in nanoseconds since the Unix epoch.
     pub scored_at_ns: u128,
+}
+
+impl Scored {
+    pub fn row_scores(&self, i: usize) -> &[f64] {
+        &self.scores[i * self.n_outputs..(i + 1) * self.n_outputs]
+    }
 }
 
 pub struct Endpoint {
@@ -26,7 +34,7 @@ pub struct Endpoint {
     model: Arc<dyn Model>,
     schema: Schema,
     limits: Limits,
-    /// `,"model":"name","version":N,"score":` — escaped once, copied per response.
+    /// `,"model":"name","version":N,` — escaped once, copied per response.
     response_middle: Vec<u8>,
 }
 
@@ -54,8 +62,7 @@ impl Endpoint {
             }
         }
         let name_json = serde_json::to_string(name).map_err(ModelError::Json)?;
-        let response_middle =
-            format!(",\"model\":{name_json},\"version\":{version},\"score\":").into_bytes();
+        let response_middle = format!(",\"model\":{name_json},\"version\":{version},").into_bytes();
         Ok(Endpoint {
             name: name.to_owned(),
             version,
@@ -86,58 +93,131 @@ impl Endpoint {
         &self.schema
     }
 
-    /// Parses, validates and scores one `{"features": {...}}` body.
-    pub fn score(&self, body: &[u8]) -> Result<Scored, RequestError> {
-        let mut features = vec![f64::NAN; self.model.n_features()];
-        parse_record(body, &self.schema, &self.limits, &mut features)?;
-        let mut scores = vec![0.0; self.model.n_outputs(Output::Response)];
-        self.model
-            .predict_row(&features, Output::Response, &mut scores);
+    /// Parses, validates and scores a request body: one record, a batch, or NDJSON lines.
+    pub fn score(
+        &self,
+        body: &[u8],
+        format: Format,
+        partial: bool,
+    ) -> Result<Scored, RequestError> {
+        let model = self.model.as_ref();
+        let rows = parse_request(
+            body,
+            &self.schema,
+            &self.limits,
+            model.precision(),
+            model.n_features(),
+            format,
+            partial,
+        )?;
+        let n_outputs = model.n_outputs(Output::Response);
+        let mut scores = vec![f64::NAN; rows.len() * n_outputs];
+        for (i, out) in scores.chunks_exact_mut(n_outputs.max(1)).enumerate() {
+            if rows.valid[i] {
+                model.predict_row(rows.row(i), Output::Response, out);
+            }
+        }
         let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
-        let response = self.response(&request_id, &scores);
         let scored_at_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        Ok(Scored {
+        let mut scored = Scored {
             request_id,
-            features,
+            rows,
+            n_outputs,
             scores,
-            response,
+            response: Vec::new(),
             scored_at_ns,
-        })
+        };
+        scored.response = self.response(&scored);
+        Ok(scored)
     }
 
-    fn response(&self, request_id: &str, scores: &[f64]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.response_middle.len() + 24 * scores.len());
+    fn response(&self, s: &Scored) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96 + self.response_middle.len() + 24 * s.scores.len());
         out.extend_from_slice(b"{\"request_id\":\"");
-        out.extend_from_slice(request_id.as_bytes());
+        out.extend_from_slice(s.request_id.as_bytes());
         out.push(b'"');
         out.extend_from_slice(&self.response_middle);
-        if let [single] = scores {
-            write_number(&mut out, *single);
+        if s.rows.batch {
+            out.extend_from_slice(b"\"scores\":[");
+            for i in 0..s.rows.len() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if s.rows.valid[i] {
+                    write_outputs(&mut out, s.row_scores(i));
+                } else {
+                    out.extend_from_slice(b"null");
+                }
+            }
+            out.push(b']');
+            if !s.rows.errors.is_empty() {
+                out.extend_from_slice(b",\"errors\":");
+                write_errors(&mut out, &s.rows.errors);
+            }
         } else {
-            write_list(&mut out, scores.iter().copied());
+            out.extend_from_slice(b"\"score\":");
+            write_outputs(&mut out, s.row_scores(0));
         }
         out.push(b'}');
         out
     }
 
-    /// The features of a scored row as a JSON object keyed by schema name (missing → null).
-    pub fn features_json(&self, features: &[f64]) -> String {
+    /// The features of row `i` as a JSON object keyed by schema name (missing → null).
+    pub fn features_json(&self, scored: &Scored, i: usize) -> String {
+        let row = scored.rows.row(i);
         let mut out = Vec::with_capacity(24 * self.schema.features().len());
         out.push(b'{');
-        for (i, f) in self.schema.features().iter().enumerate() {
-            if i > 0 {
+        for (k, f) in self.schema.features().iter().enumerate() {
+            if k > 0 {
                 out.push(b',');
             }
-            // Writing into a Vec cannot fail.
-            serde_json::to_writer(&mut out, &f.name).unwrap_or_default();
+            write_string(&mut out, &f.name);
             out.push(b':');
-            write_number(&mut out, features[f.column]);
+            write_number(&mut out, row[f.column]);
         }
         out.push(b'}');
+        // Only JSON text was written: valid UTF-8.
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+fn write_outputs(out: &mut Vec<u8>, values: &[f64]) {
+    if let [single] = values {
+        write_number(out, *single);
+        return;
+    }
+    out.push(b'[');
+    for (i, &x) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_number(out, x);
+    }
+    out.push(b']');
+}
+
+fn write_errors(out: &mut Vec<u8>, errors: &[FieldError]) {
+    out.push(b'[');
+    for (i, e) in errors.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"pointer\":");
+        write_string(out, &e.pointer);
+        out.extend_from_slice(b",\"code\":\"");
+        out.extend_from_slice(e.code.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"message\":");
+        write_string(out, &e.message);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Serialising a str into a Vec cannot fail.
+    serde_json::to_writer(&mut *out, s).unwrap_or_default();
 }
 
 /// Shortest round-tripping text of the f64; JSON has no NaN or infinity, so those are null.
@@ -148,15 +228,4 @@ pub fn write_number(out: &mut Vec<u8>, x: f64) {
     } else {
         out.extend_from_slice(b"null");
     }
-}
-
-fn write_list(out: &mut Vec<u8>, xs: impl Iterator<Item = f64>) {
-    out.push(b'[');
-    for (i, x) in xs.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_number(out, x);
-    }
-    out.push(b']');
 }

@@ -17,6 +17,12 @@ pub enum Code {
     UnknownField,
     DuplicateKey,
     IntegerRange,
+    Enum,
+    MinLength,
+    MaxLength,
+    StringTooLong,
+    TooManyFeatures,
+    TooManyRows,
 }
 
 impl Code {
@@ -33,6 +39,12 @@ impl Code {
             Code::UnknownField => "unknown_field",
             Code::DuplicateKey => "duplicate_key",
             Code::IntegerRange => "integer_range",
+            Code::Enum => "enum",
+            Code::MinLength => "min_length",
+            Code::MaxLength => "max_length",
+            Code::StringTooLong => "string_too_long",
+            Code::TooManyFeatures => "too_many_features",
+            Code::TooManyRows => "too_many_rows",
         }
     }
 }
@@ -62,7 +74,7 @@ impl FieldError {
 pub enum RequestError {
     /// Not JSON, or JSON that breaks RFC 8259 (400).
     Malformed(FieldError),
-    /// A configured limit was exceeded (413).
+    /// A configured limit was exceeded (413): size, depth, string length, features, rows.
     TooLarge(FieldError),
     /// Well-formed JSON whose records break the schema (422); every problem, capped.
     Invalid(Vec<FieldError>),

@@ -6,10 +6,12 @@ pub mod endpoint;
 pub mod error;
 pub mod model;
 pub mod record;
+pub mod request;
 pub mod schema;
+mod skip;
 
 pub use endpoint::{Endpoint, Scored};
 pub use error::{Code, FieldError, ModelError, RequestError, SchemaError};
 pub use model::{load as load_model, Model, Output};
-pub use record::Limits;
+pub use request::{parse_request, Format, Limits, Precision, Rows};
 pub use schema::{compile_schema, Schema};

@@ -8,15 +8,13 @@ use serde_json::{Map, Value};
 
 /// Binds a feature to its column in the model's input vector.
 pub const COLUMN_KEYWORD: &str = "x-ferroscore-column";
+/// Maps each accepted string of a categorical feature to the model's category code.
+pub const CATEGORIES_KEYWORD: &str = "x-ferroscore-categories";
+/// What an absent or null value becomes: "nan", "default" or "error".
+pub const MISSING_KEYWORD: &str = "x-ferroscore-missing";
 
 /// Keywords that only annotate and change nothing about validation.
-const ANNOTATIONS: [&str; 4] = ["title", "description", "examples", "$comment"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FeatureType {
-    Number,
-    Integer,
-}
+const ANNOTATIONS: [&str; 5] = ["title", "description", "examples", "$comment", "deprecated"];
 
 /// One bound of a numeric range; `exclusive` says whether the bound itself is refused.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,22 +24,53 @@ pub struct Bound {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// JSON numbers, within bounds and, when given, one of `allowed`.
+    Number {
+        integer: bool,
+        minimum: Option<Bound>,
+        maximum: Option<Bound>,
+        allowed: Option<Vec<f64>>,
+    },
+    /// true → 1, false → 0.
+    Boolean { allowed: Option<Vec<bool>> },
+    /// Strings mapped to category codes; `codes` holds exactly the accepted strings.
+    Categorical {
+        codes: FxHashMap<Box<str>, f64>,
+        min_length: usize,
+        max_length: usize,
+    },
+}
+
+impl Kind {
+    #[cold]
+    pub fn expected(&self) -> &'static str {
+        match self {
+            Kind::Number { integer: true, .. } => "an integer",
+            Kind::Number { .. } => "a number",
+            Kind::Boolean { .. } => "a boolean",
+            Kind::Categorical { .. } => "a string",
+        }
+    }
+}
+
+/// What the parser writes for an absent (not required) or null (nullable) value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Missing {
+    /// NaN: trees take the default branch.
+    Nan,
+    /// The schema's `default`, already converted to the model's number.
+    Default(f64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Feature {
     pub name: String,
     pub column: usize,
-    pub ty: FeatureType,
+    pub kind: Kind,
     pub nullable: bool,
     pub required: bool,
-    pub minimum: Option<Bound>,
-    pub maximum: Option<Bound>,
-}
-
-impl Feature {
-    /// The JSON Pointer of this feature inside a single-record request.
-    #[cold]
-    pub fn pointer(&self) -> String {
-        format!("/features/{}", escape_token(&self.name))
-    }
+    pub missing: Missing,
 }
 
 /// A compiled input schema.
@@ -53,6 +82,7 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// The features in model column order.
     pub fn features(&self) -> &[Feature] {
         &self.features
     }
@@ -64,15 +94,6 @@ impl Schema {
     /// Whether keys the schema does not name are skipped rather than refused.
     pub fn allow_unknown(&self) -> bool {
         self.allow_unknown
-    }
-
-    /// The largest column any feature binds to, plus one.
-    pub fn width(&self) -> usize {
-        self.features
-            .iter()
-            .map(|f| f.column + 1)
-            .max()
-            .unwrap_or(0)
     }
 }
 
@@ -108,7 +129,6 @@ pub fn compile_schema(text: &str) -> Result<Schema, SchemaError> {
     let properties = properties
         .ok_or_else(|| SchemaError::new("/properties", "the schema names no features"))?;
     let mut features = Vec::with_capacity(properties.len());
-    let mut by_name = FxHashMap::default();
     let mut columns = FxHashMap::default();
     for (name, spec) in properties {
         let pointer = format!("/properties/{}", escape_token(name));
@@ -124,22 +144,37 @@ pub fn compile_schema(text: &str) -> Result<Schema, SchemaError> {
         }
         features.push(feature);
     }
-    // Model column order, so whatever iterates the features reads the input vector in order.
-    features.sort_by_key(|f| f.column);
-    for (i, f) in features.iter().enumerate() {
-        by_name.insert(f.name.as_str().into(), i);
-    }
     if let Some(name) = required.iter().find(|n| !properties.contains_key(**n)) {
         return Err(SchemaError::new(
             "/required",
             format!("\"{name}\" is not a declared feature"),
         ));
     }
+    // Model column order, so whatever iterates the features reads the input vector in order.
+    features.sort_by_key(|f| f.column);
+    let by_name = features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.as_str().into(), i))
+        .collect();
     Ok(Schema {
         features,
         by_name,
         allow_unknown,
     })
+}
+
+/// The keywords of one feature, gathered before they are checked against each other.
+#[derive(Default)]
+struct Spec<'a> {
+    minimum: Option<Bound>,
+    maximum: Option<Bound>,
+    enumeration: Option<&'a Vec<Value>>,
+    default: Option<&'a Value>,
+    categories: Option<&'a Map<String, Value>>,
+    min_length: Option<usize>,
+    max_length: Option<usize>,
+    missing: Option<&'a str>,
 }
 
 fn compile_feature(
@@ -148,13 +183,13 @@ fn compile_feature(
     required: bool,
     pointer: &str,
 ) -> Result<Feature, SchemaError> {
-    let spec = as_object(spec, pointer)?;
+    let obj = as_object(spec, pointer)?;
     let at = |k: &str| format!("{pointer}/{k}");
-    let (ty, nullable) = match spec.get("type") {
+    let (ty, nullable) = match obj.get("type") {
         Some(t) => feature_type(t, &at("type"))?,
         None => return Err(SchemaError::new(at("type"), "every feature needs a type")),
     };
-    let column = spec
+    let column = obj
         .get(COLUMN_KEYWORD)
         .and_then(Value::as_u64)
         .and_then(|c| usize::try_from(c).ok())
@@ -164,40 +199,228 @@ fn compile_feature(
                 "every feature needs its model column (an integer >= 0)",
             )
         })?;
-    let mut feature = Feature {
-        name: name.to_owned(),
-        column,
-        ty,
-        nullable,
-        required,
-        minimum: None,
-        maximum: None,
-    };
-    for (key, value) in spec {
+    let mut s = Spec::default();
+    for (key, value) in obj {
         let number = || {
             value
                 .as_f64()
                 .ok_or_else(|| SchemaError::new(at(key), "must be a number"))
         };
+        let length = || {
+            value
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| SchemaError::new(at(key), "must be an integer >= 0"))
+        };
         match key.as_str() {
             "type" | COLUMN_KEYWORD => {}
-            "minimum" => feature.minimum = tighter_min(feature.minimum, number()?, false),
-            "exclusiveMinimum" => feature.minimum = tighter_min(feature.minimum, number()?, true),
-            "maximum" => feature.maximum = tighter_max(feature.maximum, number()?, false),
-            "exclusiveMaximum" => feature.maximum = tighter_max(feature.maximum, number()?, true),
+            "minimum" => s.minimum = tighter(s.minimum, number()?, false, true),
+            "exclusiveMinimum" => s.minimum = tighter(s.minimum, number()?, true, true),
+            "maximum" => s.maximum = tighter(s.maximum, number()?, false, false),
+            "exclusiveMaximum" => s.maximum = tighter(s.maximum, number()?, true, false),
+            "enum" => {
+                s.enumeration = Some(
+                    value
+                        .as_array()
+                        .filter(|a| !a.is_empty())
+                        .ok_or_else(|| SchemaError::new(at(key), "must be a non-empty list"))?,
+                )
+            }
+            "default" => s.default = Some(value),
+            "minLength" => s.min_length = Some(length()?),
+            "maxLength" => s.max_length = Some(length()?),
+            CATEGORIES_KEYWORD => s.categories = Some(as_object(value, &at(key))?),
+            MISSING_KEYWORD => {
+                s.missing = Some(value.as_str().ok_or_else(|| {
+                    SchemaError::new(at(key), "must be \"nan\", \"default\" or \"error\"")
+                })?)
+            }
             k if ANNOTATIONS.contains(&k) => {}
             k => return Err(unsupported(pointer, k)),
         }
     }
-    if let (Some(lo), Some(hi)) = (feature.minimum, feature.maximum) {
+    let kind = match ty {
+        "number" | "integer" => number_kind(&s, ty == "integer", pointer)?,
+        "boolean" => boolean_kind(&s, pointer)?,
+        _ => categorical_kind(&s, pointer)?,
+    };
+    let missing = missing_policy(&s, &kind, required, nullable, pointer)?;
+    Ok(Feature {
+        name: name.to_owned(),
+        column,
+        kind,
+        nullable,
+        required,
+        missing,
+    })
+}
+
+fn refuse_keywords(
+    s: &Spec<'_>,
+    pointer: &str,
+    ty: &str,
+    numeric: bool,
+) -> Result<(), SchemaError> {
+    let present = [
+        ("minimum", !numeric && s.minimum.is_some()),
+        ("maximum", !numeric && s.maximum.is_some()),
+        ("minLength", ty != "string" && s.min_length.is_some()),
+        ("maxLength", ty != "string" && s.max_length.is_some()),
+        (CATEGORIES_KEYWORD, ty != "string" && s.categories.is_some()),
+    ];
+    match present.iter().find(|(_, bad)| *bad) {
+        Some((k, _)) => Err(SchemaError::new(
+            format!("{pointer}/{k}"),
+            format!("\"{k}\" does not apply to a feature of type \"{ty}\""),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn number_kind(s: &Spec<'_>, integer: bool, pointer: &str) -> Result<Kind, SchemaError> {
+    refuse_keywords(s, pointer, if integer { "integer" } else { "number" }, true)?;
+    if let (Some(lo), Some(hi)) = (s.minimum, s.maximum) {
         if lo.value > hi.value || (lo.value == hi.value && (lo.exclusive || hi.exclusive)) {
             return Err(SchemaError::new(pointer, "the bounds admit no value"));
         }
     }
-    Ok(feature)
+    let allowed = match s.enumeration {
+        Some(values) => Some(
+            values
+                .iter()
+                .map(Value::as_f64)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| SchemaError::new(format!("{pointer}/enum"), "must list numbers"))?,
+        ),
+        None => None,
+    };
+    Ok(Kind::Number {
+        integer,
+        minimum: s.minimum,
+        maximum: s.maximum,
+        allowed,
+    })
 }
 
-fn feature_type(t: &Value, pointer: &str) -> Result<(FeatureType, bool), SchemaError> {
+fn boolean_kind(s: &Spec<'_>, pointer: &str) -> Result<Kind, SchemaError> {
+    refuse_keywords(s, pointer, "boolean", false)?;
+    let allowed = match s.enumeration {
+        Some(values) => Some(
+            values
+                .iter()
+                .map(Value::as_bool)
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| SchemaError::new(format!("{pointer}/enum"), "must list booleans"))?,
+        ),
+        None => None,
+    };
+    Ok(Kind::Boolean { allowed })
+}
+
+fn categorical_kind(s: &Spec<'_>, pointer: &str) -> Result<Kind, SchemaError> {
+    refuse_keywords(s, pointer, "string", false)?;
+    let vocabulary = s.categories.ok_or_else(|| {
+        SchemaError::new(
+            format!("{pointer}/{CATEGORIES_KEYWORD}"),
+            "a string feature needs its vocabulary: an object mapping each string to the model's category code",
+        )
+    })?;
+    let mut codes = FxHashMap::default();
+    for (word, code) in vocabulary {
+        let code = code.as_u64().filter(|&c| c < 1 << 24).ok_or_else(|| {
+            SchemaError::new(
+                format!("{pointer}/{CATEGORIES_KEYWORD}/{}", escape_token(word)),
+                "category codes are integers from 0 to 2^24 - 1",
+            )
+        })?;
+        codes.insert(word.as_str().into(), code as f64);
+    }
+    if let Some(values) = s.enumeration {
+        let mut kept = FxHashMap::default();
+        for v in values {
+            let word = v
+                .as_str()
+                .ok_or_else(|| SchemaError::new(format!("{pointer}/enum"), "must list strings"))?;
+            let code = codes.get(word).ok_or_else(|| {
+                SchemaError::new(
+                    format!("{pointer}/enum"),
+                    format!("\"{word}\" has no category code in {CATEGORIES_KEYWORD}"),
+                )
+            })?;
+            kept.insert(word.into(), *code);
+        }
+        codes = kept;
+    }
+    Ok(Kind::Categorical {
+        codes,
+        min_length: s.min_length.unwrap_or(0),
+        max_length: s.max_length.unwrap_or(usize::MAX),
+    })
+}
+
+fn missing_policy(
+    s: &Spec<'_>,
+    kind: &Kind,
+    required: bool,
+    nullable: bool,
+    pointer: &str,
+) -> Result<Missing, SchemaError> {
+    let default = match s.default {
+        Some(v) => Some(default_value(kind, v).ok_or_else(|| {
+            SchemaError::new(
+                format!("{pointer}/default"),
+                "the default must itself be a valid value of the feature",
+            )
+        })?),
+        None => None,
+    };
+    let at = format!("{pointer}/{MISSING_KEYWORD}");
+    match (s.missing, default) {
+        (None | Some("default"), Some(d)) => Ok(Missing::Default(d)),
+        (Some("default"), None) => Err(SchemaError::new(at, "\"default\" needs a default value")),
+        (None | Some("nan"), _) => Ok(Missing::Nan),
+        (Some("error"), _) if required && !nullable => Ok(Missing::Nan),
+        (Some("error"), _) => Err(SchemaError::new(
+            at,
+            "\"error\" means the feature is listed in required and its type excludes null",
+        )),
+        (Some(other), _) => Err(SchemaError::new(
+            at,
+            format!("\"{other}\" is not \"nan\", \"default\" or \"error\""),
+        )),
+    }
+}
+
+/// The model number of a schema `default`, if the default is a valid value of its feature.
+fn default_value(kind: &Kind, v: &Value) -> Option<f64> {
+    match (kind, v) {
+        (
+            Kind::Number {
+                integer,
+                minimum,
+                maximum,
+                allowed,
+            },
+            Value::Number(n),
+        ) => {
+            let x = n.as_f64()?;
+            let in_range = minimum.is_none_or(|b| x > b.value || (!b.exclusive && x == b.value))
+                && maximum.is_none_or(|b| x < b.value || (!b.exclusive && x == b.value));
+            let ok = in_range
+                && (!integer || x.fract() == 0.0)
+                && allowed.as_ref().is_none_or(|a| a.contains(&x));
+            ok.then_some(x)
+        }
+        (Kind::Boolean { allowed }, Value::Bool(b)) => allowed
+            .as_ref()
+            .is_none_or(|a| a.contains(b))
+            .then_some(f64::from(u8::from(*b))),
+        (Kind::Categorical { codes, .. }, Value::String(s)) => codes.get(s.as_str()).copied(),
+        _ => None,
+    }
+}
+
+fn feature_type<'a>(t: &'a Value, pointer: &str) -> Result<(&'a str, bool), SchemaError> {
     let names: Vec<&str> = match t {
         Value::String(s) => vec![s.as_str()],
         Value::Array(_) => string_list(t, pointer)?,
@@ -209,38 +432,29 @@ fn feature_type(t: &Value, pointer: &str) -> Result<(FeatureType, bool), SchemaE
         }
     };
     let nullable = names.contains(&"null");
-    let mut types = names.iter().filter(|n| **n != "null");
-    let ty = match (types.next(), types.next()) {
-        (Some(&"number"), None) => FeatureType::Number,
-        (Some(&"integer"), None) => FeatureType::Integer,
-        (Some(other), None) => {
-            return Err(SchemaError::new(
-                pointer,
-                format!("feature type \"{other}\" is not supported"),
-            ))
-        }
-        _ => {
-            return Err(SchemaError::new(
-                pointer,
-                "give exactly one type besides \"null\"",
-            ))
-        }
-    };
-    Ok((ty, nullable))
-}
-
-fn tighter_min(old: Option<Bound>, value: f64, exclusive: bool) -> Option<Bound> {
-    let new = Bound { value, exclusive };
-    match old {
-        Some(o) if o.value > value || (o.value == value && o.exclusive) => Some(o),
-        _ => Some(new),
+    let mut types = names.into_iter().filter(|n| *n != "null");
+    match (types.next(), types.next()) {
+        (Some(ty @ ("number" | "integer" | "boolean" | "string")), None) => Ok((ty, nullable)),
+        (Some(other), None) => Err(SchemaError::new(
+            pointer,
+            format!("feature type \"{other}\" is not supported"),
+        )),
+        _ => Err(SchemaError::new(
+            pointer,
+            "give exactly one type besides \"null\"",
+        )),
     }
 }
 
-fn tighter_max(old: Option<Bound>, value: f64, exclusive: bool) -> Option<Bound> {
+/// Keeps the stricter of two bounds on the same side.
+fn tighter(old: Option<Bound>, value: f64, exclusive: bool, lower: bool) -> Option<Bound> {
     let new = Bound { value, exclusive };
     match old {
-        Some(o) if o.value < value || (o.value == value && o.exclusive) => Some(o),
+        Some(o) if o.value == value => Some(Bound {
+            value,
+            exclusive: o.exclusive || exclusive,
+        }),
+        Some(o) if (o.value > value) == lower => Some(o),
         _ => Some(new),
     }
 }
@@ -275,36 +489,75 @@ mod tests {
     }
 
     #[test]
-    fn compiles_bounds_types_and_columns() {
+    fn compiles_every_kind() {
         let s = compile(
-            r#"{"a": {"type": "number", "minimum": 0, "exclusiveMaximum": 5, "x-ferroscore-column": 1},
-                "b": {"type": ["integer", "null"], "x-ferroscore-column": 0}}"#,
+            r#"{"a": {"type": "number", "minimum": 0, "exclusiveMaximum": 5, "x-ferroscore-column": 3},
+                "b": {"type": ["integer", "null"], "default": 2, "x-ferroscore-column": 0},
+                "c": {"type": "boolean", "x-ferroscore-column": 1},
+                "d": {"type": "string", "enum": ["FR", "DE"], "maxLength": 2,
+                      "x-ferroscore-categories": {"FR": 4, "DE": 7, "IT": 9}, "x-ferroscore-column": 2}}"#,
         )
         .expect("valid schema");
+        let columns: Vec<_> = s.features().iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(columns, ["b", "c", "d", "a"]);
         let a = s.lookup("a").expect("a");
-        assert_eq!(a.column, 1);
         assert!(a.required);
         assert_eq!(
-            a.minimum,
-            Some(Bound {
-                value: 0.0,
-                exclusive: false
-            })
-        );
-        assert_eq!(
-            a.maximum,
-            Some(Bound {
-                value: 5.0,
-                exclusive: true
-            })
+            a.kind,
+            Kind::Number {
+                integer: false,
+                minimum: Some(Bound {
+                    value: 0.0,
+                    exclusive: false
+                }),
+                maximum: Some(Bound {
+                    value: 5.0,
+                    exclusive: true
+                }),
+                allowed: None
+            }
         );
         let b = s.lookup("b").expect("b");
         assert_eq!(
-            (b.ty, b.nullable, b.required),
-            (FeatureType::Integer, true, false)
+            (b.nullable, b.required, b.missing),
+            (true, false, Missing::Default(2.0))
         );
-        assert_eq!(s.width(), 2);
-        assert!(!s.allow_unknown());
+        let Kind::Categorical {
+            codes, max_length, ..
+        } = &s.lookup("d").expect("d").kind
+        else {
+            panic!("d is categorical")
+        };
+        assert_eq!(codes.len(), 2, "enum narrows the vocabulary");
+        assert_eq!((codes.get("DE"), *max_length), (Some(&7.0), 2));
+    }
+
+    #[test]
+    fn bounds_keep_the_stricter() {
+        let s = compile(
+            r#"{"a": {"type": "number", "minimum": 1, "exclusiveMinimum": 1, "maximum": 3, "exclusiveMaximum": 9, "x-ferroscore-column": 0}}"#,
+        )
+        .expect("valid");
+        let Kind::Number {
+            minimum, maximum, ..
+        } = s.lookup("a").expect("a").kind
+        else {
+            panic!("number")
+        };
+        assert_eq!(
+            minimum,
+            Some(Bound {
+                value: 1.0,
+                exclusive: true
+            })
+        );
+        assert_eq!(
+            maximum,
+            Some(Bound {
+                value: 3.0,
+                exclusive: false
+            })
+        );
     }
 
     #[test]
@@ -333,6 +586,30 @@ mod tests {
             (
                 r#"{"b": {"type": "number", "x-ferroscore-column": 0}}"#,
                 "/required",
+            ),
+            (
+                r#"{"a": {"type": "string", "x-ferroscore-column": 0}}"#,
+                "/properties/a/x-ferroscore-categories",
+            ),
+            (
+                r#"{"a": {"type": "string", "enum": ["x"], "x-ferroscore-categories": {"y": 0}, "x-ferroscore-column": 0}}"#,
+                "/properties/a/enum",
+            ),
+            (
+                r#"{"a": {"type": "number", "maxLength": 3, "x-ferroscore-column": 0}}"#,
+                "/properties/a/maxLength",
+            ),
+            (
+                r#"{"a": {"type": "number", "minimum": 0, "default": -1, "x-ferroscore-column": 0}}"#,
+                "/properties/a/default",
+            ),
+            (
+                r#"{"a": {"type": ["number", "null"], "x-ferroscore-missing": "error", "x-ferroscore-column": 0}}"#,
+                "/properties/a/x-ferroscore-missing",
+            ),
+            (
+                r#"{"a": {"type": "number", "x-ferroscore-missing": "default", "x-ferroscore-column": 0}}"#,
+                "/properties/a/x-ferroscore-missing",
             ),
         ];
         for (props, pointer) in cases {

@@ -1,13 +1,15 @@
 //! `Endpoint` and `Decision`: the scoring hot path as the service calls it. The body is
 //! borrowed from the Python `str`/`bytes` object and scored with the GIL released.
 
-use crate::errors::{model_error, request_error, schema_error};
+use crate::errors::{malformed_text, model_error, request_error, schema_error};
 use crate::model::Model;
-use ferroscore_core::{self as core, Limits};
+use ferroscore_core::{self as core, Format, Limits};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use std::sync::Arc;
+
+const DEFAULT: Limits = Limits::DEFAULT;
 
 #[pyclass(module = "ferroscore._core", frozen)]
 pub struct Endpoint {
@@ -18,16 +20,34 @@ pub struct Endpoint {
 #[pymethods]
 impl Endpoint {
     #[new]
-    #[pyo3(signature = (name, version, model, schema, *, max_body_bytes=Limits::default().max_body_bytes))]
+    #[pyo3(signature = (
+        name, version, model, schema, *,
+        max_body_bytes=DEFAULT.max_body_bytes,
+        max_depth=DEFAULT.max_depth,
+        max_string_bytes=DEFAULT.max_string_bytes,
+        max_features=DEFAULT.max_features,
+        max_rows=DEFAULT.max_rows,
+    ))]
+    #[allow(clippy::too_many_arguments)] // one keyword argument per limit, as Python sees them
     fn new(
         name: &str,
         version: i64,
         model: &Model,
         schema: &str,
         max_body_bytes: usize,
+        max_depth: usize,
+        max_string_bytes: usize,
+        max_features: usize,
+        max_rows: usize,
     ) -> PyResult<Self> {
         let compiled = core::compile_schema(schema).map_err(schema_error)?;
-        let limits = Limits { max_body_bytes };
+        let limits = Limits {
+            max_body_bytes,
+            max_depth,
+            max_string_bytes,
+            max_features,
+            max_rows,
+        };
         let inner = core::Endpoint::new(name, version, model.inner.clone(), compiled, limits)
             .map_err(model_error)?;
         Ok(Endpoint {
@@ -59,22 +79,30 @@ impl Endpoint {
         &self.schema
     }
 
-    /// Parses, validates and scores a `{"features": {...}}` body; returns the response JSON
-    /// and the decision to record.
+    /// Parses, validates and scores a body: `{"features": {...}}`, `{"rows": [...]}` or,
+    /// with `ndjson`, one record per line. Returns the response JSON and the decision to
+    /// record. With `partial`, a batch scores its valid rows and reports the others.
+    #[pyo3(signature = (body, *, ndjson=false, partial=false))]
     fn score<'py>(
         &self,
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
+        ndjson: bool,
+        partial: bool,
     ) -> PyResult<(Bound<'py, PyBytes>, Decision)> {
         let bytes: &[u8] = if let Ok(s) = body.cast::<PyString>() {
-            s.to_str()?.as_bytes()
+            // A str holding lone surrogates has no UTF-8 form: malformed, not a crash.
+            s.to_str()
+                .map_err(|e| malformed_text(py, &e.to_string()))?
+                .as_bytes()
         } else if let Ok(b) = body.cast::<PyBytes>() {
             b.as_bytes()
         } else {
             return Err(PyTypeError::new_err("body must be str or bytes"));
         };
+        let format = if ndjson { Format::Ndjson } else { Format::Json };
         let endpoint = self.inner.as_ref();
-        match py.detach(|| endpoint.score(bytes)) {
+        match py.detach(|| endpoint.score(bytes, format, partial)) {
             Ok(mut scored) => {
                 let response = PyBytes::new(py, &std::mem::take(&mut scored.response));
                 Ok((
@@ -115,17 +143,28 @@ impl Decision {
     }
 
     #[getter]
-    fn scores(&self) -> Vec<f64> {
-        self.scored.scores.clone()
-    }
-
-    #[getter]
     fn scored_at_ns(&self) -> u128 {
         self.scored.scored_at_ns
     }
 
-    /// The validated features as a JSON object keyed by name; missing values are null.
-    fn features_json(&self) -> String {
-        self.endpoint.features_json(&self.scored.features)
+    /// Rows in the request, scored or not.
+    #[getter]
+    fn n_rows(&self) -> usize {
+        self.scored.rows.len()
+    }
+
+    /// The scored rows: `(row_index, features_json, scores)` each, for the decision log.
+    fn rows(&self) -> Vec<(usize, String, Vec<f64>)> {
+        let s = &self.scored;
+        (0..s.rows.len())
+            .filter(|&i| s.rows.valid[i])
+            .map(|i| {
+                (
+                    i,
+                    self.endpoint.features_json(s, i),
+                    s.row_scores(i).to_vec(),
+                )
+            })
+            .collect()
     }
 }

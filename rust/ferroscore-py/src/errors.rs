@@ -102,3 +102,14 @@ pub fn schema_error(e: core::SchemaError) -> PyErr {
 pub fn model_error(e: core::ModelError) -> PyErr {
     ModelLoadError::new_err(e.to_string())
 }
+
+/// A `str` body with no UTF-8 form (lone surrogates): malformed, like invalid bytes.
+#[cold]
+pub fn malformed_text(py: Python<'_>, why: &str) -> PyErr {
+    let e = core::RequestError::Malformed(core::FieldError::new(
+        String::new(),
+        core::Code::Syntax,
+        format!("the body is not valid Unicode text: {why}"),
+    ));
+    request_error(py, &e)
+}

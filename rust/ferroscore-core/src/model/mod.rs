@@ -5,6 +5,7 @@ pub mod objective;
 pub mod xgboost;
 
 use crate::error::ModelError;
+use crate::request::Precision;
 use std::sync::Arc;
 
 /// Which scale the outputs are on.
@@ -24,6 +25,8 @@ pub trait Model: Send + Sync {
     fn n_outputs(&self, output: Output) -> usize;
     /// Feature names stored in the artifact, if any.
     fn feature_names(&self) -> Option<&[String]>;
+    /// The float type the model compares its inputs in.
+    fn precision(&self) -> Precision;
     /// The training objective as the reference library names it.
     fn objective(&self) -> &str;
     /// Scores one row; `row.len() >= n_features()` and `out.len() == n_outputs(output)`.

@@ -4,6 +4,7 @@
 use super::objective::Link;
 use super::{Model, Output};
 use crate::error::ModelError;
+use crate::request::Precision;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -289,6 +290,10 @@ impl Model for XgbModel {
 
     fn feature_names(&self) -> Option<&[String]> {
         (!self.feature_names.is_empty()).then_some(self.feature_names.as_slice())
+    }
+
+    fn precision(&self) -> Precision {
+        Precision::F32
     }
 
     fn objective(&self) -> &str {

@@ -1,0 +1,816 @@
+//! Request bodies in their three shapes — one record `{"features": {...}}`, a batch
+//! `{"rows": [{"features": {...}}, ...]}` and NDJSON, one record per line — parsed in one pass
+//! from the bytes into the model's input rows, with every limit enforced as the bytes are read.
+
+use crate::error::{escape_token, Code, FieldError, RequestError};
+use crate::record::{FeaturesSeed, Scalar, ValueSeed};
+use crate::schema::Schema;
+use crate::skip::Skip;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// At most this many problems are reported for one request.
+pub const MAX_ERRORS: usize = 50;
+
+/// Hard limits, each enforced before work or memory proportional to the excess.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_depth: usize,
+    pub max_string_bytes: usize,
+    pub max_features: usize,
+    pub max_rows: usize,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_body_bytes: 1 << 20,
+        max_depth: 32,
+        max_string_bytes: 4096,
+        max_features: 1024,
+        max_rows: 10_000,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+/// The float type the model reads; integers it cannot hold exactly are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn holds_exactly(self, i: i128) -> bool {
+        match self {
+            Precision::F32 => (i as f32) as i128 == i,
+            Precision::F64 => (i as f64) as i128 == i,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "float32",
+            Precision::F64 => "float64",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Ndjson,
+}
+
+/// The rows of a request, ready to score.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    /// Values per row (the model's input width); NaN = missing.
+    pub width: usize,
+    /// Row after row, `width` values each.
+    pub values: Vec<f64>,
+    /// Whether each row passed validation (only a partial batch keeps invalid rows).
+    pub valid: Vec<bool>,
+    /// The problems found, capped at `MAX_ERRORS`; non-empty only for a partial batch.
+    pub errors: Vec<FieldError>,
+    /// A batch (rows or NDJSON) rather than one record: the response lists scores.
+    pub batch: bool,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.valid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.valid.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.values[i * self.width..(i + 1) * self.width]
+    }
+}
+
+/// Where in the request the record being read sits, for JSON Pointers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Loc {
+    Single,
+    Row(usize),
+    Line(usize),
+}
+
+/// Parse state shared by every level of the request.
+pub(crate) struct Ctx<'a> {
+    pub schema: &'a Schema,
+    pub limits: &'a Limits,
+    pub precision: Precision,
+    pub rows: Rows,
+    pub loc: Loc,
+    /// Set when a limit stops the parse; reported instead of serde's error.
+    pub abort: Option<RequestError>,
+    /// Set when the current row has a problem.
+    pub row_invalid: bool,
+    pub partial: Option<bool>,
+    depth: usize,
+}
+
+impl Ctx<'_> {
+    /// The pointer of a member of the current record, e.g. `/rows/3/features/age`.
+    #[cold]
+    pub fn pointer(&self, tail: &str) -> String {
+        match self.loc {
+            Loc::Single => tail.to_owned(),
+            Loc::Row(i) => format!("/rows/{i}{tail}"),
+            Loc::Line(i) => format!("/{i}{tail}"),
+        }
+    }
+
+    /// Records a problem of the current row; the pointer is built only when it is kept.
+    pub fn report(&mut self, tail: impl FnOnce() -> String, code: Code, message: String) {
+        self.row_invalid = true;
+        if self.rows.errors.len() < MAX_ERRORS {
+            let pointer = self.pointer(&tail());
+            self.rows
+                .errors
+                .push(FieldError::new(pointer, code, message));
+        }
+    }
+
+    /// Stops the parse at a limit; the returned error only unwinds serde.
+    #[cold]
+    pub fn exceed<E: de::Error>(&mut self, code: Code, message: String) -> E {
+        let pointer = self.pointer("");
+        self.abort = Some(RequestError::TooLarge(FieldError::new(
+            pointer, code, message,
+        )));
+        E::custom("limit exceeded")
+    }
+
+    pub fn enter<E: de::Error>(&mut self) -> Result<(), E> {
+        self.depth += 1;
+        if self.depth > self.limits.max_depth {
+            let msg = format!("nesting deeper than max_depth = {}", self.limits.max_depth);
+            return Err(self.exceed(Code::TooDeep, msg));
+        }
+        Ok(())
+    }
+
+    pub fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    pub fn check_string<E: de::Error>(&mut self, s: &str) -> Result<(), E> {
+        if s.len() > self.limits.max_string_bytes {
+            let msg = format!(
+                "a string of {} bytes; max_string_bytes is {}",
+                s.len(),
+                self.limits.max_string_bytes
+            );
+            return Err(self.exceed(Code::StringTooLong, msg));
+        }
+        Ok(())
+    }
+
+    /// Starts a new row of NaN and makes it current; at most one past `max_rows` exists.
+    fn push_row<E: de::Error>(&mut self, loc: Loc) -> Result<(), E> {
+        if self.rows.len() > self.limits.max_rows {
+            let msg = format!("more than max_rows = {} rows", self.limits.max_rows);
+            return Err(self.exceed(Code::TooManyRows, msg));
+        }
+        self.loc = loc;
+        self.row_invalid = false;
+        let width = self.rows.width;
+        self.rows
+            .values
+            .resize(self.rows.values.len() + width, f64::NAN);
+        self.rows.valid.push(true);
+        Ok(())
+    }
+
+    fn finish_row<E: de::Error>(&mut self) -> Result<(), E> {
+        if self.rows.len() > self.limits.max_rows {
+            let msg = format!("more than max_rows = {} rows", self.limits.max_rows);
+            return Err(self.exceed(Code::TooManyRows, msg));
+        }
+        if self.row_invalid {
+            if let Some(v) = self.rows.valid.last_mut() {
+                *v = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// The values of the current (last) row.
+    pub fn current_row(&mut self) -> &mut [f64] {
+        let start = self.rows.values.len() - self.rows.width;
+        &mut self.rows.values[start..]
+    }
+}
+
+/// Parses a request body into rows of `width` model inputs.
+///
+/// `partial` is the caller's default for batches (a JSON body's `"partial"` overrides it):
+/// with it, invalid rows are kept out of scoring and reported; without, any problem refuses
+/// the whole request.
+pub fn parse_request(
+    body: &[u8],
+    schema: &Schema,
+    limits: &Limits,
+    precision: Precision,
+    width: usize,
+    format: Format,
+    partial: bool,
+) -> Result<Rows, RequestError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(too_large(body.len(), limits.max_body_bytes));
+    }
+    let mut ctx = Ctx {
+        schema,
+        limits,
+        precision,
+        rows: Rows {
+            width,
+            ..Rows::default()
+        },
+        loc: Loc::Single,
+        abort: None,
+        row_invalid: false,
+        partial: None,
+        depth: 0,
+    };
+    let parsed = match format {
+        Format::Json => parse_document(body, |de| RequestSeed(&mut ctx).deserialize(de)),
+        Format::Ndjson => parse_lines(body, &mut ctx),
+    };
+    if let Err(e) = parsed {
+        return Err(ctx.abort.take().unwrap_or_else(|| malformed(&ctx, e)));
+    }
+    let mut rows = ctx.rows;
+    let partial = ctx.partial.unwrap_or(partial) && rows.batch;
+    if !rows.errors.is_empty() && !partial {
+        return Err(RequestError::Invalid(std::mem::take(&mut rows.errors)));
+    }
+    Ok(rows)
+}
+
+fn parse_document<'de>(
+    bytes: &'de [u8],
+    f: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+    ) -> Result<(), serde_json::Error>,
+) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // Our own depth limit is far below serde_json's; this one must never be what refuses.
+    f(&mut de)?;
+    de.end()
+}
+
+fn parse_lines(body: &[u8], ctx: &mut Ctx<'_>) -> Result<(), serde_json::Error> {
+    ctx.rows.batch = true;
+    for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        ctx.loc = Loc::Line(i);
+        parse_document(line, |de| {
+            ctx.push_row(Loc::Line(i))?;
+            RecordSeed(&mut *ctx).deserialize(de)?;
+            ctx.finish_row()?;
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+#[cold]
+fn too_large(len: usize, limit: usize) -> RequestError {
+    RequestError::TooLarge(FieldError::new(
+        String::new(),
+        Code::TooLarge,
+        format!("request body is {len} bytes; the limit (max_body_bytes) is {limit}"),
+    ))
+}
+
+#[cold]
+fn malformed(ctx: &Ctx<'_>, e: serde_json::Error) -> RequestError {
+    // serde_json's message already ends with "at line L column C".
+    let (pointer, message) = match ctx.loc {
+        Loc::Line(i) => (
+            format!("/{i}"),
+            format!("malformed JSON on line {}: {e}", i + 1),
+        ),
+        _ => (String::new(), format!("malformed JSON: {e}")),
+    };
+    RequestError::Malformed(FieldError::new(pointer, Code::Syntax, message))
+}
+
+/// An object key, borrowed from the body unless it had escapes; its length is limited.
+pub(crate) struct KeySeed<'c, 'a>(pub &'c mut Ctx<'a>);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, '_> {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+        self.0.check_string(s)?;
+        Ok(Cow::Borrowed(s))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        self.0.check_string(s)?;
+        Ok(Cow::Owned(s.to_owned()))
+    }
+}
+
+/// Top level of a JSON body: one record, or a batch under "rows".
+struct RequestSeed<'c, 'a>(&'c mut Ctx<'a>);
+
+/// One record object: `{"features": {...}}`, at the top level, in "rows" or on an NDJSON line.
+struct RecordSeed<'c, 'a>(&'c mut Ctx<'a>);
+
+/// The "rows" array of a batch.
+struct RowsSeed<'c, 'a>(&'c mut Ctx<'a>);
+
+const RECORD_SHAPE: &str = "a record is an object like {\"features\": {...}}";
+
+/// A seed that is its own visitor; scalars are the wrong shape and go to `self.scalar()`.
+macro_rules! container_seed {
+    ($seed:ident) => {
+        impl<'de> DeserializeSeed<'de> for $seed<'_, '_> {
+            type Value = ();
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+    };
+}
+
+/// The scalar visits of a container seed: each is the wrong shape, reported by `scalar()`.
+macro_rules! scalars_are_wrong {
+    () => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            self.scalar()
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+            self.0.check_string(s)?;
+            self.scalar()
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            self.scalar()
+        }
+    };
+}
+
+container_seed!(RequestSeed);
+container_seed!(RecordSeed);
+container_seed!(RowsSeed);
+
+impl<'de> Visitor<'de> for RequestSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(RECORD_SHAPE)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let ctx = self.0;
+        ctx.enter()?;
+        let (mut features, mut rows) = (false, false);
+        while let Some(key) = map.next_key_seed(KeySeed(&mut *ctx))? {
+            // Top-level problems point from the root, whatever rows were read before.
+            ctx.loc = Loc::Single;
+            match key.as_ref() {
+                "features" | "rows" if features || rows => {
+                    map.next_value_seed(Skip(&mut *ctx))?;
+                    let tail = format!("/{key}");
+                    ctx.report(
+                        || tail,
+                        Code::DuplicateKey,
+                        "a request holds \"features\" (one record) or \"rows\" (a batch), once"
+                            .into(),
+                    );
+                }
+                "features" => {
+                    features = true;
+                    ctx.push_row(Loc::Single)?;
+                    map.next_value_seed(FeaturesSeed(&mut *ctx))?;
+                    ctx.finish_row()?;
+                }
+                "rows" => {
+                    rows = true;
+                    ctx.rows.batch = true;
+                    map.next_value_seed(RowsSeed(&mut *ctx))?;
+                }
+                "partial" => match map.next_value_seed(ValueSeed::value(&mut *ctx))? {
+                    Scalar::Bool(p) => ctx.partial = Some(p),
+                    _ => ctx.report(
+                        || "/partial".into(),
+                        Code::Type,
+                        "\"partial\" must be true or false".into(),
+                    ),
+                },
+                _ => unknown_field(ctx, &mut map, &key)?,
+            }
+        }
+        ctx.loc = Loc::Single;
+        if !features && !rows {
+            ctx.report(
+                || "/features".into(),
+                Code::Missing,
+                "the request has neither \"features\" (one record) nor \"rows\" (a batch)".into(),
+            );
+        }
+        ctx.leave();
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        Skip(&mut *self.0).visit_seq(seq)?;
+        self.scalar()
+    }
+    scalars_are_wrong!();
+}
+
+impl RequestSeed<'_, '_> {
+    #[cold]
+    fn scalar<E>(self) -> Result<(), E> {
+        self.0.report(String::new, Code::Type, RECORD_SHAPE.into());
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(RECORD_SHAPE)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let ctx = self.0;
+        ctx.enter()?;
+        let mut features = false;
+        while let Some(key) = map.next_key_seed(KeySeed(&mut *ctx))? {
+            match key.as_ref() {
+                "features" if features => {
+                    map.next_value_seed(Skip(&mut *ctx))?;
+                    ctx.report(
+                        || "/features".into(),
+                        Code::DuplicateKey,
+                        "\"features\" appears more than once".into(),
+                    );
+                }
+                "features" => {
+                    features = true;
+                    map.next_value_seed(FeaturesSeed(&mut *ctx))?;
+                }
+                _ => unknown_field(ctx, &mut map, &key)?,
+            }
+        }
+        if !features {
+            ctx.report(
+                || "/features".into(),
+                Code::Missing,
+                "the record has no \"features\" object".into(),
+            );
+        }
+        ctx.leave();
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        Skip(&mut *self.0).visit_seq(seq)?;
+        self.scalar()
+    }
+    scalars_are_wrong!();
+}
+
+impl RecordSeed<'_, '_> {
+    #[cold]
+    fn scalar<E>(self) -> Result<(), E> {
+        self.0.report(String::new, Code::Type, RECORD_SHAPE.into());
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let ctx = self.0;
+        ctx.enter()?;
+        let mut i = 0;
+        loop {
+            // The row exists before its element is read, so its errors point at it.
+            ctx.push_row(Loc::Row(i))?;
+            if seq.next_element_seed(RecordSeed(&mut *ctx))?.is_none() {
+                ctx.rows
+                    .values
+                    .truncate(ctx.rows.values.len() - ctx.rows.width);
+                ctx.rows.valid.pop();
+                break;
+            }
+            ctx.finish_row()?;
+            i += 1;
+        }
+        ctx.leave();
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        Skip(&mut *self.0).visit_map(map)?;
+        self.scalar()
+    }
+    scalars_are_wrong!();
+}
+
+impl RowsSeed<'_, '_> {
+    #[cold]
+    fn scalar<E>(self) -> Result<(), E> {
+        self.0.report(
+            || "/rows".into(),
+            Code::Type,
+            "\"rows\" must be an array of records".into(),
+        );
+        Ok(())
+    }
+}
+
+#[cold]
+fn unknown_field<'de, A: MapAccess<'de>>(
+    ctx: &mut Ctx<'_>,
+    map: &mut A,
+    key: &str,
+) -> Result<(), A::Error> {
+    map.next_value_seed(Skip(&mut *ctx))?;
+    let tail = format!("/{}", escape_token(key));
+    ctx.report(
+        || tail,
+        Code::UnknownField,
+        format!("unknown field \"{key}\"; {RECORD_SHAPE}"),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::compile_schema;
+
+    const SCHEMA: &str = r#"{"type": "object", "required": ["a", "b"], "additionalProperties": false,
+        "properties": {
+          "a": {"type": "number", "minimum": 0, "x-ferroscore-column": 0},
+          "b": {"type": "integer", "maximum": 10, "x-ferroscore-column": 1},
+          "c/d": {"type": ["number", "null"], "x-ferroscore-column": 2},
+          "e": {"type": "boolean", "default": true, "x-ferroscore-column": 3},
+          "f": {"type": "string", "maxLength": 3, "x-ferroscore-categories": {"FR": 0, "DE": 5},
+                "x-ferroscore-column": 4}}}"#;
+
+    fn parse_with(
+        body: &str,
+        format: Format,
+        partial: bool,
+        limits: Limits,
+    ) -> Result<Rows, RequestError> {
+        let schema = compile_schema(SCHEMA).expect("schema");
+        parse_request(
+            body.as_bytes(),
+            &schema,
+            &limits,
+            Precision::F32,
+            5,
+            format,
+            partial,
+        )
+    }
+
+    fn parse(body: &str) -> Result<Rows, RequestError> {
+        parse_with(body, Format::Json, false, Limits::default())
+    }
+
+    fn codes(result: Result<Rows, RequestError>) -> Vec<(String, &'static str)> {
+        let errors = match result {
+            Ok(rows) => rows.errors,
+            Err(e) => e.errors().to_vec(),
+        };
+        errors
+            .iter()
+            .map(|e| (e.pointer.clone(), e.code.as_str()))
+            .collect()
+    }
+
+    fn pair(p: &str, c: &'static str) -> (String, &'static str) {
+        (p.to_string(), c)
+    }
+
+    #[test]
+    fn fills_columns_defaults_and_missing() {
+        let rows = parse(r#"{"features": {"b": 3, "a": 0.25, "f": "DE"}}"#).expect("valid");
+        assert!(!rows.batch);
+        let row = rows.row(0);
+        assert_eq!((row[0], row[1], row[3], row[4]), (0.25, 3.0, 1.0, 5.0));
+        assert!(row[2].is_nan());
+        let rows = parse(r#"{"features": {"a": 1e0, "b": 2.0, "c\/d": null, "e": false}}"#)
+            .expect("valid");
+        assert!(rows.row(0)[2].is_nan());
+        assert_eq!(rows.row(0)[3], 0.0);
+    }
+
+    #[test]
+    fn reports_every_problem_with_a_pointer() {
+        let got = codes(parse(
+            r#"{"features": {"a": -1, "b": 1.5, "c/d": "x", "zz": 1, "e": 1, "f": "ES"}, "extra": 1}"#,
+        ));
+        assert_eq!(
+            got,
+            vec![
+                pair("/features/a", "minimum"),
+                pair("/features/b", "type"),
+                pair("/features/c~1d", "type"),
+                pair("/features/zz", "unknown_feature"),
+                pair("/features/e", "type"),
+                pair("/features/f", "enum"),
+                pair("/extra", "unknown_field"),
+            ]
+        );
+        assert_eq!(
+            codes(parse(r#"{"features": {"a": 1}}"#)),
+            vec![pair("/features/b", "missing")]
+        );
+        assert_eq!(
+            codes(parse(r#"{"features": {"a": 1, "a": 2, "b": 11}}"#)),
+            vec![
+                pair("/features/a", "duplicate_key"),
+                pair("/features/b", "maximum")
+            ]
+        );
+        assert_eq!(codes(parse("[1, 2]")), vec![pair("", "type")]);
+        assert_eq!(codes(parse("{}")), vec![pair("/features", "missing")]);
+        assert_eq!(
+            codes(parse(r#"{"features": 3}"#)),
+            vec![pair("/features", "type")]
+        );
+        assert_eq!(
+            codes(parse(r#"{"features": {"a": 1, "b": 2, "f": "FRAN"}}"#)),
+            vec![pair("/features/f", "max_length")]
+        );
+    }
+
+    #[test]
+    fn integers_must_be_exact_in_the_model_precision() {
+        // float32 holds every integer up to 2^24, and 2^24 + 2, but not 2^24 + 1.
+        assert!(parse(r#"{"features": {"a": 16777216, "b": 1}}"#).is_ok());
+        assert!(parse(r#"{"features": {"a": 16777218, "b": 1}}"#).is_ok());
+        assert_eq!(
+            codes(parse(r#"{"features": {"a": 16777217, "b": 1}}"#)),
+            vec![pair("/features/a", "integer_range")]
+        );
+    }
+
+    #[test]
+    fn batches_point_into_rows_and_may_be_partial() {
+        let body = r#"{"rows": [{"features": {"a": 1, "b": 2}}, {"features": {"a": -1, "b": 2}},
+                                 {"features": {"a": 3, "b": 4}}]}"#;
+        assert_eq!(
+            codes(parse(body)),
+            vec![pair("/rows/1/features/a", "minimum")]
+        );
+        let partial = body.replacen("{\"rows\"", "{\"partial\": true, \"rows\"", 1);
+        let rows = parse(&partial).expect("partial batch");
+        assert!(rows.batch);
+        assert_eq!(rows.valid, vec![true, false, true]);
+        assert_eq!(rows.row(2)[0], 3.0);
+        assert_eq!(codes(Ok(rows)), vec![pair("/rows/1/features/a", "minimum")]);
+        let rows = parse_with(body, Format::Json, true, Limits::default()).expect("caller default");
+        assert_eq!(rows.valid, vec![true, false, true]);
+        assert_eq!(parse(r#"{"rows": []}"#).expect("empty batch").len(), 0);
+        assert_eq!(codes(parse(r#"{"rows": {}}"#)), vec![pair("/rows", "type")]);
+        assert_eq!(
+            codes(parse(r#"{"rows": [], "partial": 1}"#)),
+            vec![pair("/partial", "type")]
+        );
+        assert_eq!(
+            codes(parse(r#"{"rows": [], "features": {}}"#)),
+            vec![pair("/features", "duplicate_key")]
+        );
+    }
+
+    #[test]
+    fn ndjson_lines_are_records() {
+        let body = "{\"features\": {\"a\": 1, \"b\": 2}}\r\n\n{\"features\": {\"a\": 2}}\n";
+        assert_eq!(
+            codes(parse_with(body, Format::Ndjson, false, Limits::default())),
+            vec![pair("/2/features/b", "missing")]
+        );
+        let rows = parse_with(body, Format::Ndjson, true, Limits::default()).expect("partial");
+        assert_eq!(rows.valid, vec![true, false]);
+        match parse_with(
+            "{\"features\": {}}\n{oops",
+            Format::Ndjson,
+            true,
+            Limits::default(),
+        ) {
+            Err(RequestError::Malformed(e)) => assert_eq!(e.pointer, "/1"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_a_syntax_error() {
+        for body in [
+            "",
+            "{",
+            r#"{"features": {"a": NaN}}"#,
+            r#"{"features": {"a": 1,}}"#,
+            r#"{"features": {"a": 1e400}}"#,
+            r#"{"features": {}} x"#,
+            "{\"\\ud800\": 1}",
+            "{\"features\": {\"zz\": \"\\udc00\"}}",
+            "\u{feff}{}",
+        ] {
+            match parse(body) {
+                Err(RequestError::Malformed(e)) => assert_eq!(e.code, Code::Syntax, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn limits_name_themselves() {
+        let small = Limits {
+            max_body_bytes: 64,
+            max_depth: 4,
+            max_string_bytes: 8,
+            max_features: 3,
+            max_rows: 2,
+        };
+        let cases = [
+            (
+                format!(
+                    "{{\"features\": {{\"a\": 1, \"b\": 2, \"zz\": \"{}\"}}}}",
+                    "x".repeat(40)
+                ),
+                "too_large",
+            ),
+            (r#"{"features": {"zz": [[[1]]]}}"#.to_string(), "too_deep"),
+            (
+                r#"{"features": {"zz": "abcdefghij"}}"#.to_string(),
+                "string_too_long",
+            ),
+            (
+                r#"{"features": {"a": 1, "b": 2, "e": true, "f": "FR"}}"#.to_string(),
+                "too_many_features",
+            ),
+            (
+                r#"{"rows": [{"features": {}}, {"features": {}}, {}]}"#.to_string(),
+                "too_many_rows",
+            ),
+        ];
+        for (body, code) in cases {
+            match parse_with(&body, Format::Json, true, small) {
+                Err(RequestError::TooLarge(e)) => assert_eq!(e.code.as_str(), code, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        assert!(parse_with(
+            r#"{"rows": [{"features": {}}, {"features": {}}]}"#,
+            Format::Json,
+            true,
+            small
+        )
+        .is_ok());
+        let deep = "[".repeat(150_000);
+        assert!(matches!(parse(&deep), Err(RequestError::TooLarge(e)) if e.code == Code::TooDeep));
+    }
+
+    #[test]
+    fn errors_are_capped() {
+        let many: Vec<String> = (0..200).map(|i| format!("\"u{i}\": 1")).collect();
+        let body = format!("{{\"features\": {{{}}}}}", many.join(","));
+        assert_eq!(parse(&body).expect_err("many").errors().len(), MAX_ERRORS);
+    }
+}
