@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench-kernel clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench-kernel bench-parse bench-core clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,13 +20,13 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip 'maturin>=1.9,<2'
 
 $(BUILT): $(PY) $(RUST_SOURCES) pyproject.toml
-	maturin develop --release --extras dev,embedded
+	maturin develop --release --extras dev,embedded,bench
 	@touch $@
 
 install: $(BUILT) ## create .venv, install the dependencies, build the extension (release)
 
 build-dev: $(PY) ## build the extension in debug mode, for quick Rust iterations
-	maturin develop --extras dev,embedded
+	maturin develop --extras dev,embedded,bench
 	@rm -f $(BUILT)
 
 build-prod: $(BUILT) ## build the extension in release mode (fat LTO)
@@ -52,6 +52,12 @@ serve: $(BUILT) ## serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATA
 
 bench-kernel: $(BUILT) ## scoring kernels vs xgboost, one thread: bench/results/kernel.md
 	$(PY) bench/kernel.py
+
+bench-parse: $(BUILT) ## parse + validate vs orjson+msgspec and Pydantic v2: bench/results/parse.md
+	$(PY) bench/parsing.py
+
+bench-core: ## criterion benches of the Rust core alone (parse, score, whole endpoint)
+	cargo bench -p ferroscore-core --bench request
 
 demo-model: $(BUILT) ## retrain the bundled demo model and its schema
 	$(PY) scripts/train_demo_model.py

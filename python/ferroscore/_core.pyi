@@ -93,6 +93,9 @@ class Endpoint:
     def model(self) -> Model: ...
     @property
     def schema(self) -> str: ...
+    def validate(self, body: str | bytes, *, ndjson: bool = False) -> int:
+        """Parses and validates as `score` would, without scoring; returns the row count."""
+
     def score(
         self, body: str | bytes, *, ndjson: bool = False, partial: bool = False
     ) -> tuple[bytes, Decision]:

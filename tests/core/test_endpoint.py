@@ -140,3 +140,9 @@ def test_schema_must_fit_the_model(demo_model_bytes: bytes) -> None:
     )
     with pytest.raises(ModelLoadError, match="column 30"):
         Endpoint("m", 1, model, out_of_range)
+
+
+def test_text_without_a_utf8_form_is_malformed(endpoint: Endpoint) -> None:
+    with pytest.raises(MalformedRequestError) as info:
+        endpoint.score('{"features": {"\ud800": 1}}')
+    assert info.value.errors[0]["code"] == "syntax"

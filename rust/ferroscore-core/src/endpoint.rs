@@ -93,6 +93,20 @@ impl Endpoint {
         &self.schema
     }
 
+    /// Parses and validates a request body without scoring it: the rows the model would read.
+    pub fn parse(&self, body: &[u8], format: Format, partial: bool) -> Result<Rows, RequestError> {
+        let model = self.model.as_ref();
+        parse_request(
+            body,
+            &self.schema,
+            &self.limits,
+            model.precision(),
+            model.n_features(),
+            format,
+            partial,
+        )
+    }
+
     /// Parses, validates and scores a request body: one record, a batch, or NDJSON lines.
     pub fn score(
         &self,
@@ -101,15 +115,7 @@ impl Endpoint {
         partial: bool,
     ) -> Result<Scored, RequestError> {
         let model = self.model.as_ref();
-        let rows = parse_request(
-            body,
-            &self.schema,
-            &self.limits,
-            model.precision(),
-            model.n_features(),
-            format,
-            partial,
-        )?;
+        let rows = self.parse(body, format, partial)?;
         let n_outputs = model.n_outputs(Output::Response);
         let mut scores = vec![f64::NAN; rows.len() * n_outputs];
         for (i, out) in scores.chunks_exact_mut(n_outputs.max(1)).enumerate() {

@@ -4,11 +4,11 @@
 
 pub mod endpoint;
 pub mod error;
+mod json;
 pub mod model;
 pub mod record;
 pub mod request;
 pub mod schema;
-mod skip;
 
 pub use endpoint::{Endpoint, Scored};
 pub use error::{Code, FieldError, ModelError, RequestError, SchemaError};

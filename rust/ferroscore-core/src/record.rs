@@ -2,43 +2,36 @@
 //! looked up in the compiled schema and its value checked and converted as it is read.
 
 use crate::error::{escape_token, Code};
-use crate::request::{Ctx, KeySeed, Precision};
+use crate::json::{Number, Reader};
+use crate::request::{skip_value, Ctx, Precision, Step};
 use crate::schema::{Feature, Kind, Missing};
-use crate::skip::Skip;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
-use std::fmt;
 
 /// Marks a column no key has written yet; distinct from the NaN that stands for "missing".
 const UNSEEN: u64 = 0x7ff8_dead_beef_0001;
 
-pub(crate) struct FeaturesSeed<'c, 'a>(pub &'c mut Ctx<'a>);
-
-impl<'de> DeserializeSeed<'de> for FeaturesSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        match ValueSeed::features(&mut *self.0).deserialize(d)? {
-            Scalar::Object => Ok(()),
-            _ => {
-                self.0.report(
-                    || "/features".into(),
-                    Code::Type,
-                    "\"features\" must be an object of feature values".into(),
-                );
-                Ok(())
-            }
-        }
+/// Fills the current row from a features object.
+pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
+    if r.peek() != Some(b'{') {
+        skip_value(r, ctx)?;
+        ctx.report(
+            || "/features".into(),
+            Code::Type,
+            "\"features\" must be an object of feature values".into(),
+        );
+        return Ok(());
     }
-}
-
-/// Fills the current row from a features object; called by `ValueSeed` on seeing a map.
-fn read_features<'de, A: MapAccess<'de>>(ctx: &mut Ctx<'_>, mut map: A) -> Result<(), A::Error> {
+    ctx.enter()?;
     let schema = ctx.schema;
     for f in schema.features() {
         ctx.current_row()[f.column] = f64::from_bits(UNSEEN);
     }
     let mut n_keys = 0;
-    while let Some(key) = map.next_key_seed(KeySeed(&mut *ctx))? {
+    let mut next = 0;
+    let mut more = r.begin_object()?;
+    while more {
+        let key = r.key()?;
+        ctx.check_string(key.raw.len())?;
         n_keys += 1;
         if n_keys > ctx.limits.max_features {
             let msg = format!(
@@ -47,36 +40,40 @@ fn read_features<'de, A: MapAccess<'de>>(ctx: &mut Ctx<'_>, mut map: A) -> Resul
             );
             return Err(ctx.exceed(Code::TooManyFeatures, msg));
         }
-        let Some(feature) = schema.lookup(&key) else {
-            map.next_value_seed(Skip(&mut *ctx))?;
-            if !schema.allow_unknown() {
-                ctx.report(
-                    || feature_tail(&key),
-                    Code::UnknownFeature,
-                    format!("\"{key}\" is not a feature of this model"),
-                );
+        match schema.lookup_from(next, &key.raw) {
+            None => {
+                let key = r.text(&key)?.into_owned();
+                skip_value(r, ctx)?;
+                if !schema.allow_unknown() {
+                    ctx.report(
+                        || feature_tail(&key),
+                        Code::UnknownFeature,
+                        format!("\"{key}\" is not a feature of this model"),
+                    );
+                }
             }
-            continue;
-        };
-        let value = map.next_value_seed(ValueSeed::value(&mut *ctx))?;
-        if ctx.current_row()[feature.column].to_bits() != UNSEEN {
-            ctx.report(
-                || feature_tail(&key),
-                Code::DuplicateKey,
-                format!("feature \"{key}\" appears more than once"),
-            );
-            continue;
+            Some((index, feature)) => {
+                next = index + 1;
+                let value = read_scalar(r, ctx)?;
+                if ctx.current_row()[feature.column].to_bits() != UNSEEN {
+                    ctx.report(
+                        || feature_tail(&feature.name),
+                        Code::DuplicateKey,
+                        format!("feature \"{}\" appears more than once", feature.name),
+                    );
+                } else {
+                    let x = check(feature, &value, ctx.precision).unwrap_or_else(|(code, msg)| {
+                        ctx.report(|| feature_tail(&feature.name), code, msg);
+                        // Seen, so that "missing" does not pile on.
+                        f64::NAN
+                    });
+                    ctx.current_row()[feature.column] = x;
+                }
+            }
         }
-        let x = match check(feature, &value, ctx.precision) {
-            Ok(x) => x,
-            Err((code, msg)) => {
-                ctx.report(|| feature_tail(&feature.name), code, msg);
-                // Seen, so that "missing" does not pile on.
-                f64::NAN
-            }
-        };
-        ctx.current_row()[feature.column] = x;
+        more = r.more(b'}')?;
     }
+    ctx.leave();
     for f in schema.features() {
         let slot = &mut ctx.current_row()[f.column];
         if slot.to_bits() == UNSEEN {
@@ -106,6 +103,7 @@ fn missing_value(f: &Feature) -> f64 {
 }
 
 /// Checks one value against its feature; on success, the number the model reads.
+#[inline]
 fn check(
     feature: &Feature,
     value: &Scalar<'_>,
@@ -120,24 +118,23 @@ fn check(
                 maximum,
                 allowed,
             },
-            Scalar::Int(_) | Scalar::Float(_),
+            Scalar::Num(n),
         ) => {
-            let x = match *value {
-                Scalar::Int(i) if !precision.holds_exactly(i) => {
+            let x = match *n {
+                Number::Int(i) if precision.holds_exactly(i) => i as f64,
+                Number::Int(_) | Number::HugeInt => {
                     return Err((
                         Code::IntegerRange,
                         format!(
-                            "{i} is not exactly representable as the model's {} input",
+                            "this integer is not exactly representable as the model's {} input",
                             precision.name()
                         ),
                     ));
                 }
-                Scalar::Int(i) => i as f64,
-                Scalar::Float(x) if *integer && x.fract() != 0.0 => {
+                Number::Float(x) if *integer && x.fract() != 0.0 => {
                     return Err((Code::Type, format!("expected an integer, got {x}")));
                 }
-                Scalar::Float(x) => x,
-                _ => unreachable!("matched numbers only"),
+                Number::Float(x) => x,
             };
             if let Some(b) = minimum {
                 if x < b.value || (b.exclusive && x == b.value) {
@@ -201,13 +198,11 @@ fn check(
     }
 }
 
-/// A value as it appeared in the JSON; compound values are skipped, not built, except a
-/// features object, which `ValueSeed` reads into the current row.
-pub(crate) enum Scalar<'de> {
-    Float(f64),
-    Int(i128),
+/// A value as it appeared in the JSON; compound values are skipped, not built.
+pub(crate) enum Scalar<'a> {
+    Num(Number),
     Bool(bool),
-    Str(Cow<'de, str>),
+    Str(Cow<'a, str>),
     Null,
     Array,
     Object,
@@ -217,7 +212,7 @@ impl Scalar<'_> {
     #[cold]
     fn describe(&self) -> &'static str {
         match self {
-            Scalar::Float(_) | Scalar::Int(_) => "a number",
+            Scalar::Num(_) => "a number",
             Scalar::Bool(_) => "a boolean",
             Scalar::Str(_) => "a string",
             Scalar::Null => "null",
@@ -227,74 +222,37 @@ impl Scalar<'_> {
     }
 }
 
-/// Reads one value; with `as_features`, an object is read as the features of the current row.
-pub(crate) struct ValueSeed<'c, 'a> {
-    ctx: &'c mut Ctx<'a>,
-    as_features: bool,
-}
-
-impl<'c, 'a> ValueSeed<'c, 'a> {
-    pub fn value(ctx: &'c mut Ctx<'a>) -> Self {
-        ValueSeed {
-            ctx,
-            as_features: false,
+/// Reads one value; arrays and objects are skipped (within the limits) and only named.
+#[inline]
+pub(crate) fn read_scalar<'a>(r: &mut Reader<'a>, ctx: &mut Ctx<'_>) -> Step<Scalar<'a>> {
+    Ok(match r.peek() {
+        Some(b'"') => {
+            let s = r.string()?;
+            ctx.check_string(s.len())?;
+            Scalar::Str(s)
         }
-    }
-
-    fn features(ctx: &'c mut Ctx<'a>) -> Self {
-        ValueSeed {
-            ctx,
-            as_features: true,
+        Some(b'-' | b'0'..=b'9') => Scalar::Num(r.number()?),
+        Some(b't') => {
+            r.literal(b"true")?;
+            Scalar::Bool(true)
         }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = Scalar<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
-    type Value = Scalar<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_f64<E>(self, x: f64) -> Result<Self::Value, E> {
-        Ok(Scalar::Float(x))
-    }
-    fn visit_u64<E>(self, x: u64) -> Result<Self::Value, E> {
-        Ok(Scalar::Int(x.into()))
-    }
-    fn visit_i64<E>(self, x: i64) -> Result<Self::Value, E> {
-        Ok(Scalar::Int(x.into()))
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
-        Ok(Scalar::Bool(b))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-        self.ctx.check_string(s)?;
-        Ok(Scalar::Str(Cow::Borrowed(s)))
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        self.ctx.check_string(s)?;
-        Ok(Scalar::Str(Cow::Owned(s.to_owned())))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Skip(self.ctx).visit_seq(seq).map(|()| Scalar::Array)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        if !self.as_features {
-            return Skip(self.ctx).visit_map(map).map(|()| Scalar::Object);
+        Some(b'f') => {
+            r.literal(b"false")?;
+            Scalar::Bool(false)
         }
-        let ctx = self.ctx;
-        ctx.enter()?;
-        read_features(ctx, map)?;
-        ctx.leave();
-        Ok(Scalar::Object)
-    }
+        Some(b'n') => {
+            r.literal(b"null")?;
+            Scalar::Null
+        }
+        Some(b'[') => {
+            skip_value(r, ctx)?;
+            Scalar::Array
+        }
+        Some(b'{') => {
+            skip_value(r, ctx)?;
+            Scalar::Object
+        }
+        Some(_) => return Err(r.fail("expected a JSON value").into()),
+        None => return Err(r.fail("unexpected end of input").into()),
+    })
 }

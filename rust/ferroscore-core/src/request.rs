@@ -3,12 +3,9 @@
 //! from the bytes into the model's input rows, with every limit enforced as the bytes are read.
 
 use crate::error::{escape_token, Code, FieldError, RequestError};
-use crate::record::{FeaturesSeed, Scalar, ValueSeed};
+use crate::json::{Key, Reader, SyntaxError};
+use crate::record::{read_features, read_scalar, Scalar};
 use crate::schema::Schema;
-use crate::skip::Skip;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use std::borrow::Cow;
-use std::fmt;
 
 /// At most this many problems are reported for one request.
 pub const MAX_ERRORS: usize = 50;
@@ -105,6 +102,21 @@ pub(crate) enum Loc {
     Line(usize),
 }
 
+/// Why a parse stopped early.
+pub(crate) enum Stop {
+    Syntax(SyntaxError),
+    /// Boxed: results travel through every call of the hot path, so they stay small.
+    Limit(Box<FieldError>),
+}
+
+impl From<SyntaxError> for Stop {
+    fn from(e: SyntaxError) -> Self {
+        Stop::Syntax(e)
+    }
+}
+
+pub(crate) type Step<T> = Result<T, Stop>;
+
 /// Parse state shared by every level of the request.
 pub(crate) struct Ctx<'a> {
     pub schema: &'a Schema,
@@ -112,8 +124,6 @@ pub(crate) struct Ctx<'a> {
     pub precision: Precision,
     pub rows: Rows,
     pub loc: Loc,
-    /// Set when a limit stops the parse; reported instead of serde's error.
-    pub abort: Option<RequestError>,
     /// Set when the current row has a problem.
     pub row_invalid: bool,
     pub partial: Option<bool>,
@@ -142,17 +152,13 @@ impl Ctx<'_> {
         }
     }
 
-    /// Stops the parse at a limit; the returned error only unwinds serde.
+    /// Stops the parse at a limit.
     #[cold]
-    pub fn exceed<E: de::Error>(&mut self, code: Code, message: String) -> E {
-        let pointer = self.pointer("");
-        self.abort = Some(RequestError::TooLarge(FieldError::new(
-            pointer, code, message,
-        )));
-        E::custom("limit exceeded")
+    pub fn exceed(&self, code: Code, message: String) -> Stop {
+        Stop::Limit(Box::new(FieldError::new(self.pointer(""), code, message)))
     }
 
-    pub fn enter<E: de::Error>(&mut self) -> Result<(), E> {
+    pub fn enter(&mut self) -> Step<()> {
         self.depth += 1;
         if self.depth > self.limits.max_depth {
             let msg = format!("nesting deeper than max_depth = {}", self.limits.max_depth);
@@ -165,11 +171,11 @@ impl Ctx<'_> {
         self.depth -= 1;
     }
 
-    pub fn check_string<E: de::Error>(&mut self, s: &str) -> Result<(), E> {
-        if s.len() > self.limits.max_string_bytes {
+    #[inline]
+    pub fn check_string(&self, len: usize) -> Step<()> {
+        if len > self.limits.max_string_bytes {
             let msg = format!(
-                "a string of {} bytes; max_string_bytes is {}",
-                s.len(),
+                "a string of {len} bytes; max_string_bytes is {}",
                 self.limits.max_string_bytes
             );
             return Err(self.exceed(Code::StringTooLong, msg));
@@ -177,13 +183,13 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Starts a new row of NaN and makes it current; at most one past `max_rows` exists.
-    fn push_row<E: de::Error>(&mut self, loc: Loc) -> Result<(), E> {
-        if self.rows.len() > self.limits.max_rows {
+    /// Starts a new row of NaN and makes it current.
+    fn push_row(&mut self, loc: Loc) -> Step<()> {
+        self.loc = loc;
+        if self.rows.len() >= self.limits.max_rows {
             let msg = format!("more than max_rows = {} rows", self.limits.max_rows);
             return Err(self.exceed(Code::TooManyRows, msg));
         }
-        self.loc = loc;
         self.row_invalid = false;
         let width = self.rows.width;
         self.rows
@@ -193,20 +199,16 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn finish_row<E: de::Error>(&mut self) -> Result<(), E> {
-        if self.rows.len() > self.limits.max_rows {
-            let msg = format!("more than max_rows = {} rows", self.limits.max_rows);
-            return Err(self.exceed(Code::TooManyRows, msg));
-        }
+    fn finish_row(&mut self) {
         if self.row_invalid {
             if let Some(v) = self.rows.valid.last_mut() {
                 *v = false;
             }
         }
-        Ok(())
     }
 
     /// The values of the current (last) row.
+    #[inline]
     pub fn current_row(&mut self) -> &mut [f64] {
         let start = self.rows.values.len() - self.rows.width;
         &mut self.rows.values[start..]
@@ -239,17 +241,23 @@ pub fn parse_request(
             ..Rows::default()
         },
         loc: Loc::Single,
-        abort: None,
         row_invalid: false,
         partial: None,
         depth: 0,
     };
     let parsed = match format {
-        Format::Json => parse_document(body, |de| RequestSeed(&mut ctx).deserialize(de)),
-        Format::Ndjson => parse_lines(body, &mut ctx),
+        Format::Json => {
+            let mut r = Reader::new(body);
+            read_request(&mut r, &mut ctx)
+                .and_then(|()| Ok(r.end()?))
+                .map_err(|e| (e, r))
+        }
+        Format::Ndjson => read_lines(body, &mut ctx),
     };
-    if let Err(e) = parsed {
-        return Err(ctx.abort.take().unwrap_or_else(|| malformed(&ctx, e)));
+    match parsed {
+        Ok(()) => {}
+        Err((Stop::Limit(e), _)) => return Err(RequestError::TooLarge(*e)),
+        Err((Stop::Syntax(e), r)) => return Err(malformed(&ctx, &r, &e)),
     }
     let mut rows = ctx.rows;
     let partial = ctx.partial.unwrap_or(partial) && rows.batch;
@@ -259,32 +267,20 @@ pub fn parse_request(
     Ok(rows)
 }
 
-fn parse_document<'de>(
-    bytes: &'de [u8],
-    f: impl FnOnce(
-        &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
-    ) -> Result<(), serde_json::Error>,
-) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    // Our own depth limit is far below serde_json's; this one must never be what refuses.
-    f(&mut de)?;
-    de.end()
-}
-
-fn parse_lines(body: &[u8], ctx: &mut Ctx<'_>) -> Result<(), serde_json::Error> {
+fn read_lines<'b>(body: &'b [u8], ctx: &mut Ctx<'_>) -> Result<(), (Stop, Reader<'b>)> {
     ctx.rows.batch = true;
     for (i, line) in body.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        ctx.loc = Loc::Line(i);
-        parse_document(line, |de| {
-            ctx.push_row(Loc::Line(i))?;
-            RecordSeed(&mut *ctx).deserialize(de)?;
-            ctx.finish_row()?;
-            Ok(())
-        })?;
+        let mut r = Reader::new(line);
+        let step = ctx.push_row(Loc::Line(i)).and_then(|()| {
+            read_record(&mut r, ctx)?;
+            ctx.finish_row();
+            Ok(r.end()?)
+        });
+        step.map_err(|e| (e, r))?;
     }
     Ok(())
 }
@@ -299,280 +295,197 @@ fn too_large(len: usize, limit: usize) -> RequestError {
 }
 
 #[cold]
-fn malformed(ctx: &Ctx<'_>, e: serde_json::Error) -> RequestError {
-    // serde_json's message already ends with "at line L column C".
+fn malformed(ctx: &Ctx<'_>, r: &Reader<'_>, e: &SyntaxError) -> RequestError {
+    let (line, column) = r.line_column(e.offset);
     let (pointer, message) = match ctx.loc {
         Loc::Line(i) => (
             format!("/{i}"),
-            format!("malformed JSON on line {}: {e}", i + 1),
+            format!(
+                "malformed JSON on line {}, column {column}: {}",
+                i + 1,
+                e.message
+            ),
         ),
-        _ => (String::new(), format!("malformed JSON: {e}")),
+        _ => (
+            String::new(),
+            format!(
+                "malformed JSON at line {line}, column {column}: {}",
+                e.message
+            ),
+        ),
     };
     RequestError::Malformed(FieldError::new(pointer, Code::Syntax, message))
 }
 
-/// An object key, borrowed from the body unless it had escapes; its length is limited.
-pub(crate) struct KeySeed<'c, 'a>(pub &'c mut Ctx<'a>);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, '_> {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string key")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-        self.0.check_string(s)?;
-        Ok(Cow::Borrowed(s))
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        self.0.check_string(s)?;
-        Ok(Cow::Owned(s.to_owned()))
-    }
-}
-
-/// Top level of a JSON body: one record, or a batch under "rows".
-struct RequestSeed<'c, 'a>(&'c mut Ctx<'a>);
-
-/// One record object: `{"features": {...}}`, at the top level, in "rows" or on an NDJSON line.
-struct RecordSeed<'c, 'a>(&'c mut Ctx<'a>);
-
-/// The "rows" array of a batch.
-struct RowsSeed<'c, 'a>(&'c mut Ctx<'a>);
-
 const RECORD_SHAPE: &str = "a record is an object like {\"features\": {...}}";
 
-/// A seed that is its own visitor; scalars are the wrong shape and go to `self.scalar()`.
-macro_rules! container_seed {
-    ($seed:ident) => {
-        impl<'de> DeserializeSeed<'de> for $seed<'_, '_> {
-            type Value = ();
-            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-                d.deserialize_any(self)
-            }
-        }
-    };
-}
-
-/// The scalar visits of a container seed: each is the wrong shape, reported by `scalar()`.
-macro_rules! scalars_are_wrong {
-    () => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-            self.scalar()
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-            self.scalar()
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-            self.scalar()
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-            self.scalar()
-        }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
-            self.0.check_string(s)?;
-            self.scalar()
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-            self.scalar()
-        }
-    };
-}
-
-container_seed!(RequestSeed);
-container_seed!(RecordSeed);
-container_seed!(RowsSeed);
-
-impl<'de> Visitor<'de> for RequestSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(RECORD_SHAPE)
+/// Top level of a JSON body: one record, or a batch under "rows".
+fn read_request(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
+    if r.peek() != Some(b'{') {
+        skip_value(r, ctx)?;
+        ctx.report(String::new, Code::Type, RECORD_SHAPE.into());
+        return Ok(());
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let ctx = self.0;
-        ctx.enter()?;
-        let (mut features, mut rows) = (false, false);
-        while let Some(key) = map.next_key_seed(KeySeed(&mut *ctx))? {
-            // Top-level problems point from the root, whatever rows were read before.
-            ctx.loc = Loc::Single;
-            match key.as_ref() {
-                "features" | "rows" if features || rows => {
-                    map.next_value_seed(Skip(&mut *ctx))?;
-                    let tail = format!("/{key}");
-                    ctx.report(
-                        || tail,
-                        Code::DuplicateKey,
-                        "a request holds \"features\" (one record) or \"rows\" (a batch), once"
-                            .into(),
-                    );
-                }
-                "features" => {
-                    features = true;
-                    ctx.push_row(Loc::Single)?;
-                    map.next_value_seed(FeaturesSeed(&mut *ctx))?;
-                    ctx.finish_row()?;
-                }
-                "rows" => {
-                    rows = true;
-                    ctx.rows.batch = true;
-                    map.next_value_seed(RowsSeed(&mut *ctx))?;
-                }
-                "partial" => match map.next_value_seed(ValueSeed::value(&mut *ctx))? {
-                    Scalar::Bool(p) => ctx.partial = Some(p),
-                    _ => ctx.report(
-                        || "/partial".into(),
-                        Code::Type,
-                        "\"partial\" must be true or false".into(),
-                    ),
-                },
-                _ => unknown_field(ctx, &mut map, &key)?,
-            }
-        }
+    ctx.enter()?;
+    let (mut features, mut rows) = (false, false);
+    let mut more = r.begin_object()?;
+    while more {
+        let key = r.key()?;
+        ctx.check_string(key.raw.len())?;
+        // Top-level problems point from the root, whatever rows were read before.
         ctx.loc = Loc::Single;
-        if !features && !rows {
-            ctx.report(
-                || "/features".into(),
-                Code::Missing,
-                "the request has neither \"features\" (one record) nor \"rows\" (a batch)".into(),
-            );
-        }
-        ctx.leave();
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        Skip(&mut *self.0).visit_seq(seq)?;
-        self.scalar()
-    }
-    scalars_are_wrong!();
-}
-
-impl RequestSeed<'_, '_> {
-    #[cold]
-    fn scalar<E>(self) -> Result<(), E> {
-        self.0.report(String::new, Code::Type, RECORD_SHAPE.into());
-        Ok(())
-    }
-}
-
-impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(RECORD_SHAPE)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let ctx = self.0;
-        ctx.enter()?;
-        let mut features = false;
-        while let Some(key) = map.next_key_seed(KeySeed(&mut *ctx))? {
-            match key.as_ref() {
-                "features" if features => {
-                    map.next_value_seed(Skip(&mut *ctx))?;
-                    ctx.report(
-                        || "/features".into(),
-                        Code::DuplicateKey,
-                        "\"features\" appears more than once".into(),
-                    );
-                }
-                "features" => {
-                    features = true;
-                    map.next_value_seed(FeaturesSeed(&mut *ctx))?;
-                }
-                _ => unknown_field(ctx, &mut map, &key)?,
+        match key.raw.as_ref() {
+            b"features" | b"rows" if features || rows => {
+                skip_value(r, ctx)?;
+                let tail = format!("/{}", String::from_utf8_lossy(&key.raw));
+                ctx.report(
+                    || tail,
+                    Code::DuplicateKey,
+                    "a request holds \"features\" (one record) or \"rows\" (a batch), once".into(),
+                );
             }
-        }
-        if !features {
-            ctx.report(
-                || "/features".into(),
-                Code::Missing,
-                "the record has no \"features\" object".into(),
-            );
-        }
-        ctx.leave();
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        Skip(&mut *self.0).visit_seq(seq)?;
-        self.scalar()
-    }
-    scalars_are_wrong!();
-}
-
-impl RecordSeed<'_, '_> {
-    #[cold]
-    fn scalar<E>(self) -> Result<(), E> {
-        self.0.report(String::new, Code::Type, RECORD_SHAPE.into());
-        Ok(())
-    }
-}
-
-impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let ctx = self.0;
-        ctx.enter()?;
-        let mut i = 0;
-        loop {
-            // The row exists before its element is read, so its errors point at it.
-            ctx.push_row(Loc::Row(i))?;
-            if seq.next_element_seed(RecordSeed(&mut *ctx))?.is_none() {
-                ctx.rows
-                    .values
-                    .truncate(ctx.rows.values.len() - ctx.rows.width);
-                ctx.rows.valid.pop();
-                break;
+            b"features" => {
+                features = true;
+                ctx.push_row(Loc::Single)?;
+                read_features(r, ctx)?;
+                ctx.finish_row();
             }
-            ctx.finish_row()?;
-            i += 1;
+            b"rows" => {
+                rows = true;
+                ctx.rows.batch = true;
+                read_rows(r, ctx)?;
+            }
+            b"partial" => match read_scalar(r, ctx)? {
+                Scalar::Bool(p) => ctx.partial = Some(p),
+                _ => ctx.report(
+                    || "/partial".into(),
+                    Code::Type,
+                    "\"partial\" must be true or false".into(),
+                ),
+            },
+            _ => unknown_field(r, ctx, &key)?,
         }
-        ctx.leave();
-        Ok(())
+        more = r.more(b'}')?;
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        Skip(&mut *self.0).visit_map(map)?;
-        self.scalar()
+    ctx.leave();
+    ctx.loc = Loc::Single;
+    if !features && !rows {
+        ctx.report(
+            || "/features".into(),
+            Code::Missing,
+            "the request has neither \"features\" (one record) nor \"rows\" (a batch)".into(),
+        );
     }
-    scalars_are_wrong!();
+    Ok(())
 }
 
-impl RowsSeed<'_, '_> {
-    #[cold]
-    fn scalar<E>(self) -> Result<(), E> {
-        self.0.report(
+/// One record object: `{"features": {...}}`, in "rows" or on an NDJSON line.
+fn read_record(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
+    if r.peek() != Some(b'{') {
+        skip_value(r, ctx)?;
+        ctx.report(String::new, Code::Type, RECORD_SHAPE.into());
+        return Ok(());
+    }
+    ctx.enter()?;
+    let mut features = false;
+    let mut more = r.begin_object()?;
+    while more {
+        let key = r.key()?;
+        ctx.check_string(key.raw.len())?;
+        match key.raw.as_ref() {
+            b"features" if features => {
+                skip_value(r, ctx)?;
+                ctx.report(
+                    || "/features".into(),
+                    Code::DuplicateKey,
+                    "\"features\" appears more than once".into(),
+                );
+            }
+            b"features" => {
+                features = true;
+                read_features(r, ctx)?;
+            }
+            _ => unknown_field(r, ctx, &key)?,
+        }
+        more = r.more(b'}')?;
+    }
+    ctx.leave();
+    if !features {
+        ctx.report(
+            || "/features".into(),
+            Code::Missing,
+            "the record has no \"features\" object".into(),
+        );
+    }
+    Ok(())
+}
+
+/// The "rows" array of a batch.
+fn read_rows(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
+    if r.peek() != Some(b'[') {
+        skip_value(r, ctx)?;
+        ctx.report(
             || "/rows".into(),
             Code::Type,
             "\"rows\" must be an array of records".into(),
         );
-        Ok(())
+        return Ok(());
     }
+    ctx.enter()?;
+    let mut more = r.begin_array()?;
+    let mut i = 0;
+    while more {
+        ctx.push_row(Loc::Row(i))?;
+        read_record(r, ctx)?;
+        ctx.finish_row();
+        i += 1;
+        more = r.more(b']')?;
+    }
+    ctx.leave();
+    Ok(())
 }
 
 #[cold]
-fn unknown_field<'de, A: MapAccess<'de>>(
-    ctx: &mut Ctx<'_>,
-    map: &mut A,
-    key: &str,
-) -> Result<(), A::Error> {
-    map.next_value_seed(Skip(&mut *ctx))?;
-    let tail = format!("/{}", escape_token(key));
+fn unknown_field(r: &mut Reader<'_>, ctx: &mut Ctx<'_>, key: &Key<'_>) -> Step<()> {
+    let key = r.text(key)?.into_owned();
+    skip_value(r, ctx)?;
+    let tail = format!("/{}", escape_token(&key));
     ctx.report(
         || tail,
         Code::UnknownField,
         format!("unknown field \"{key}\"; {RECORD_SHAPE}"),
     );
+    Ok(())
+}
+
+/// Reads past one value nobody needs, still enforcing strictness and the limits.
+pub(crate) fn skip_value(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
+    match r.peek() {
+        Some(b'{') => {
+            ctx.enter()?;
+            let mut more = r.begin_object()?;
+            while more {
+                let key = r.key()?;
+                ctx.check_string(key.raw.len())?;
+                r.text(&key)?;
+                skip_value(r, ctx)?;
+                more = r.more(b'}')?;
+            }
+            ctx.leave();
+        }
+        Some(b'[') => {
+            ctx.enter()?;
+            let mut more = r.begin_array()?;
+            while more {
+                skip_value(r, ctx)?;
+                more = r.more(b']')?;
+            }
+            ctx.leave();
+        }
+        _ => {
+            read_scalar(r, ctx)?;
+        }
+    }
     Ok(())
 }
 

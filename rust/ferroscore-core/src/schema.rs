@@ -77,7 +77,7 @@ pub struct Feature {
 #[derive(Debug, Clone)]
 pub struct Schema {
     features: Vec<Feature>,
-    by_name: FxHashMap<Box<str>, usize>,
+    by_name: FxHashMap<Box<[u8]>, usize>,
     allow_unknown: bool,
 }
 
@@ -88,7 +88,19 @@ impl Schema {
     }
 
     pub fn lookup(&self, name: &str) -> Option<&Feature> {
-        self.by_name.get(name).map(|&i| &self.features[i])
+        self.by_name
+            .get(name.as_bytes())
+            .map(|&i| &self.features[i])
+    }
+
+    /// Looks `name` up, trying feature `hint` first: clients mostly send features in schema
+    /// order, and one comparison beats hashing the key. Returns the feature's index too.
+    #[inline]
+    pub fn lookup_from(&self, hint: usize, name: &[u8]) -> Option<(usize, &Feature)> {
+        match self.features.get(hint) {
+            Some(f) if f.name.as_bytes() == name => Some((hint, f)),
+            _ => self.by_name.get(name).map(|&i| (i, &self.features[i])),
+        }
     }
 
     /// Whether keys the schema does not name are skipped rather than refused.
@@ -155,7 +167,7 @@ pub fn compile_schema(text: &str) -> Result<Schema, SchemaError> {
     let by_name = features
         .iter()
         .enumerate()
-        .map(|(i, f)| (f.name.as_str().into(), i))
+        .map(|(i, f)| (f.name.as_bytes().into(), i))
         .collect();
     Ok(Schema {
         features,

@@ -2,6 +2,7 @@
 //! borrowed from the Python `str`/`bytes` object and scored with the GIL released.
 
 use crate::errors::{malformed_text, model_error, request_error, schema_error};
+use crate::gil::{release_gil_if, DETACH_ABOVE_BYTES};
 use crate::model::Model;
 use ferroscore_core::{self as core, Format, Limits};
 use pyo3::exceptions::PyTypeError;
@@ -79,6 +80,20 @@ impl Endpoint {
         &self.schema
     }
 
+    /// Parses and validates a body as `score` would, without scoring: returns the number of
+    /// rows, raises the same RequestError subclasses.
+    #[pyo3(signature = (body, *, ndjson=false))]
+    fn validate(&self, py: Python<'_>, body: &Bound<'_, PyAny>, ndjson: bool) -> PyResult<usize> {
+        let bytes = body_bytes(py, body)?;
+        let format = if ndjson { Format::Ndjson } else { Format::Json };
+        let endpoint = self.inner.as_ref();
+        release_gil_if(py, bytes.len() >= DETACH_ABOVE_BYTES, || {
+            endpoint.parse(bytes, format, false)
+        })
+        .map(|rows| rows.len())
+        .map_err(|e| request_error(py, &e))
+    }
+
     /// Parses, validates and scores a body: `{"features": {...}}`, `{"rows": [...]}` or,
     /// with `ndjson`, one record per line. Returns the response JSON and the decision to
     /// record. With `partial`, a batch scores its valid rows and reports the others.
@@ -90,19 +105,12 @@ impl Endpoint {
         ndjson: bool,
         partial: bool,
     ) -> PyResult<(Bound<'py, PyBytes>, Decision)> {
-        let bytes: &[u8] = if let Ok(s) = body.cast::<PyString>() {
-            // A str holding lone surrogates has no UTF-8 form: malformed, not a crash.
-            s.to_str()
-                .map_err(|e| malformed_text(py, &e.to_string()))?
-                .as_bytes()
-        } else if let Ok(b) = body.cast::<PyBytes>() {
-            b.as_bytes()
-        } else {
-            return Err(PyTypeError::new_err("body must be str or bytes"));
-        };
+        let bytes = body_bytes(py, body)?;
         let format = if ndjson { Format::Ndjson } else { Format::Json };
         let endpoint = self.inner.as_ref();
-        match py.detach(|| endpoint.score(bytes, format, partial)) {
+        match release_gil_if(py, bytes.len() >= DETACH_ABOVE_BYTES, || {
+            endpoint.score(bytes, format, partial)
+        }) {
             Ok(mut scored) => {
                 let response = PyBytes::new(py, &std::mem::take(&mut scored.response));
                 Ok((
@@ -115,6 +123,20 @@ impl Endpoint {
             }
             Err(e) => Err(request_error(py, &e)),
         }
+    }
+}
+
+/// The bytes of a `str` or `bytes` body, borrowed from the Python object.
+fn body_bytes<'a>(py: Python<'_>, body: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
+    if let Ok(s) = body.cast::<PyString>() {
+        // A str holding lone surrogates has no UTF-8 form: malformed, not a crash.
+        Ok(s.to_str()
+            .map_err(|e| malformed_text(py, &e.to_string()))?
+            .as_bytes())
+    } else if let Ok(b) = body.cast::<PyBytes>() {
+        Ok(b.as_bytes())
+    } else {
+        Err(PyTypeError::new_err("body must be str or bytes"))
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod endpoint;
 mod errors;
+mod gil;
 mod model;
 
 use pyo3::prelude::*;

@@ -1,6 +1,7 @@
 //! `Model`: a loaded artifact scored from NumPy arrays with the GIL released.
 
 use crate::errors::model_error;
+use crate::gil::{release_gil_if, DETACH_ABOVE_ROWS};
 use ferroscore_core::{self as core, Output};
 use numpy::ndarray::{Array2, ArrayView2, Axis};
 use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArray2};
@@ -100,11 +101,13 @@ impl Model {
         let out = if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
             let view = a.as_array();
             check_width(view.ncols(), n)?;
-            py.detach(|| predict_rows(model, view, output))
+            let big = view.nrows() >= DETACH_ABOVE_ROWS;
+            release_gil_if(py, big, || predict_rows(model, view, output))
         } else if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
             let view = a.as_array();
             check_width(view.ncols(), n)?;
-            py.detach(|| predict_rows(model, view, output))
+            let big = view.nrows() >= DETACH_ABOVE_ROWS;
+            release_gil_if(py, big, || predict_rows(model, view, output))
         } else {
             return Err(PyValueError::new_err(
                 "X must be a 2-D float64 or float32 NumPy array",

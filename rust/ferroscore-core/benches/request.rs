@@ -1,0 +1,85 @@
+//! The hot path in pieces, on the demo model: parse + validate one 30-feature record, a batch
+//! (MB/s of JSON), one row scored, and the whole endpoint. `make bench-core`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use ferroscore_core::{
+    compile_schema, load_model, parse_request, Endpoint, Format, Limits, Output, Precision,
+};
+
+const MODEL: &[u8] = include_bytes!("../../../python/ferroscore/demo/model.json");
+const SCHEMA: &str = include_str!("../../../python/ferroscore/demo/schema.json");
+const EXAMPLE: &str = include_str!("../../../python/ferroscore/demo/example.json");
+
+fn record() -> Vec<u8> {
+    // The example row, compact, as clients send it.
+    let v: serde_json::Value = serde_json::from_str(EXAMPLE).expect("example");
+    serde_json::to_vec(&v).expect("json")
+}
+
+fn batch(rows: usize) -> Vec<u8> {
+    let v: serde_json::Value = serde_json::from_str(EXAMPLE).expect("example");
+    serde_json::to_vec(&serde_json::json!({ "rows": vec![v; rows] })).expect("json")
+}
+
+fn benches(c: &mut Criterion) {
+    let schema = compile_schema(SCHEMA).expect("schema");
+    let model = load_model(MODEL, None).expect("model");
+    let limits = Limits::default();
+    let one = record();
+    let many = batch(1000);
+
+    let mut g = c.benchmark_group("parse_validate");
+    g.throughput(Throughput::Bytes(one.len() as u64));
+    g.bench_function("record_30_features", |b| {
+        b.iter(|| {
+            parse_request(
+                black_box(&one),
+                &schema,
+                &limits,
+                Precision::F32,
+                30,
+                Format::Json,
+                false,
+            )
+        })
+    });
+    g.throughput(Throughput::Bytes(many.len() as u64));
+    g.bench_function("batch_1000_rows", |b| {
+        b.iter(|| {
+            parse_request(
+                black_box(&many),
+                &schema,
+                &limits,
+                Precision::F32,
+                30,
+                Format::Json,
+                false,
+            )
+        })
+    });
+    g.finish();
+
+    let rows = parse_request(
+        &one,
+        &schema,
+        &limits,
+        Precision::F32,
+        30,
+        Format::Json,
+        false,
+    )
+    .expect("valid");
+    let mut out = [0.0];
+    c.bench_function("predict_row_200_trees", |b| {
+        b.iter(|| model.predict_row(black_box(rows.row(0)), Output::Response, &mut out))
+    });
+
+    let endpoint =
+        Endpoint::new("demo", 1, model.clone(), schema.clone(), limits).expect("endpoint");
+    c.bench_function("endpoint_score_record", |b| {
+        b.iter(|| endpoint.score(black_box(&one), Format::Json, false))
+    });
+}
+
+criterion_group!(group, benches);
+criterion_main!(group);
