@@ -145,6 +145,28 @@ impl<'a> Reader<'a> {
         Ok(Key { raw, offset })
     }
 
+    /// Reads the key `"name":` if it is next, byte for byte; `name` holds no quote,
+    /// backslash or control character, so equal bytes mean an equal key. Otherwise reads
+    /// nothing and returns false.
+    #[inline]
+    pub fn eat_key(&mut self, name: &[u8]) -> bool {
+        if self.peek() != Some(b'"') {
+            return false;
+        }
+        let (start, end) = (self.pos + 1, self.pos + 1 + name.len());
+        if self.bytes.get(start..end) != Some(name) || self.bytes.get(end) != Some(&b'"') {
+            return false;
+        }
+        let save = self.pos;
+        self.pos = end + 1;
+        if self.eat(b':') {
+            return true;
+        }
+        // No colon: the general path reads the key again and reports the error.
+        self.pos = save;
+        false
+    }
+
     /// A key's text; a key that is not UTF-8 is a syntax error here.
     pub fn text<'k>(&self, key: &'k Key<'a>) -> Result<Cow<'k, str>> {
         match &key.raw {

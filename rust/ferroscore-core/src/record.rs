@@ -30,8 +30,6 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
     let mut next = 0;
     let mut more = r.begin_object()?;
     while more {
-        let key = r.key()?;
-        ctx.check_string(key.raw.len())?;
         n_keys += 1;
         if n_keys > ctx.limits.max_features {
             let msg = format!(
@@ -40,35 +38,43 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
             );
             return Err(ctx.exceed(Code::TooManyFeatures, msg));
         }
-        match schema.lookup_from(next, &key.raw) {
-            None => {
-                let key = r.text(&key)?.into_owned();
-                skip_value(r, ctx)?;
-                if !schema.allow_unknown() {
-                    ctx.report(
-                        || feature_tail(&key),
-                        Code::UnknownFeature,
-                        format!("\"{key}\" is not a feature of this model"),
-                    );
+        // Clients mostly send features in schema order: try the next one in place first.
+        let found = match schema.features().get(next) {
+            Some(f) if f.plain && r.eat_key(f.name.as_bytes()) => Some((next, f)),
+            _ => {
+                let key = r.key()?;
+                ctx.check_string(key.raw.len())?;
+                let found = schema.lookup_bytes(&key.raw);
+                if found.is_none() {
+                    let key = r.text(&key)?.into_owned();
+                    skip_value(r, ctx)?;
+                    if !schema.allow_unknown() {
+                        ctx.report(
+                            || feature_tail(&key),
+                            Code::UnknownFeature,
+                            format!("\"{key}\" is not a feature of this model"),
+                        );
+                    }
                 }
+                found
             }
-            Some((index, feature)) => {
-                next = index + 1;
-                let value = read_scalar(r, ctx)?;
-                if ctx.current_row()[feature.column].to_bits() != UNSEEN {
-                    ctx.report(
-                        || feature_tail(&feature.name),
-                        Code::DuplicateKey,
-                        format!("feature \"{}\" appears more than once", feature.name),
-                    );
-                } else {
-                    let x = check(feature, &value, ctx.precision).unwrap_or_else(|(code, msg)| {
-                        ctx.report(|| feature_tail(&feature.name), code, msg);
-                        // Seen, so that "missing" does not pile on.
-                        f64::NAN
-                    });
-                    ctx.current_row()[feature.column] = x;
-                }
+        };
+        if let Some((index, feature)) = found {
+            next = index + 1;
+            let value = read_scalar(r, ctx)?;
+            if ctx.current_row()[feature.column].to_bits() != UNSEEN {
+                ctx.report(
+                    || feature_tail(&feature.name),
+                    Code::DuplicateKey,
+                    format!("feature \"{}\" appears more than once", feature.name),
+                );
+            } else {
+                let x = check(feature, &value, ctx.precision).unwrap_or_else(|(code, msg)| {
+                    ctx.report(|| feature_tail(&feature.name), code, msg);
+                    // Seen, so that "missing" does not pile on.
+                    f64::NAN
+                });
+                ctx.current_row()[feature.column] = x;
             }
         }
         more = r.more(b'}')?;

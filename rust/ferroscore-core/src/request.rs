@@ -721,6 +721,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_match_by_meaning_whatever_their_order_or_escapes() {
+        // In schema order (the in-place path), out of order, escaped, and a longer key
+        // that starts with a feature's name.
+        let in_order = parse(r#"{"features": {"a": 1, "b": 2}}"#).expect("in order");
+        let shuffled = parse(r#"{"features": {"b": 2, "\u0061": 1}}"#).expect("escaped");
+        let bits = |r: &Rows| r.values.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&in_order), bits(&shuffled));
+        assert_eq!(
+            codes(parse(r#"{"features": {"ab": 1, "a": 1, "b": 2}}"#)),
+            vec![pair("/features/ab", "unknown_feature")]
+        );
+        assert!(matches!(
+            parse(r#"{"features": {"a" 1}}"#),
+            Err(RequestError::Malformed(_))
+        ));
+    }
+
+    #[test]
     fn errors_are_capped() {
         let many: Vec<String> = (0..200).map(|i| format!("\"u{i}\": 1")).collect();
         let body = format!("{{\"features\": {{{}}}}}", many.join(","));

@@ -66,6 +66,9 @@ pub enum Missing {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feature {
     pub name: String,
+    /// The name holds no quote, backslash or control character: a key equal to it byte for
+    /// byte is this feature, with no decoding (see `Reader::eat_key`).
+    pub plain: bool,
     pub column: usize,
     pub kind: Kind,
     pub nullable: bool,
@@ -93,14 +96,10 @@ impl Schema {
             .map(|&i| &self.features[i])
     }
 
-    /// Looks `name` up, trying feature `hint` first: clients mostly send features in schema
-    /// order, and one comparison beats hashing the key. Returns the feature's index too.
+    /// Looks a key up by its raw bytes; returns the feature's index too.
     #[inline]
-    pub fn lookup_from(&self, hint: usize, name: &[u8]) -> Option<(usize, &Feature)> {
-        match self.features.get(hint) {
-            Some(f) if f.name.as_bytes() == name => Some((hint, f)),
-            _ => self.by_name.get(name).map(|&i| (i, &self.features[i])),
-        }
+    pub fn lookup_bytes(&self, name: &[u8]) -> Option<(usize, &Feature)> {
+        self.by_name.get(name).map(|&i| (i, &self.features[i]))
     }
 
     /// Whether keys the schema does not name are skipped rather than refused.
@@ -257,8 +256,10 @@ fn compile_feature(
         _ => categorical_kind(&s, pointer)?,
     };
     let missing = missing_policy(&s, &kind, required, nullable, pointer)?;
+    let plain = !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
     Ok(Feature {
         name: name.to_owned(),
+        plain,
         column,
         kind,
         nullable,
