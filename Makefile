@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench-kernel bench-parse bench-core clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench-kernel bench-parse bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ test-rust: ## Rust unit tests of the core
 test-python: $(BUILT) ## pytest: the extension's API, the database, the real server end to end
 	$(PY) -m pytest
 
-test: lint test-rust test-python ## everything CI runs
+test: lint test-rust test-python bench-quick ## everything CI runs
 
 serve: $(BUILT) ## serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATABASE_URL)
 	$(VENV)/bin/ferroscore serve
@@ -55,6 +55,11 @@ bench-kernel: $(BUILT) ## scoring kernels vs xgboost, one thread: bench/results/
 
 bench-parse: $(BUILT) ## parse + validate vs orjson+msgspec and Pydantic v2: bench/results/parse.md
 	$(PY) bench/parsing.py
+
+bench-quick: $(BUILT) ## smoke-run every Python benchmark (reports come out; no speed is asserted)
+	$(PY) bench/kernel.py --quick > /dev/null
+	$(PY) bench/parsing.py --quick > /dev/null
+	@test -s bench/results/kernel.md && test -s bench/results/parse.md
 
 bench-core: ## criterion benches of the Rust core alone (parse, score, whole endpoint)
 	cargo bench -p ferroscore-core --bench request
