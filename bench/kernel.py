@@ -5,34 +5,15 @@ ratios; writes bench/results/kernel.md. Run: make bench-kernel."""
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import time
-from collections.abc import Callable
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import orjson
 import xgboost as xgb
 from sklearn.datasets import load_breast_cancer
+from timing import machine, per_call_us, write_report
 
 from ferroscore import Endpoint, Model
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:
-    """Median over `repeats` of the mean time of one call, in microseconds."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter_ns() - start) / calls / 1000)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -75,11 +56,10 @@ def main() -> None:
         (f"request body ({len(body)} B) → response bytes (µs/call)", endpoint_us, orjson_xgb)
     )
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     lines = [
         "# Scoring kernels: ferroscore vs xgboost",
         "",
-        f"Machine: {machine}; xgboost {xgb.__version__} (nthread=1). Medians of {repeats} runs.",
+        f"Machine: {machine()}; xgboost {xgb.__version__} (nthread=1). Medians of {repeats} runs.",
         "",
         "| measure | ferroscore | xgboost | xgboost / ferroscore |",
         "|---|---:|---:|---:|",
@@ -93,10 +73,7 @@ def main() -> None:
         "The request row compares Endpoint.score (parse, validate, score, serialize in Rust) "
         "with orjson.loads + a NumPy row + xgboost inplace_predict (no validation at all).",
     ]
-    report = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kernel.md").write_text(report)
-    print(report)
+    print(write_report("kernel.md", lines))
 
 
 if __name__ == "__main__":

@@ -6,36 +6,18 @@ bench/results/parse.md. Run: make bench-parse."""
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import time
-from collections.abc import Callable
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 import orjson
 import pydantic
 from sklearn.datasets import load_breast_cancer
+from timing import machine, per_call_us, write_report
 
 from ferroscore import Endpoint, Model
 
-RESULTS = Path(__file__).resolve().parent / "results"
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-
-
-def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:
-    """Median over `repeats` of the mean time of one call, in microseconds."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter_ns()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter_ns() - start) / calls / 1000)
-    return statistics.median(samples)
 
 
 def build_msgspec(names: list[str]) -> Any:
@@ -95,11 +77,10 @@ def main() -> None:
     ours_one = single_us["ferroscore Endpoint.validate"]
     ours_many = batch_us["ferroscore Endpoint.validate"]
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     lines = [
         "# Parse + validate: ferroscore vs orjson+msgspec vs Pydantic v2",
         "",
-        f"Machine: {machine}; msgspec {msgspec.__version__}, orjson {orjson.__version__}, "
+        f"Machine: {machine()}; msgspec {msgspec.__version__}, orjson {orjson.__version__}, "
         f"pydantic {pydantic.__version__}. One thread, medians of {repeats} runs.",
         "",
         f"| stack | one record, {len(one)} B (µs) | vs ferroscore | "
@@ -118,10 +99,7 @@ def main() -> None:
         "ferroscore also fills the model's input rows and applies its missing-value policy; the",
         "others build Python objects. Every stack refuses unknown keys and negative values.",
     ]
-    report = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "parse.md").write_text(report)
-    print(report)
+    print(write_report("parse.md", lines))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,10 @@ def error_response(
     return json_response(status, {"code": code, "message": message, "errors": errors or []})
 
 
+def model_not_found(name: str) -> Response:
+    return error_response(404, "model_not_found", f"no active model named {name!r}")
+
+
 def request_error_response(e: RequestError) -> Response:
     """Maps a refused body to 400 (syntax), 413 (size) or 422 (schema)."""
     errors: list[dict[str, str]] = getattr(e, "errors", [])

@@ -8,7 +8,7 @@ import orjson
 from robyn import Request, Response, Robyn
 
 from ferroscore._core import Endpoint
-from ferroscore.http import error_response, json_response
+from ferroscore.http import json_response, model_not_found
 from ferroscore.service import Service
 
 
@@ -29,10 +29,9 @@ def register(app: Robyn, service: Service) -> None:
 
     @app.get("/v1/models/:name")
     def get_model(request: Request) -> Response:
-        name = request.path_params["name"]
-        endpoint = service.endpoints.get(name)
+        endpoint = service.endpoints.get(name := request.path_params["name"])
         if endpoint is None:
-            return error_response(404, "model_not_found", f"no active model named {name!r}")
+            return model_not_found(name)
         described = _describe(endpoint)
         described["input_schema"] = orjson.loads(endpoint.schema)
         return json_response(200, described)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from robyn import Request, Response, Robyn
 
 from ferroscore._core import RequestError
-from ferroscore.http import error_response, json_body, request_error_response
+from ferroscore.http import error_response, json_body, model_not_found, request_error_response
 from ferroscore.service import Service
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
@@ -19,10 +19,9 @@ _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 def register(app: Robyn, service: Service) -> None:
     @app.post("/v1/models/:name/score")
     def score(request: Request) -> Response:
-        name = request.path_params["name"]
-        endpoint = service.endpoints.get(name)
+        endpoint = service.endpoints.get(name := request.path_params["name"])
         if endpoint is None:
-            return error_response(404, "model_not_found", f"no active model named {name!r}")
+            return model_not_found(name)
         content_type = request.headers.get("content-type") or ""
         ndjson = content_type.split(";", 1)[0].strip().lower() in NDJSON_TYPES
         partial = False

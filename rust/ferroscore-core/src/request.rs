@@ -319,14 +319,22 @@ fn malformed(ctx: &Ctx<'_>, r: &Reader<'_>, e: &SyntaxError) -> RequestError {
 
 const RECORD_SHAPE: &str = "a record is an object like {\"features\": {...}}";
 
-/// Top level of a JSON body: one record, or a batch under "rows".
-fn read_request(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
+/// Enters a record object, or skips and reports a value of another shape (returns false).
+fn open_record(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<bool> {
     if r.peek() != Some(b'{') {
         skip_value(r, ctx)?;
         ctx.report(String::new, Code::Type, RECORD_SHAPE.into());
-        return Ok(());
+        return Ok(false);
     }
     ctx.enter()?;
+    Ok(true)
+}
+
+/// Top level of a JSON body: one record, or a batch under "rows".
+fn read_request(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
+    if !open_record(r, ctx)? {
+        return Ok(());
+    }
     let (mut features, mut rows) = (false, false);
     let mut more = r.begin_object()?;
     while more {
@@ -381,12 +389,9 @@ fn read_request(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
 
 /// One record object: `{"features": {...}}`, in "rows" or on an NDJSON line.
 fn read_record(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
-    if r.peek() != Some(b'{') {
-        skip_value(r, ctx)?;
-        ctx.report(String::new, Code::Type, RECORD_SHAPE.into());
+    if !open_record(r, ctx)? {
         return Ok(());
     }
-    ctx.enter()?;
     let mut features = false;
     let mut more = r.begin_object()?;
     while more {

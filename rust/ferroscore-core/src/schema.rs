@@ -297,16 +297,7 @@ fn number_kind(s: &Spec<'_>, integer: bool, pointer: &str) -> Result<Kind, Schem
             return Err(SchemaError::new(pointer, "the bounds admit no value"));
         }
     }
-    let allowed = match s.enumeration {
-        Some(values) => Some(
-            values
-                .iter()
-                .map(Value::as_f64)
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| SchemaError::new(format!("{pointer}/enum"), "must list numbers"))?,
-        ),
-        None => None,
-    };
+    let allowed = enum_values(s, pointer, Value::as_f64, "numbers")?;
     Ok(Kind::Number {
         integer,
         minimum: s.minimum,
@@ -317,17 +308,26 @@ fn number_kind(s: &Spec<'_>, integer: bool, pointer: &str) -> Result<Kind, Schem
 
 fn boolean_kind(s: &Spec<'_>, pointer: &str) -> Result<Kind, SchemaError> {
     refuse_keywords(s, pointer, "boolean", false)?;
-    let allowed = match s.enumeration {
-        Some(values) => Some(
-            values
-                .iter()
-                .map(Value::as_bool)
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| SchemaError::new(format!("{pointer}/enum"), "must list booleans"))?,
-        ),
-        None => None,
-    };
+    let allowed = enum_values(s, pointer, Value::as_bool, "booleans")?;
     Ok(Kind::Boolean { allowed })
+}
+
+/// The `enum` of a number or boolean feature, each value converted by `get`.
+fn enum_values<T>(
+    s: &Spec<'_>,
+    pointer: &str,
+    get: fn(&Value) -> Option<T>,
+    what: &str,
+) -> Result<Option<Vec<T>>, SchemaError> {
+    let Some(values) = s.enumeration else {
+        return Ok(None);
+    };
+    values
+        .iter()
+        .map(get)
+        .collect::<Option<Vec<_>>>()
+        .map(Some)
+        .ok_or_else(|| SchemaError::new(format!("{pointer}/enum"), format!("must list {what}")))
 }
 
 fn categorical_kind(s: &Spec<'_>, pointer: &str) -> Result<Kind, SchemaError> {
