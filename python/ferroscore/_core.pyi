@@ -47,7 +47,8 @@ class ModelLoadError(FerroscoreError):
 
 @final
 class Model:
-    """A loaded model: XGBoost JSON today."""
+    """A loaded model: XGBoost JSON or a LightGBM text model, scored exactly as the
+    reference library scores it."""
 
     @staticmethod
     def load(source: bytes | str | os.PathLike[str], format: str | None = None) -> Model:
@@ -57,6 +58,8 @@ class Model:
     def n_features(self) -> int: ...
     @property
     def n_outputs(self) -> int: ...
+    @property
+    def format(self) -> str: ...
     @property
     def objective(self) -> str: ...
     @property

@@ -20,7 +20,7 @@ class ModelVersion:
 
     name: str
     version: int
-    format: str
+    format: str | None
     artifact: bytes
     input_schema: str
 
@@ -34,14 +34,15 @@ class ModelRegistry:
         self._limits = dict(limits or {})
 
     def register(
-        self, name: str, artifact: bytes, input_schema: str, *, fmt: str = "xgboost-json"
+        self, name: str, artifact: bytes, input_schema: str, *, fmt: str | None = None
     ) -> int:
         """Stores a new version after checking that it loads and fits its schema; returns it.
 
         Raises the `ferroscore.FerroscoreError` of the failing check, so nothing unservable
         is ever stored.
         """
-        self._build(ModelVersion(name, 0, fmt, artifact, input_schema))
+        endpoint = self._build(ModelVersion(name, 0, fmt, artifact, input_schema))
+        fmt = endpoint.model.format
         with psycopg.connect(self._conninfo) as conn:
             # Serialise version numbering per model name.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import lightgbm as lgb
+import numpy as np
 import psycopg
 import pytest
+from sklearn.datasets import load_iris
 
 from ferroscore import ModelLoadError, SchemaError
 from ferroscore.registry import DEMO_MODEL, ModelRegistry
@@ -46,3 +51,28 @@ def test_unservable_versions_are_never_stored(
     with pytest.raises(SchemaError):
         registry.register("m", demo_model_bytes, '{"type": "array"}')
     assert registry.is_empty()
+
+
+def test_lightgbm_versions_are_detected_and_served(registry: ModelRegistry) -> None:
+    iris = load_iris()
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    booster = lgb.train(
+        {"objective": "multiclass", "num_class": 3, "verbose": -1},
+        lgb.Dataset(iris.data, iris.target, feature_name=names),
+        num_boost_round=5,
+    )
+    schema = {
+        "type": "object",
+        "properties": {
+            n: {"type": "number", "x-ferroscore-column": i} for i, n in enumerate(names)
+        },
+        "required": names,
+    }
+    version = registry.register("iris", booster.model_to_string().encode(), json.dumps(schema))
+    registry.activate("iris", version)
+    endpoint = registry.load_endpoints()["iris"]
+    assert endpoint.model.format == "lightgbm-text"
+    body, _ = endpoint.score(json.dumps({"features": dict(zip(names, iris.data[0], strict=True))}))
+    np.testing.assert_allclose(
+        json.loads(body)["score"], booster.predict(iris.data[:1])[0], atol=1e-9
+    )

@@ -76,6 +76,12 @@ impl Model {
         self.inner.n_outputs(Output::Response)
     }
 
+    /// The artifact format: "xgboost-json" or "lightgbm-text".
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.inner.format()
+    }
+
     #[getter]
     fn objective(&self) -> &str {
         self.inner.objective()

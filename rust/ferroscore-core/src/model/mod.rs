@@ -1,6 +1,7 @@
 //! The model family: every format loads into something that scores one row of f64 features
 //! (NaN = missing) into its outputs, honouring the reference library's arithmetic exactly.
 
+pub mod lightgbm;
 pub mod objective;
 pub mod xgboost;
 
@@ -25,6 +26,8 @@ pub trait Model: Send + Sync {
     fn n_outputs(&self, output: Output) -> usize;
     /// Feature names stored in the artifact, if any.
     fn feature_names(&self) -> Option<&[String]>;
+    /// The artifact format, as `load` names it: "xgboost-json", "lightgbm-text".
+    fn format(&self) -> &'static str;
     /// The float type the model compares its inputs in.
     fn precision(&self) -> Precision;
     /// The training objective as the reference library names it.
@@ -41,6 +44,7 @@ pub fn load(bytes: &[u8], format: Option<&str>) -> Result<Arc<dyn Model>, ModelE
     };
     match format {
         "xgboost-json" => Ok(Arc::new(xgboost::XgbModel::from_json(bytes)?)),
+        "lightgbm-text" => Ok(Arc::new(lightgbm::LgbModel::from_text(bytes)?)),
         other => Err(ModelError::Unsupported(format!("format \"{other}\""))),
     }
 }
@@ -49,6 +53,7 @@ fn detect(bytes: &[u8]) -> Result<&'static str, ModelError> {
     let head = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match head {
         Some(b'{') => Ok("xgboost-json"),
+        _ if bytes.starts_with(b"tree\n") || bytes.starts_with(b"tree\r\n") => Ok("lightgbm-text"),
         _ => Err(ModelError::Unsupported(
             "cannot tell the model format from its bytes".into(),
         )),

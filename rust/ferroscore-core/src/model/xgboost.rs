@@ -292,6 +292,10 @@ impl Model for XgbModel {
         (!self.feature_names.is_empty()).then_some(self.feature_names.as_slice())
     }
 
+    fn format(&self) -> &'static str {
+        "xgboost-json"
+    }
+
     fn precision(&self) -> Precision {
         Precision::F32
     }

@@ -1,0 +1,476 @@
+//! LightGBM text models (model.txt, format v4): numeric and categorical splits, the three
+//! missing-value types with LightGBM's 1e-35 zero, linear trees, random-forest averaging,
+//! and every built-in objective's output transform, all in float64 as LightGBM computes.
+
+use super::{Model, Output};
+use crate::error::ModelError;
+use crate::request::Precision;
+use rustc_hash::FxHashMap;
+
+/// |x| at or below this counts as zero, as LightGBM's `kZeroThreshold`.
+const ZERO_THRESHOLD: f64 = 1e-35;
+
+const CATEGORICAL: u8 = 1;
+const DEFAULT_LEFT: u8 = 2;
+/// Bits 2–3 of `decision_type`: 0 None, 1 Zero, 2 NaN.
+const MISSING_SHIFT: u8 = 2;
+const MISSING_ZERO: u8 = 1;
+const MISSING_NAN: u8 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Transform {
+    Identity,
+    /// binary (σ), multiclassova (σ per class), cross_entropy (σ = 1).
+    Sigmoid(f64),
+    Softmax,
+    /// cross_entropy_lambda: log(1 + e^r).
+    Log1pExp,
+    /// poisson, gamma, tweedie.
+    Exp,
+    /// regression with `sqrt`: the model was fit to sign(y)·√|y|.
+    SignedSquare,
+}
+
+#[derive(Debug)]
+struct Tree {
+    split_feature: Vec<u32>,
+    threshold: Vec<f64>,
+    decision_type: Vec<u8>,
+    left: Vec<i32>,
+    right: Vec<i32>,
+    leaf_value: Vec<f64>,
+    cat_boundaries: Vec<usize>,
+    cat_threshold: Vec<u32>,
+    /// Linear trees: per leaf, the constant and (feature, coefficient) pairs.
+    linear: Option<Vec<(f64, Vec<(u32, f64)>)>>,
+}
+
+impl Tree {
+    fn leaf_index(&self, row: &[f64]) -> usize {
+        if self.left.is_empty() {
+            return 0;
+        }
+        let mut node = 0i32;
+        while node >= 0 {
+            let n = node as usize;
+            let x = row[self.split_feature[n] as usize];
+            let dt = self.decision_type[n];
+            let left = if dt & CATEGORICAL != 0 {
+                self.categorical_left(n, x)
+            } else {
+                numeric_left(dt, x, self.threshold[n])
+            };
+            node = if left { self.left[n] } else { self.right[n] };
+        }
+        !node as usize
+    }
+
+    /// Left iff the category's bit is set; NaN, negatives and values past the bitset go right.
+    fn categorical_left(&self, n: usize, x: f64) -> bool {
+        // LightGBM truncates to int first: -0.5 is category 0, -1 is negative.
+        let t = x.trunc();
+        if x.is_nan() || t < 0.0 || t >= f64::from(i32::MAX) {
+            return false;
+        }
+        let category = t as usize;
+        let c = self.threshold[n] as usize;
+        let words = &self.cat_threshold[self.cat_boundaries[c]..self.cat_boundaries[c + 1]];
+        words
+            .get(category / 32)
+            .is_some_and(|w| (w >> (category % 32)) & 1 == 1)
+    }
+
+    fn value(&self, row: &[f64]) -> f64 {
+        let leaf = self.leaf_index(row);
+        match &self.linear {
+            None => self.leaf_value[leaf],
+            Some(leaves) => {
+                let (constant, terms) = &leaves[leaf];
+                let mut out = *constant;
+                for &(f, coeff) in terms {
+                    let x = row[f as usize];
+                    // A missing input falls back to the plain leaf value.
+                    if x.is_nan() {
+                        return self.leaf_value[leaf];
+                    }
+                    out += coeff * x;
+                }
+                out
+            }
+        }
+    }
+}
+
+fn numeric_left(dt: u8, x: f64, threshold: f64) -> bool {
+    let missing = (dt >> MISSING_SHIFT) & 3;
+    let x = if x.is_nan() && missing != MISSING_NAN {
+        0.0
+    } else {
+        x
+    };
+    let is_missing = match missing {
+        MISSING_ZERO => (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x),
+        MISSING_NAN => x.is_nan(),
+        _ => false,
+    };
+    if is_missing {
+        dt & DEFAULT_LEFT != 0
+    } else {
+        x <= threshold
+    }
+}
+
+/// A loaded LightGBM model.
+#[derive(Debug)]
+pub struct LgbModel {
+    trees: Vec<Tree>,
+    /// Trees per iteration: one per class for multiclass, else one.
+    per_iteration: usize,
+    average: bool,
+    transform: Transform,
+    objective: String,
+    n_features: usize,
+    feature_names: Vec<String>,
+}
+
+impl LgbModel {
+    pub fn from_text(bytes: &[u8]) -> Result<Self, ModelError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| inconsistent("a LightGBM model is text; this is not UTF-8"))?;
+        let mut blocks = text.split("\nTree=");
+        let header = fields(blocks.next().unwrap_or_default());
+        let get = |k: &str| {
+            header
+                .get(k)
+                .copied()
+                .ok_or_else(|| inconsistent(&format!("no {k}= line")))
+        };
+        let per_iteration: usize = num(get("num_tree_per_iteration")?, "num_tree_per_iteration")?;
+        let n_features = num::<usize>(get("max_feature_idx")?, "max_feature_idx")? + 1;
+        let objective_line = get("objective")?;
+        let (objective, transform) = transform_of(objective_line)?;
+        let feature_names: Vec<String> = header
+            .get("feature_names")
+            .map_or_else(Vec::new, |s| s.split(' ').map(str::to_owned).collect());
+        if !feature_names.is_empty() && feature_names.len() != n_features {
+            return Err(inconsistent("feature_names does not match max_feature_idx"));
+        }
+        let average = text.lines().any(|l| l.trim() == "average_output");
+        let mut trees = Vec::new();
+        for block in blocks {
+            // The last tree block runs into "end of trees" and the parameters after it.
+            let block = block.split("\nend of trees").next().unwrap_or_default();
+            let t = trees.len();
+            trees.push(
+                tree(block, n_features).map_err(|e| inconsistent(&format!("tree {t}: {e}")))?,
+            );
+        }
+        if per_iteration == 0 || trees.len() % per_iteration != 0 {
+            return Err(inconsistent(
+                "the number of trees is not a multiple of the trees per iteration",
+            ));
+        }
+        Ok(LgbModel {
+            trees,
+            per_iteration,
+            average,
+            transform,
+            objective,
+            n_features,
+            feature_names,
+        })
+    }
+
+    fn raw(&self, row: &[f64], out: &mut [f64]) {
+        out.fill(0.0);
+        for (t, tree) in self.trees.iter().enumerate() {
+            out[t % self.per_iteration] += tree.value(row);
+        }
+        if self.average {
+            let iterations = (self.trees.len() / self.per_iteration).max(1) as f64;
+            for o in out.iter_mut() {
+                *o /= iterations;
+            }
+        }
+    }
+}
+
+impl Model for LgbModel {
+    fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    fn n_outputs(&self, _: Output) -> usize {
+        self.per_iteration
+    }
+
+    fn feature_names(&self) -> Option<&[String]> {
+        (!self.feature_names.is_empty()).then_some(self.feature_names.as_slice())
+    }
+
+    fn format(&self) -> &'static str {
+        "lightgbm-text"
+    }
+
+    fn precision(&self) -> Precision {
+        Precision::F64
+    }
+
+    fn objective(&self) -> &str {
+        &self.objective
+    }
+
+    fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]) {
+        assert!(
+            row.len() >= self.n_features,
+            "row shorter than the model's features"
+        );
+        self.raw(row, out);
+        if output == Output::Margin {
+            return;
+        }
+        match self.transform {
+            Transform::Identity => {}
+            Transform::Sigmoid(s) => out
+                .iter_mut()
+                .for_each(|r| *r = 1.0 / (1.0 + (-s * *r).exp())),
+            Transform::Log1pExp => out.iter_mut().for_each(|r| *r = r.exp().ln_1p()),
+            Transform::Exp => out.iter_mut().for_each(|r| *r = r.exp()),
+            Transform::SignedSquare => out.iter_mut().for_each(|r| *r = r.signum() * *r * *r),
+            Transform::Softmax => {
+                let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = 0.0;
+                for r in out.iter_mut() {
+                    *r = (*r - max).exp();
+                    sum += *r;
+                }
+                out.iter_mut().for_each(|r| *r /= sum);
+            }
+        }
+    }
+}
+
+/// The objective's name and its transform, from e.g. `binary sigmoid:1`.
+fn transform_of(line: &str) -> Result<(String, Transform), ModelError> {
+    let mut tokens = line.split_whitespace();
+    let name = tokens.next().unwrap_or_default().to_owned();
+    let params: Vec<&str> = tokens.collect();
+    let sigmoid = params
+        .iter()
+        .find_map(|p| p.strip_prefix("sigmoid:"))
+        .map_or(Ok(1.0), |s| num::<f64>(s, "sigmoid"))?;
+    let transform = match name.as_str() {
+        "binary" | "multiclassova" => Transform::Sigmoid(sigmoid),
+        "cross_entropy" | "xentropy" => Transform::Sigmoid(1.0),
+        "cross_entropy_lambda" | "xentlambda" => Transform::Log1pExp,
+        "multiclass" | "softmax" => Transform::Softmax,
+        "poisson" | "gamma" | "tweedie" => Transform::Exp,
+        "regression" | "regression_l2" | "l2" | "mean_squared_error" | "mse" | "regression_l1"
+        | "l1" | "huber" | "fair" | "quantile" | "mape" => {
+            if params.contains(&"sqrt") {
+                Transform::SignedSquare
+            } else {
+                Transform::Identity
+            }
+        }
+        "lambdarank" | "rank_xendcg" | "custom" | "none" => Transform::Identity,
+        other => {
+            return Err(ModelError::Unsupported(format!(
+                "LightGBM objective \"{other}\""
+            )))
+        }
+    };
+    Ok((name, transform))
+}
+
+fn fields(block: &str) -> FxHashMap<&str, &str> {
+    block.lines().filter_map(|l| l.split_once('=')).collect()
+}
+
+fn list<T: std::str::FromStr>(f: &FxHashMap<&str, &str>, key: &str) -> Result<Vec<T>, String> {
+    f.get(key)
+        .map_or("", |s| s)
+        .split_whitespace()
+        .map(|t| {
+            t.parse()
+                .map_err(|_| format!("{key} holds {t:.40}, not a number"))
+        })
+        .collect()
+}
+
+fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
+    let f = fields(block);
+    let num_leaves: usize = f
+        .get("num_leaves")
+        .and_then(|s| s.parse().ok())
+        .ok_or("no num_leaves")?;
+    let leaf_value: Vec<f64> = list(&f, "leaf_value")?;
+    if num_leaves == 0 || leaf_value.len() != num_leaves {
+        return Err("leaf_value does not hold num_leaves values".into());
+    }
+    let inner = num_leaves - 1;
+    let split_feature: Vec<u32> = list(&f, "split_feature")?;
+    let threshold: Vec<f64> = list(&f, "threshold")?;
+    let decision_type: Vec<u8> = list(&f, "decision_type")?;
+    let left: Vec<i32> = list(&f, "left_child")?;
+    let right: Vec<i32> = list(&f, "right_child")?;
+    if [
+        split_feature.len(),
+        threshold.len(),
+        decision_type.len(),
+        left.len(),
+        right.len(),
+    ]
+    .iter()
+    .any(|&n| n != inner)
+    {
+        return Err("node arrays do not hold num_leaves - 1 values".into());
+    }
+    if let Some(&bad) = split_feature.iter().find(|&&s| s as usize >= n_features) {
+        return Err(format!("a split on feature {bad} of {n_features}"));
+    }
+    let cat_boundaries: Vec<usize> = list(&f, "cat_boundaries")?;
+    let cat_threshold: Vec<u32> = list(&f, "cat_threshold")?;
+    for (n, &dt) in decision_type.iter().enumerate() {
+        if dt & CATEGORICAL != 0 {
+            let c = threshold[n];
+            let ok = c >= 0.0
+                && (c as usize) + 1 < cat_boundaries.len()
+                && cat_boundaries[c as usize] <= cat_boundaries[c as usize + 1]
+                && cat_boundaries[c as usize + 1] <= cat_threshold.len();
+            if !ok {
+                return Err(format!("categorical node {n} points outside its bitsets"));
+            }
+        }
+    }
+    check_is_tree(&left, &right, num_leaves)?;
+    let linear = if f.get("is_linear").is_some_and(|s| s.trim() == "1") {
+        Some(linear_leaves(&f, num_leaves, n_features)?)
+    } else {
+        None
+    };
+    Ok(Tree {
+        split_feature,
+        threshold,
+        decision_type,
+        left,
+        right,
+        leaf_value,
+        cat_boundaries,
+        cat_threshold,
+        linear,
+    })
+}
+
+fn linear_leaves(
+    f: &FxHashMap<&str, &str>,
+    num_leaves: usize,
+    n_features: usize,
+) -> Result<Vec<(f64, Vec<(u32, f64)>)>, String> {
+    let constants: Vec<f64> = list(f, "leaf_const")?;
+    let counts: Vec<usize> = list(f, "num_features")?;
+    let features: Vec<u32> = list(f, "leaf_features")?;
+    let coeffs: Vec<f64> = list(f, "leaf_coeff")?;
+    if constants.len() != num_leaves || counts.len() != num_leaves {
+        return Err("linear leaves do not match num_leaves".into());
+    }
+    if counts.iter().sum::<usize>() != features.len() || features.len() != coeffs.len() {
+        return Err("leaf_features and leaf_coeff do not match num_features".into());
+    }
+    if features.iter().any(|&x| x as usize >= n_features) {
+        return Err("a linear leaf reads a feature the model does not have".into());
+    }
+    let mut at = 0;
+    Ok(constants
+        .into_iter()
+        .zip(counts)
+        .map(|(c, k)| {
+            let terms = features[at..at + k]
+                .iter()
+                .copied()
+                .zip(coeffs[at..at + k].iter().copied())
+                .collect();
+            at += k;
+            (c, terms)
+        })
+        .collect())
+}
+
+/// Every node reached once from the root, every leaf index in range: walks always end.
+fn check_is_tree(left: &[i32], right: &[i32], num_leaves: usize) -> Result<(), String> {
+    if left.is_empty() {
+        return Ok(());
+    }
+    let mut seen = vec![false; left.len()];
+    let mut leaves = vec![false; num_leaves];
+    let mut stack = vec![0i32];
+    while let Some(c) = stack.pop() {
+        if c >= 0 {
+            let n = c as usize;
+            if n >= left.len() || std::mem::replace(&mut seen[n], true) {
+                return Err(format!("node {n} is out of range or reached twice"));
+            }
+            stack.push(left[n]);
+            stack.push(right[n]);
+        } else {
+            let leaf = !c as usize;
+            if leaf >= num_leaves || std::mem::replace(&mut leaves[leaf], true) {
+                return Err(format!("leaf {leaf} is out of range or reached twice"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ModelError> {
+    s.trim()
+        .parse()
+        .map_err(|_| inconsistent(&format!("{what} is not a number: {s:.40}")))
+}
+
+#[cold]
+fn inconsistent(msg: &str) -> ModelError {
+    ModelError::Inconsistent(msg.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_types_follow_lightgbm() {
+        let (none, zero, nan) = (
+            0u8,
+            MISSING_ZERO << MISSING_SHIFT,
+            MISSING_NAN << MISSING_SHIFT,
+        );
+        // None: NaN is 0, compared as a number.
+        assert!(numeric_left(none, f64::NAN, 0.5));
+        assert!(!numeric_left(none, f64::NAN, -0.5));
+        // Zero: NaN and |x| <= 1e-35 take the default direction.
+        assert!(!numeric_left(zero, 1e-36, 0.5));
+        assert!(numeric_left(zero | DEFAULT_LEFT, f64::NAN, -0.5));
+        assert!(numeric_left(zero, 0.25, 0.5));
+        // NaN: only NaN takes the default; zero is a number.
+        assert!(numeric_left(nan | DEFAULT_LEFT, f64::NAN, -0.5));
+        assert!(!numeric_left(nan, f64::NAN, 0.5));
+        assert!(numeric_left(nan, 0.0, 0.0));
+    }
+
+    #[test]
+    fn objectives_map_to_transforms() {
+        assert_eq!(
+            transform_of("binary sigmoid:2").ok().map(|t| t.1),
+            Some(Transform::Sigmoid(2.0))
+        );
+        assert_eq!(
+            transform_of("regression sqrt").ok().map(|t| t.1),
+            Some(Transform::SignedSquare)
+        );
+        assert_eq!(
+            transform_of("multiclass num_class:3").ok().map(|t| t.1),
+            Some(Transform::Softmax)
+        );
+        assert!(transform_of("mystery").is_err());
+    }
+}
