@@ -31,6 +31,13 @@ enum Transform {
     SignedSquare,
 }
 
+/// A linear tree's leaf: its constant and its (feature, coefficient) terms.
+#[derive(Debug)]
+struct LinearLeaf {
+    constant: f64,
+    terms: Vec<(u32, f64)>,
+}
+
 #[derive(Debug)]
 struct Tree {
     split_feature: Vec<u32>,
@@ -41,8 +48,8 @@ struct Tree {
     leaf_value: Vec<f64>,
     cat_boundaries: Vec<usize>,
     cat_threshold: Vec<u32>,
-    /// Linear trees: per leaf, the constant and (feature, coefficient) pairs.
-    linear: Option<Vec<(f64, Vec<(u32, f64)>)>>,
+    /// Linear trees: one per leaf.
+    linear: Option<Vec<LinearLeaf>>,
 }
 
 impl Tree {
@@ -85,7 +92,7 @@ impl Tree {
         match &self.linear {
             None => self.leaf_value[leaf],
             Some(leaves) => {
-                let (constant, terms) = &leaves[leaf];
+                let LinearLeaf { constant, terms } = &leaves[leaf];
                 let mut out = *constant;
                 for &(f, coeff) in terms {
                     let x = row[f as usize];
@@ -366,7 +373,7 @@ fn linear_leaves(
     f: &FxHashMap<&str, &str>,
     num_leaves: usize,
     n_features: usize,
-) -> Result<Vec<(f64, Vec<(u32, f64)>)>, String> {
+) -> Result<Vec<LinearLeaf>, String> {
     let constants: Vec<f64> = list(f, "leaf_const")?;
     let counts: Vec<usize> = list(f, "num_features")?;
     let features: Vec<u32> = list(f, "leaf_features")?;
@@ -384,14 +391,14 @@ fn linear_leaves(
     Ok(constants
         .into_iter()
         .zip(counts)
-        .map(|(c, k)| {
+        .map(|(constant, k)| {
             let terms = features[at..at + k]
                 .iter()
                 .copied()
                 .zip(coeffs[at..at + k].iter().copied())
                 .collect();
             at += k;
-            (c, terms)
+            LinearLeaf { constant, terms }
         })
         .collect())
 }
