@@ -34,6 +34,11 @@ def _assert_parity(booster: xgb.Booster, x: np.ndarray, tmp_path: Path, **dm: ob
     # Margins are float32 sums in xgboost's order: bit-exact.
     np.testing.assert_array_equal(margin.astype(np.float32), ref_margin)
     np.testing.assert_allclose(model.predict(x), ref, rtol=0, atol=1e-6)
+    # The same model saved as UBJSON scores identically.
+    booster.save_model(tmp_path / "model.ubj")
+    binary = Model.load(tmp_path / "model.ubj")
+    assert binary.format == "xgboost-ubjson"
+    np.testing.assert_array_equal(binary.predict(x, output="margin"), margin)
 
 
 BREAST = load_breast_cancer()

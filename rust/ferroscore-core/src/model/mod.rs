@@ -3,6 +3,7 @@
 
 pub mod lightgbm;
 pub mod objective;
+mod ubjson;
 pub mod xgboost;
 
 use crate::error::ModelError;
@@ -44,6 +45,12 @@ pub fn load(bytes: &[u8], format: Option<&str>) -> Result<Arc<dyn Model>, ModelE
     };
     match format {
         "xgboost-json" => Ok(Arc::new(xgboost::XgbModel::from_json(bytes)?)),
+        "xgboost-ubjson" => {
+            let json = serde_json::to_vec(&ubjson::to_json(bytes)?)?;
+            let mut model = xgboost::XgbModel::from_json(&json)?;
+            model.format = "xgboost-ubjson";
+            Ok(Arc::new(model))
+        }
         "lightgbm-text" => Ok(Arc::new(lightgbm::LgbModel::from_text(bytes)?)),
         other => Err(ModelError::Unsupported(format!("format \"{other}\""))),
     }
@@ -52,6 +59,10 @@ pub fn load(bytes: &[u8], format: Option<&str>) -> Result<Arc<dyn Model>, ModelE
 fn detect(bytes: &[u8]) -> Result<&'static str, ModelError> {
     let head = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match head {
+        // UBJSON opens an object with '{' too, but its first key is a length marker.
+        Some(b'{') if matches!(bytes.get(1), Some(b'i' | b'U' | b'I' | b'l' | b'L')) => {
+            Ok("xgboost-ubjson")
+        }
         Some(b'{') => Ok("xgboost-json"),
         _ if bytes.starts_with(b"tree\n") || bytes.starts_with(b"tree\r\n") => Ok("lightgbm-text"),
         _ => Err(ModelError::Unsupported(

@@ -167,6 +167,8 @@ pub struct XgbModel {
     objective: String,
     n_features: usize,
     feature_names: Vec<String>,
+    /// "xgboost-json" or "xgboost-ubjson": how the artifact was encoded.
+    pub(crate) format: &'static str,
 }
 
 impl XgbModel {
@@ -253,6 +255,7 @@ impl XgbModel {
             objective: learner.objective.name,
             n_features,
             feature_names,
+            format: "xgboost-json",
         })
     }
 
@@ -293,7 +296,7 @@ impl Model for XgbModel {
     }
 
     fn format(&self) -> &'static str {
-        "xgboost-json"
+        self.format
     }
 
     fn precision(&self) -> Precision {
