@@ -4,7 +4,7 @@
 use crate::error::{FieldError, ModelError, RequestError};
 use crate::model::{Model, Output};
 use crate::request::{parse_request, Format, Limits, Rows};
-use crate::schema::Schema;
+use crate::schema::{Missing, Schema};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -58,6 +58,21 @@ impl Endpoint {
                 return Err(ModelError::Inconsistent(format!(
                     "schema feature \"{}\" is bound to column {}, which the model calls \"{}\"",
                     f.name, f.column, names[f.column]
+                )));
+            }
+        }
+        if !model.handles_missing() {
+            let filled = |c: usize| {
+                schema.features().iter().any(|f| {
+                    f.column == c
+                        && (matches!(f.missing, Missing::Default(_)) || (f.required && !f.nullable))
+                })
+            };
+            if let Some(c) = (0..n).find(|&c| !filled(c)) {
+                return Err(ModelError::Inconsistent(format!(
+                    "a {} model cannot score a missing input; column {c} needs a schema feature \
+                     that is required and not nullable, or has a default",
+                    model.format()
                 )));
             }
         }

@@ -2,6 +2,7 @@
 //! (NaN = missing) into its outputs, honouring the reference library's arithmetic exactly.
 
 pub mod lightgbm;
+pub mod linear;
 pub mod objective;
 mod ubjson;
 pub mod xgboost;
@@ -29,6 +30,11 @@ pub trait Model: Send + Sync {
     fn feature_names(&self) -> Option<&[String]>;
     /// The artifact format, as `load` names it: "xgboost-json", "lightgbm-text".
     fn format(&self) -> &'static str;
+    /// Whether NaN inputs mean "missing" to the model (trees) or would poison its arithmetic
+    /// (linear models): then every input must be present or defaulted by the schema.
+    fn handles_missing(&self) -> bool {
+        true
+    }
     /// The float type the model compares its inputs in.
     fn precision(&self) -> Precision;
     /// The training objective as the reference library names it.
@@ -52,6 +58,7 @@ pub fn load(bytes: &[u8], format: Option<&str>) -> Result<Arc<dyn Model>, ModelE
             Ok(Arc::new(model))
         }
         "lightgbm-text" => Ok(Arc::new(lightgbm::LgbModel::from_text(bytes)?)),
+        linear::FORMAT => Ok(Arc::new(linear::LinearModel::from_json(bytes)?)),
         other => Err(ModelError::Unsupported(format!("format \"{other}\""))),
     }
 }
@@ -63,10 +70,21 @@ fn detect(bytes: &[u8]) -> Result<&'static str, ModelError> {
         Some(b'{') if matches!(bytes.get(1), Some(b'i' | b'U' | b'I' | b'l' | b'L')) => {
             Ok("xgboost-ubjson")
         }
+        Some(b'{') if declares_linear(bytes)? => Ok(linear::FORMAT),
         Some(b'{') => Ok("xgboost-json"),
         _ if bytes.starts_with(b"tree\n") || bytes.starts_with(b"tree\r\n") => Ok("lightgbm-text"),
         _ => Err(ModelError::Unsupported(
             "cannot tell the model format from its bytes".into(),
         )),
     }
+}
+
+/// Whether a JSON artifact declares `"format": "ferroscore-linear"` at its top level.
+fn declares_linear(bytes: &[u8]) -> Result<bool, ModelError> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        format: Option<String>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes)?;
+    Ok(probe.format.as_deref() == Some(linear::FORMAT))
 }
