@@ -71,6 +71,12 @@ class Model:
     ) -> npt.NDArray[np.float64]:
         """Scores a 2-D array (NaN = missing); 1-D result for single-output models."""
 
+    def contributions(
+        self, x: npt.NDArray[np.float64] | npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        """Exact TreeSHAP contributions laid out as xgboost's `pred_contribs`: (rows,
+        features + 1), or (rows, outputs, features + 1); bias last; rows sum to the margin."""
+
 @final
 class Endpoint:
     """A served model version: its compiled input schema bound to its model."""

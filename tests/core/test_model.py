@@ -34,6 +34,14 @@ def _assert_parity(booster: xgb.Booster, x: np.ndarray, tmp_path: Path, **dm: ob
     # Margins are float32 sums in xgboost's order: bit-exact.
     np.testing.assert_array_equal(margin.astype(np.float32), ref_margin)
     np.testing.assert_allclose(model.predict(x), ref, rtol=0, atol=1e-6)
+    # TreeSHAP: as xgboost's pred_contribs, and every row sums to the margin.
+    # (xgboost accumulates in float32: on regression targets near 100, 1e-5 absolute is
+    # below its own resolution, hence the relative term.)
+    contribs = model.contributions(x)
+    np.testing.assert_allclose(
+        contribs, booster.predict(dtest, pred_contribs=True), rtol=1e-6, atol=1e-5
+    )
+    np.testing.assert_allclose(contribs.sum(axis=-1), margin, rtol=1e-6, atol=1e-5)
     # The same model saved as UBJSON scores identically.
     booster.save_model(tmp_path / "model.ubj")
     binary = Model.load(tmp_path / "model.ubj")
@@ -59,6 +67,10 @@ def test_demo_model_matches_xgboost_bit_for_bit(demo_model_bytes: bytes) -> None
     assert (model.n_features, model.n_outputs, model.objective) == (30, 1, "binary:logistic")
     assert model.feature_names is not None
     assert model.feature_names[0] == "mean_radius"
+    dnamed = xgb.DMatrix(x, feature_names=model.feature_names)
+    np.testing.assert_allclose(
+        model.contributions(x), booster.predict(dnamed, pred_contribs=True), rtol=0, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(

@@ -26,23 +26,49 @@ fn output_kind(output: &str) -> PyResult<Output> {
     }
 }
 
-fn predict_rows<T: Copy + Into<f64>>(
-    model: &dyn core::Model,
+/// Applies `f` to every row of `x` (widened to f64), writing `k` values per row.
+fn map_rows<T: Copy + Into<f64>>(
+    n_features: usize,
     x: ArrayView2<'_, T>,
-    output: Output,
-) -> Array2<f64> {
-    let k = model.n_outputs(output);
+    k: usize,
+    f: impl Fn(&[f64], &mut [f64]) -> Result<(), core::ModelError>,
+) -> Result<Array2<f64>, core::ModelError> {
     let mut out = Array2::<f64>::zeros((x.nrows(), k));
-    let mut row = vec![f64::NAN; model.n_features()];
+    let mut row = vec![f64::NAN; n_features];
     for (src, mut dst) in x.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
         for (r, &v) in row.iter_mut().zip(src.iter()) {
             *r = v.into();
         }
         // Rows of a freshly allocated C-order array are contiguous.
-        let dst = dst.as_slice_mut().expect("contiguous output row");
-        model.predict_row(&row, output, dst);
+        f(&row, dst.as_slice_mut().expect("contiguous output row"))?;
     }
-    out
+    Ok(out)
+}
+
+/// `map_rows` over a float64 or float32 NumPy array, with the GIL released for many rows.
+fn over_array(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    n_features: usize,
+    k: usize,
+    f: impl Fn(&[f64], &mut [f64]) -> Result<(), core::ModelError> + Sync,
+) -> PyResult<Array2<f64>> {
+    let out = if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
+        let view = a.as_array();
+        check_width(view.ncols(), n_features)?;
+        let big = view.nrows() >= DETACH_ABOVE_ROWS;
+        release_gil_if(py, big, || map_rows(n_features, view, k, &f))
+    } else if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
+        let view = a.as_array();
+        check_width(view.ncols(), n_features)?;
+        let big = view.nrows() >= DETACH_ABOVE_ROWS;
+        release_gil_if(py, big, || map_rows(n_features, view, k, &f))
+    } else {
+        return Err(PyValueError::new_err(
+            "X must be a 2-D float64 or float32 NumPy array",
+        ));
+    };
+    out.map_err(model_error)
 }
 
 #[pymethods]
@@ -102,27 +128,40 @@ impl Model {
         output: &str,
     ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
         let output = output_kind(output)?;
-        let n = self.inner.n_features();
         let model = self.inner.as_ref();
-        let out = if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
-            let view = a.as_array();
-            check_width(view.ncols(), n)?;
-            let big = view.nrows() >= DETACH_ABOVE_ROWS;
-            release_gil_if(py, big, || predict_rows(model, view, output))
-        } else if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
-            let view = a.as_array();
-            check_width(view.ncols(), n)?;
-            let big = view.nrows() >= DETACH_ABOVE_ROWS;
-            release_gil_if(py, big, || predict_rows(model, view, output))
-        } else {
-            return Err(PyValueError::new_err(
-                "X must be a 2-D float64 or float32 NumPy array",
-            ));
-        };
-        let out = if out.ncols() == 1 {
+        let k = model.n_outputs(output);
+        let out = over_array(py, x, model.n_features(), k, |row, dst| {
+            model.predict_row(row, output, dst);
+            Ok(())
+        })?;
+        let out = if k == 1 {
             out.remove_axis(Axis(1)).into_dyn()
         } else {
             out.into_dyn()
+        };
+        Ok(out.into_pyarray(py))
+    }
+
+    /// Exact TreeSHAP contributions, laid out as xgboost's `pred_contribs`: shape
+    /// (rows, features + 1), or (rows, outputs, features + 1) for several outputs; the bias
+    /// is last and each row sums to the margin.
+    fn contributions<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
+        let model = self.inner.as_ref();
+        let (groups, width) = (model.n_outputs(Output::Margin), model.n_features() + 1);
+        let out = over_array(py, x, model.n_features(), groups * width, |row, dst| {
+            model.contributions(row, dst)
+        })?;
+        let rows = out.nrows();
+        let out = if groups == 1 {
+            out.into_dyn()
+        } else {
+            out.into_shape_with_order((rows, groups, width))
+                .map_err(|e| PyValueError::new_err(e.to_string()))?
+                .into_dyn()
         };
         Ok(out.into_pyarray(py))
     }

@@ -4,6 +4,7 @@
 pub mod lightgbm;
 pub mod linear;
 pub mod objective;
+mod treeshap;
 mod ubjson;
 pub mod xgboost;
 
@@ -39,6 +40,14 @@ pub trait Model: Send + Sync {
     fn precision(&self) -> Precision;
     /// The training objective as the reference library names it.
     fn objective(&self) -> &str;
+    /// Exact TreeSHAP contributions of one row: per output group, one value per feature and
+    /// the bias last (`n_outputs(Margin) × (n_features + 1)` values), summing to the margin.
+    fn contributions(&self, _row: &[f64], _out: &mut [f64]) -> Result<(), ModelError> {
+        Err(ModelError::Unsupported(format!(
+            "contributions of {} models",
+            self.format()
+        )))
+    }
     /// Scores one row; `row.len() >= n_features()` and `out.len() == n_outputs(output)`.
     fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]);
 }

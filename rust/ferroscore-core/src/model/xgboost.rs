@@ -2,6 +2,7 @@
 //! scalar or per-output `base_score`, summed in float32 in file order as xgboost does.
 
 use super::objective::Link;
+use super::treeshap::{self, ShapTree};
 use super::{Model, Output};
 use crate::error::ModelError;
 use crate::request::Precision;
@@ -64,6 +65,8 @@ struct JsonTree {
     right_children: Vec<i64>,
     split_indices: Vec<u64>,
     split_conditions: Box<RawValue>,
+    #[serde(default)]
+    sum_hessian: Option<Box<RawValue>>,
     default_left: Vec<Flag>,
     #[serde(default)]
     split_type: Vec<u8>,
@@ -121,6 +124,10 @@ struct Node {
 #[derive(Debug)]
 struct Tree {
     nodes: Vec<Node>,
+    /// Training cover (sum of hessians) per node, for TreeSHAP.
+    covers: Vec<f64>,
+    /// Edges on the longest root-to-leaf path.
+    depth: usize,
     /// Sorted per node, so membership is a binary search.
     categories: Vec<u32>,
 }
@@ -133,17 +140,23 @@ impl Tree {
             if n.flags & LEAF != 0 {
                 return n.value;
             }
-            // xgboost reads its input as float32 before comparing.
-            let x = row[n.feature as usize] as f32;
-            let left = if x.is_nan() {
-                n.flags & DEFAULT_LEFT != 0
-            } else if n.flags & CATEGORICAL != 0 {
-                !self.goes_right(n, x)
-            } else {
-                x < n.value
-            };
-            i = if left { n.left } else { n.right } as usize;
+            i = self.next(n, row);
         }
+    }
+
+    /// The child of inner node `n` that `row` goes to.
+    #[inline]
+    fn next(&self, n: &Node, row: &[f64]) -> usize {
+        // xgboost reads its input as float32 before comparing.
+        let x = row[n.feature as usize] as f32;
+        let left = if x.is_nan() {
+            n.flags & DEFAULT_LEFT != 0
+        } else if n.flags & CATEGORICAL != 0 {
+            !self.goes_right(n, x)
+        } else {
+            x < n.value
+        };
+        (if left { n.left } else { n.right }) as usize
     }
 
     /// Right iff the category is in the node's set; negatives and values past 2^24 go left.
@@ -153,6 +166,33 @@ impl Tree {
         }
         let set = &self.categories[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
         set.binary_search(&(x as u32)).is_ok()
+    }
+}
+
+impl ShapTree for Tree {
+    fn is_leaf(&self, node: usize) -> bool {
+        self.nodes[node].flags & LEAF != 0
+    }
+
+    fn leaf_value(&self, node: usize) -> f64 {
+        f64::from(self.nodes[node].value)
+    }
+
+    fn children(&self, node: usize) -> (usize, usize) {
+        let n = &self.nodes[node];
+        (n.left as usize, n.right as usize)
+    }
+
+    fn split_feature(&self, node: usize) -> usize {
+        self.nodes[node].feature as usize
+    }
+
+    fn hot_child(&self, node: usize, row: &[f64]) -> usize {
+        self.next(&self.nodes[node], row)
+    }
+
+    fn cover(&self, node: usize) -> f64 {
+        self.covers[node]
     }
 }
 
@@ -307,6 +347,26 @@ impl Model for XgbModel {
         &self.objective
     }
 
+    fn contributions(&self, row: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
+        let width = self.n_features + 1;
+        out.fill(0.0);
+        for (t, tree) in self.trees.iter().enumerate() {
+            if tree.covers.is_empty() {
+                return Err(ModelError::Unsupported(
+                    "contributions need node covers (sum_hessian), which this model lacks".into(),
+                ));
+            }
+            let weight = self.tree_weight.as_ref().map_or(1.0, |w| f64::from(w[t]));
+            let group = &mut out[self.tree_group[t] as usize * width..][..width];
+            treeshap::add_contributions(tree, row, group, weight, tree.depth);
+            group[self.n_features] += treeshap::expected_value(tree, 0) * weight;
+        }
+        for (g, &base) in self.base_margin.iter().enumerate() {
+            out[g * width + self.n_features] += f64::from(base);
+        }
+        Ok(())
+    }
+
     fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]) {
         assert!(
             row.len() >= self.n_features,
@@ -416,25 +476,41 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
             return Err(format!("categorical node {i} has no category set"));
         }
     }
-    check_is_tree(&nodes)?;
-    Ok(Tree { nodes, categories })
+    let depth = check_is_tree(&nodes)?;
+    let covers = match &t.sum_hessian {
+        Some(raw) => parse_f32_array(raw.get()).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let covers = covers.into_iter().map(f64::from).collect::<Vec<_>>();
+    if !covers.is_empty() && covers.len() != n {
+        return Err("sum_hessian does not match the nodes".into());
+    }
+    Ok(Tree {
+        nodes,
+        covers,
+        depth,
+        categories,
+    })
 }
 
-/// Every node reachable once from the root: traversal then always ends at a leaf.
-fn check_is_tree(nodes: &[Node]) -> Result<(), String> {
+/// Every node reachable once from the root, so traversal always ends at a leaf; returns the
+/// tree's depth.
+fn check_is_tree(nodes: &[Node]) -> Result<usize, String> {
     let mut seen = vec![false; nodes.len()];
-    let mut stack = vec![0usize];
-    while let Some(i) = stack.pop() {
+    let mut stack = vec![(0usize, 0usize)];
+    let mut depth = 0;
+    while let Some((i, d)) = stack.pop() {
         if std::mem::replace(&mut seen[i], true) {
             return Err(format!("node {i} is reached twice"));
         }
+        depth = depth.max(d);
         let n = nodes[i];
         if n.flags & LEAF == 0 {
-            stack.push(n.left as usize);
-            stack.push(n.right as usize);
+            stack.push((n.left as usize, d + 1));
+            stack.push((n.right as usize, d + 1));
         }
     }
-    Ok(())
+    Ok(depth)
 }
 
 /// Reads floats as float32 straight from their decimal text, never via f64 (no double rounding).

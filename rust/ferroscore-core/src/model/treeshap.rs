@@ -1,0 +1,179 @@
+//! Exact TreeSHAP (Lundberg, Erion & Lee, arXiv:1802.03888, Algorithm 2): per-feature
+//! contributions of one tree to one prediction, weighted by the training cover of each node,
+//! as xgboost's `pred_contribs` computes them. Runs in O(L·D²) per tree.
+
+/// What the algorithm needs to know about a tree.
+pub(crate) trait ShapTree {
+    fn is_leaf(&self, node: usize) -> bool;
+    fn leaf_value(&self, node: usize) -> f64;
+    fn children(&self, node: usize) -> (usize, usize);
+    fn split_feature(&self, node: usize) -> usize;
+    /// The child this row goes to (missing values follow the default direction).
+    fn hot_child(&self, node: usize, row: &[f64]) -> usize;
+    /// Training cover (sum of hessians) of the node.
+    fn cover(&self, node: usize) -> f64;
+}
+
+/// The tree's expected value: leaves averaged by cover. It goes into the bias column.
+pub(crate) fn expected_value(tree: &impl ShapTree, node: usize) -> f64 {
+    if tree.is_leaf(node) {
+        return tree.leaf_value(node);
+    }
+    let (l, r) = tree.children(node);
+    let (cl, cr) = (tree.cover(l), tree.cover(r));
+    (expected_value(tree, l) * cl + expected_value(tree, r) * cr) / tree.cover(node)
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct PathElement {
+    feature: Option<usize>,
+    zero_fraction: f64,
+    one_fraction: f64,
+    pweight: f64,
+}
+
+/// Adds `scale` × each feature's contribution to `phi` (one slot per feature).
+pub(crate) fn add_contributions(
+    tree: &impl ShapTree,
+    row: &[f64],
+    phi: &mut [f64],
+    scale: f64,
+    depth: usize,
+) {
+    // Each level of recursion copies its parent's path; depth + 2 levels at most.
+    let levels = depth + 2;
+    let mut paths = vec![PathElement::default(); levels * (levels + 1) / 2];
+    let mut shap = Shap {
+        tree,
+        row,
+        phi,
+        scale,
+    };
+    shap.recurse(0, &mut paths, 0, 0, 1.0, 1.0, None);
+}
+
+struct Shap<'t, 'r, 'p, T> {
+    tree: &'t T,
+    row: &'r [f64],
+    phi: &'p mut [f64],
+    scale: f64,
+}
+
+impl<T: ShapTree> Shap<'_, '_, '_, T> {
+    #[allow(clippy::too_many_arguments)] // the algorithm's own parameters, as in the paper
+    fn recurse(
+        &mut self,
+        node: usize,
+        paths: &mut [PathElement],
+        parent_start: usize,
+        mut depth: usize,
+        zero_fraction: f64,
+        one_fraction: f64,
+        feature: Option<usize>,
+    ) {
+        // This level's path lives right after the parent's, which has `depth` elements.
+        let start = parent_start + depth;
+        paths.copy_within(parent_start..parent_start + depth, start);
+        let path = &mut paths[start..];
+        extend(path, depth, zero_fraction, one_fraction, feature);
+        let tree = self.tree;
+        if tree.is_leaf(node) {
+            let value = tree.leaf_value(node) * self.scale;
+            for i in 1..=depth {
+                let w = unwound_sum(path, depth, i);
+                let el = path[i];
+                if let Some(f) = el.feature {
+                    self.phi[f] += w * (el.one_fraction - el.zero_fraction) * value;
+                }
+            }
+            return;
+        }
+        let split = tree.split_feature(node);
+        let hot = tree.hot_child(node, self.row);
+        let (l, r) = tree.children(node);
+        let cold = if hot == l { r } else { l };
+        let cover = tree.cover(node);
+        let (hot_zero, cold_zero) = (tree.cover(hot) / cover, tree.cover(cold) / cover);
+        let (mut incoming_zero, mut incoming_one) = (1.0, 1.0);
+        // A feature split on higher up: undo that split and redo it here.
+        if let Some(k) = (1..=depth).find(|&k| path[k].feature == Some(split)) {
+            incoming_zero = path[k].zero_fraction;
+            incoming_one = path[k].one_fraction;
+            unwind(path, depth, k);
+            depth -= 1;
+        }
+        self.recurse(
+            hot,
+            paths,
+            start,
+            depth + 1,
+            hot_zero * incoming_zero,
+            incoming_one,
+            Some(split),
+        );
+        self.recurse(
+            cold,
+            paths,
+            start,
+            depth + 1,
+            cold_zero * incoming_zero,
+            0.0,
+            Some(split),
+        );
+    }
+}
+
+fn extend(path: &mut [PathElement], depth: usize, zero: f64, one: f64, feature: Option<usize>) {
+    path[depth] = PathElement {
+        feature,
+        zero_fraction: zero,
+        one_fraction: one,
+        pweight: if depth == 0 { 1.0 } else { 0.0 },
+    };
+    let d = depth as f64;
+    for i in (0..depth).rev() {
+        let fi = i as f64;
+        path[i + 1].pweight += one * path[i].pweight * (fi + 1.0) / (d + 1.0);
+        path[i].pweight = zero * path[i].pweight * (d - fi) / (d + 1.0);
+    }
+}
+
+fn unwind(path: &mut [PathElement], depth: usize, index: usize) {
+    let (one, zero) = (path[index].one_fraction, path[index].zero_fraction);
+    let d = depth as f64;
+    let mut next_one = path[depth].pweight;
+    for i in (0..depth).rev() {
+        let fi = i as f64;
+        if one != 0.0 {
+            let tmp = path[i].pweight;
+            path[i].pweight = next_one * (d + 1.0) / ((fi + 1.0) * one);
+            next_one = tmp - path[i].pweight * zero * (d - fi) / (d + 1.0);
+        } else {
+            path[i].pweight = path[i].pweight * (d + 1.0) / (zero * (d - fi));
+        }
+    }
+    for i in index..depth {
+        path[i].feature = path[i + 1].feature;
+        path[i].zero_fraction = path[i + 1].zero_fraction;
+        path[i].one_fraction = path[i + 1].one_fraction;
+    }
+}
+
+/// The total weight the path would have with element `index` unwound, without unwinding it.
+fn unwound_sum(path: &[PathElement], depth: usize, index: usize) -> f64 {
+    let (one, zero) = (path[index].one_fraction, path[index].zero_fraction);
+    let d = depth as f64;
+    let mut next_one = path[depth].pweight;
+    let mut total = 0.0;
+    for i in (0..depth).rev() {
+        let fi = i as f64;
+        if one != 0.0 {
+            let tmp = next_one * (d + 1.0) / ((fi + 1.0) * one);
+            total += tmp;
+            next_one = path[i].pweight - tmp * zero * ((d - fi) / (d + 1.0));
+        } else if zero != 0.0 {
+            total += (path[i].pweight / zero) / ((d - fi) / (d + 1.0));
+        }
+    }
+    total
+}
