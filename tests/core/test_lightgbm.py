@@ -71,6 +71,10 @@ def _parity(
             rtol=0,
             atol=1e-9,
         )
+    if params.get("boosting") != "rf" and not params.get("linear_tree"):
+        contribs = model.contributions(x)
+        expected = booster.predict(x, pred_contrib=True).reshape(contribs.shape)
+        np.testing.assert_allclose(contribs, expected, rtol=1e-9, atol=1e-9)
     return text
 
 
@@ -183,3 +187,14 @@ def test_model_facts() -> None:
     model = Model.load(booster.model_to_string().encode())
     assert (model.n_features, model.n_outputs, model.objective) == (4, 3, "multiclass")
     assert model.feature_names == ["a", "b", "c", "d"]
+
+
+def test_contributions_refuse_what_lightgbm_does_not_explain() -> None:
+    booster = lgb.train(
+        {"objective": "binary", "linear_tree": True, "verbose": -1},
+        lgb.Dataset(BREAST.data, BREAST.target),
+        num_boost_round=2,
+    )
+    model = Model.load(booster.model_to_string().encode())
+    with pytest.raises(ValueError, match="contributions"):
+        model.contributions(BREAST.data[:2])

@@ -2,6 +2,7 @@
 //! missing-value types with LightGBM's 1e-35 zero, linear trees, random-forest averaging,
 //! and every built-in objective's output transform, all in float64 as LightGBM computes.
 
+use super::treeshap::{self, ShapTree};
 use super::{Model, Output};
 use crate::error::ModelError;
 use crate::request::Precision;
@@ -50,26 +51,19 @@ struct Tree {
     cat_threshold: Vec<u32>,
     /// Linear trees: one per leaf.
     linear: Option<Vec<LinearLeaf>>,
+    /// Training rows through each inner node, then each leaf: TreeSHAP's cover.
+    counts: Vec<f64>,
+    depth: usize,
 }
 
 impl Tree {
     fn leaf_index(&self, row: &[f64]) -> usize {
-        if self.left.is_empty() {
-            return 0;
+        let inner = self.left.len();
+        let mut node = 0;
+        while node < inner {
+            node = self.next(node, row);
         }
-        let mut node = 0i32;
-        while node >= 0 {
-            let n = node as usize;
-            let x = row[self.split_feature[n] as usize];
-            let dt = self.decision_type[n];
-            let left = if dt & CATEGORICAL != 0 {
-                self.categorical_left(n, x)
-            } else {
-                numeric_left(dt, x, self.threshold[n])
-            };
-            node = if left { self.left[n] } else { self.right[n] };
-        }
-        !node as usize
+        node - inner
     }
 
     /// Left iff the category's bit is set; NaN, negatives and values past the bitset go right.
@@ -85,6 +79,27 @@ impl Tree {
         words
             .get(category / 32)
             .is_some_and(|w| (w >> (category % 32)) & 1 == 1)
+    }
+
+    /// The next node of inner node `n` for `row`, in TreeSHAP's numbering (leaves after
+    /// the inner nodes).
+    fn next(&self, n: usize, row: &[f64]) -> usize {
+        let x = row[self.split_feature[n] as usize];
+        let dt = self.decision_type[n];
+        let left = if dt & CATEGORICAL != 0 {
+            self.categorical_left(n, x)
+        } else {
+            numeric_left(dt, x, self.threshold[n])
+        };
+        self.node_id(if left { self.left[n] } else { self.right[n] })
+    }
+
+    fn node_id(&self, child: i32) -> usize {
+        if child >= 0 {
+            child as usize
+        } else {
+            self.left.len() + !child as usize
+        }
     }
 
     fn value(&self, row: &[f64]) -> f64 {
@@ -124,6 +139,35 @@ fn numeric_left(dt: u8, x: f64, threshold: f64) -> bool {
         dt & DEFAULT_LEFT != 0
     } else {
         x <= threshold
+    }
+}
+
+impl ShapTree for Tree {
+    fn is_leaf(&self, node: usize) -> bool {
+        node >= self.left.len()
+    }
+
+    fn leaf_value(&self, node: usize) -> f64 {
+        self.leaf_value[node - self.left.len()]
+    }
+
+    fn children(&self, node: usize) -> (usize, usize) {
+        (
+            self.node_id(self.left[node]),
+            self.node_id(self.right[node]),
+        )
+    }
+
+    fn split_feature(&self, node: usize) -> usize {
+        self.split_feature[node] as usize
+    }
+
+    fn hot_child(&self, node: usize, row: &[f64]) -> usize {
+        self.next(node, row)
+    }
+
+    fn cover(&self, node: usize) -> f64 {
+        self.counts[node]
     }
 }
 
@@ -225,6 +269,32 @@ impl Model for LgbModel {
 
     fn objective(&self) -> &str {
         &self.objective
+    }
+
+    fn contributions(&self, row: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
+        if self.average || self.trees.iter().any(|t| t.linear.is_some()) {
+            return Err(ModelError::Unsupported(
+                "contributions of random-forest or linear-tree LightGBM models".into(),
+            ));
+        }
+        let width = self.n_features + 1;
+        out.fill(0.0);
+        for (t, tree) in self.trees.iter().enumerate() {
+            let group = &mut out[(t % self.per_iteration) * width..][..width];
+            if tree.left.is_empty() {
+                group[self.n_features] += tree.leaf_value[0];
+                continue;
+            }
+            if tree.counts.iter().all(|&c| c == 0.0) {
+                return Err(ModelError::Unsupported(
+                    "contributions need leaf_count and internal_count, which this model lacks"
+                        .into(),
+                ));
+            }
+            treeshap::add_contributions(tree, row, group, 1.0, tree.depth);
+            group[self.n_features] += treeshap::expected_value(tree, 0);
+        }
+        Ok(())
     }
 
     fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]) {
@@ -350,7 +420,13 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
             }
         }
     }
-    check_is_tree(&left, &right, num_leaves)?;
+    let depth = check_is_tree(&left, &right, num_leaves)?;
+    let mut counts: Vec<f64> = list(&f, "internal_count")?;
+    counts.extend(list::<f64>(&f, "leaf_count")?);
+    if counts.len() != inner + num_leaves {
+        // Older or stripped files: prediction works, contributions will say what is missing.
+        counts = vec![0.0; inner + num_leaves];
+    }
     let linear = if f.get("is_linear").is_some_and(|s| s.trim() == "1") {
         Some(linear_leaves(&f, num_leaves, n_features)?)
     } else {
@@ -366,6 +442,8 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
         cat_boundaries,
         cat_threshold,
         linear,
+        counts,
+        depth,
     })
 }
 
@@ -403,22 +481,25 @@ fn linear_leaves(
         .collect())
 }
 
-/// Every node reached once from the root, every leaf index in range: walks always end.
-fn check_is_tree(left: &[i32], right: &[i32], num_leaves: usize) -> Result<(), String> {
+/// Every node reached once from the root, every leaf index in range, so walks always end;
+/// returns the depth.
+fn check_is_tree(left: &[i32], right: &[i32], num_leaves: usize) -> Result<usize, String> {
     if left.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut seen = vec![false; left.len()];
     let mut leaves = vec![false; num_leaves];
-    let mut stack = vec![0i32];
-    while let Some(c) = stack.pop() {
+    let mut stack = vec![(0i32, 0usize)];
+    let mut depth = 0;
+    while let Some((c, d)) = stack.pop() {
+        depth = depth.max(d);
         if c >= 0 {
             let n = c as usize;
             if n >= left.len() || std::mem::replace(&mut seen[n], true) {
                 return Err(format!("node {n} is out of range or reached twice"));
             }
-            stack.push(left[n]);
-            stack.push(right[n]);
+            stack.push((left[n], d + 1));
+            stack.push((right[n], d + 1));
         } else {
             let leaf = !c as usize;
             if leaf >= num_leaves || std::mem::replace(&mut leaves[leaf], true) {
@@ -426,7 +507,7 @@ fn check_is_tree(left: &[i32], right: &[i32], num_leaves: usize) -> Result<(), S
             }
         }
     }
-    Ok(())
+    Ok(depth)
 }
 
 fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, ModelError> {
