@@ -41,7 +41,7 @@ def main() -> None:
     theirs = per_call_us(lambda: booster.inplace_predict(row), max(calls // 10, 20), repeats)
     rows.append(("single row, NumPy in (µs/call)", ours, theirs))
     batch_calls = 3 if args.quick else 10
-    ours_b = per_call_us(lambda: model.predict(batch), batch_calls, repeats)
+    ours_b = per_call_us(lambda: model.predict(batch, parallel=False), batch_calls, repeats)
     theirs_b = per_call_us(lambda: booster.inplace_predict(batch), batch_calls, repeats)
     rows.append(("batch of 10,000 rows (µs/call)", ours_b, theirs_b))
     endpoint_us = per_call_us(lambda: endpoint.score(body), calls, repeats)

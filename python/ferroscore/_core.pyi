@@ -68,8 +68,11 @@ class Model:
         self,
         x: npt.NDArray[np.float64] | npt.NDArray[np.float32],
         output: Literal["response", "margin"] = "response",
+        parallel: bool = True,
     ) -> npt.NDArray[np.float64]:
-        """Scores a 2-D array (NaN = missing); 1-D result for single-output models."""
+        """Scores a 2-D array (NaN = missing); 1-D result for single-output models. A C-ordered
+        float64 array is read in place. Batches of 4096 rows or more are split over a thread
+        pool (RAYON_NUM_THREADS threads, all cores by default) unless `parallel` is False."""
 
     def contributions(
         self, x: npt.NDArray[np.float64] | npt.NDArray[np.float32]

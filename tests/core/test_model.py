@@ -154,3 +154,18 @@ def test_bad_input_is_refused_clearly(demo_model_bytes: bytes) -> None:
         Model.load(b"\x00\x01binary")
     with pytest.raises(TypeError):
         Model.load(12)  # type: ignore[arg-type]
+
+
+def test_large_batches_split_over_threads_score_identically(demo_model_bytes: bytes) -> None:
+    model = Model.load(demo_model_bytes)
+    booster = xgb.Booster(model_file=bytearray(demo_model_bytes))
+    rng = np.random.default_rng(7)
+    x = BREAST.data[rng.integers(0, len(BREAST.data), 9000)] * rng.uniform(0.8, 1.2, (9000, 30))
+    x[rng.random(x.shape) < 0.02] = np.nan
+    parallel = model.predict(x, output="margin")
+    np.testing.assert_array_equal(parallel, model.predict(x, output="margin", parallel=False))
+    np.testing.assert_array_equal(
+        parallel.astype(np.float32), booster.inplace_predict(x, predict_type="margin")
+    )
+    # Non-contiguous input is copied, not misread.
+    np.testing.assert_array_equal(model.predict(x[::2], output="margin"), parallel[::2])

@@ -133,9 +133,11 @@ impl Endpoint {
         let rows = self.parse(body, format, partial)?;
         let n_outputs = model.n_outputs(Output::Response);
         let mut scores = vec![f64::NAN; rows.len() * n_outputs];
+        model.predict_rows(&rows.values, Output::Response, &mut scores);
+        // Rows a partial batch refused were scored with the rest; their scores are not given.
         for (i, out) in scores.chunks_exact_mut(n_outputs.max(1)).enumerate() {
-            if rows.valid[i] {
-                model.predict_row(rows.row(i), Output::Response, out);
+            if !rows.valid[i] {
+                out.fill(f64::NAN);
             }
         }
         let request_id = uuid::Uuid::new_v4().hyphenated().to_string();

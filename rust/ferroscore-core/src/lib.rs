@@ -12,6 +12,6 @@ pub mod schema;
 
 pub use endpoint::{Endpoint, Scored};
 pub use error::{Code, FieldError, ModelError, RequestError, SchemaError};
-pub use model::{load as load_model, Model, Output};
+pub use model::{load as load_model, predict_parallel, Model, Output};
 pub use request::{parse_request, Format, Limits, Precision, Rows};
 pub use schema::{compile_schema, Schema};

@@ -3,7 +3,7 @@
 use crate::errors::model_error;
 use crate::gil::{release_gil_if, DETACH_ABOVE_ROWS};
 use ferroscore_core::{self as core, Output};
-use numpy::ndarray::{Array2, ArrayView2, Axis};
+use numpy::ndarray::{Array2, ArrayD, ArrayView2, Axis};
 use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -43,6 +43,33 @@ fn map_rows<T: Copy + Into<f64>>(
         f(&row, dst.as_slice_mut().expect("contiguous output row"))?;
     }
     Ok(out)
+}
+
+/// Calls `f` with the rows of `x` as one row-major float64 slice: borrowed from the array
+/// when it already is one (no copy), else converted once.
+fn with_rows<R>(
+    x: &Bound<'_, PyAny>,
+    n_features: usize,
+    f: impl FnOnce(&[f64]) -> R,
+) -> PyResult<R> {
+    if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
+        check_width(a.as_array().ncols(), n_features)?;
+        return Ok(match a.as_slice() {
+            Ok(rows) => f(rows),
+            Err(_) => f(&a.as_array().iter().copied().collect::<Vec<_>>()),
+        });
+    }
+    if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f32>>() {
+        check_width(a.as_array().ncols(), n_features)?;
+        return Ok(f(&a
+            .as_array()
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect::<Vec<_>>()));
+    }
+    Err(PyValueError::new_err(
+        "X must be a 2-D float64 or float32 NumPy array",
+    ))
 }
 
 /// `map_rows` over a float64 or float32 NumPy array, with the GIL released for many rows.
@@ -120,25 +147,33 @@ impl Model {
 
     /// Scores a 2-D float64 or float32 array (NaN = missing). One output per row gives a 1-D
     /// result, as xgboost does; several give shape (rows, outputs).
-    #[pyo3(signature = (x, output="response"))]
+    #[pyo3(signature = (x, output="response", parallel=true))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         output: &str,
+        parallel: bool,
     ) -> PyResult<Bound<'py, PyArrayDyn<f64>>> {
         let output = output_kind(output)?;
         let model = self.inner.as_ref();
-        let k = model.n_outputs(output);
-        let out = over_array(py, x, model.n_features(), k, |row, dst| {
-            model.predict_row(row, output, dst);
-            Ok(())
+        let (n, k) = (model.n_features(), model.n_outputs(output));
+        let (n_rows, out) = with_rows(x, n, |rows| {
+            let n_rows = rows.len() / n.max(1);
+            let mut out = vec![0.0; n_rows * k];
+            let big = n_rows >= DETACH_ABOVE_ROWS;
+            release_gil_if(py, big, || {
+                core::predict_parallel(model, rows, output, &mut out, parallel)
+            });
+            (n_rows, out)
         })?;
-        let out = if k == 1 {
-            out.remove_axis(Axis(1)).into_dyn()
+        let shape: Vec<usize> = if k == 1 {
+            vec![n_rows]
         } else {
-            out.into_dyn()
+            vec![n_rows, k]
         };
+        let out =
+            ArrayD::from_shape_vec(shape, out).map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(out.into_pyarray(py))
     }
 

@@ -7,6 +7,7 @@ pub mod objective;
 mod treeshap;
 mod ubjson;
 pub mod xgboost;
+mod xgboost_kernel;
 
 use crate::error::ModelError;
 use crate::request::Precision;
@@ -47,6 +48,14 @@ pub trait Model: Send + Sync {
             "contributions of {} models",
             self.format()
         )))
+    }
+    /// Scores `rows` (row-major, `n_features()` values each) into `out` (`n_outputs(output)`
+    /// values per row). Models with a faster batch kernel override this.
+    fn predict_rows(&self, rows: &[f64], output: Output, out: &mut [f64]) {
+        let (n, k) = (self.n_features().max(1), self.n_outputs(output));
+        for (row, dst) in rows.chunks_exact(n).zip(out.chunks_exact_mut(k)) {
+            self.predict_row(row, output, dst);
+        }
     }
     /// Scores one row; `row.len() >= n_features()` and `out.len() == n_outputs(output)`.
     fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]);
@@ -96,4 +105,29 @@ fn declares_linear(bytes: &[u8]) -> Result<bool, ModelError> {
     }
     let probe: Probe = serde_json::from_slice(bytes)?;
     Ok(probe.format.as_deref() == Some(linear::FORMAT))
+}
+
+/// Batches at least this long are split across rayon's pool by `predict_parallel`; shorter
+/// ones would spend more waking threads than scoring.
+pub const PARALLEL_ABOVE_ROWS: usize = 4096;
+
+/// `predict_rows`, split into chunks over rayon's global pool (sized by RAYON_NUM_THREADS,
+/// all cores by default) when `parallel` and the batch is large.
+pub fn predict_parallel(
+    model: &dyn Model,
+    rows: &[f64],
+    output: Output,
+    out: &mut [f64],
+    parallel: bool,
+) {
+    use rayon::prelude::*;
+    let (n, k) = (model.n_features().max(1), model.n_outputs(output));
+    let n_rows = rows.len() / n;
+    if !parallel || n_rows < PARALLEL_ABOVE_ROWS {
+        return model.predict_rows(rows, output, out);
+    }
+    let chunk = n_rows.div_ceil(rayon::current_num_threads()).max(1024);
+    rows.par_chunks(chunk * n)
+        .zip(out.par_chunks_mut(chunk * k))
+        .for_each(|(r, o)| model.predict_rows(r, output, o));
 }

@@ -3,6 +3,7 @@
 
 use super::objective::Link;
 use super::treeshap::{self, ShapTree};
+use super::xgboost_kernel::{Complete, Source, BLOCK, MAX_COMPLETE_DEPTH};
 use super::{Model, Output};
 use crate::error::ModelError;
 use crate::request::Precision;
@@ -124,6 +125,8 @@ struct Node {
 #[derive(Debug)]
 struct Tree {
     nodes: Vec<Node>,
+    /// The batch layout, for shallow trees without categorical splits.
+    complete: Option<Complete>,
     /// Training cover (sum of hessians) per node, for TreeSHAP.
     covers: Vec<f64>,
     /// Edges on the longest root-to-leaf path.
@@ -166,6 +169,25 @@ impl Tree {
         }
         let set = &self.categories[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
         set.binary_search(&(x as u32)).is_ok()
+    }
+}
+
+impl Source for Tree {
+    fn split(&self, node: usize) -> Option<(u32, f32, bool, usize, usize)> {
+        let n = &self.nodes[node];
+        (n.flags & LEAF == 0).then_some({
+            (
+                n.feature,
+                n.value,
+                n.flags & DEFAULT_LEFT != 0,
+                n.left as usize,
+                n.right as usize,
+            )
+        })
+    }
+
+    fn leaf_value(&self, node: usize) -> f32 {
+        self.nodes[node].value
     }
 }
 
@@ -316,6 +338,9 @@ impl XgbModel {
     }
 }
 
+/// Batches shorter than this are walked row by row (see `predict_rows`).
+const SMALL_BATCH: usize = 8;
+
 /// Outputs up to this many are scored without touching the heap.
 const INLINE_OUTPUTS: usize = 16;
 
@@ -365,6 +390,49 @@ impl Model for XgbModel {
             out[g * width + self.n_features] += f64::from(base);
         }
         Ok(())
+    }
+
+    fn predict_rows(&self, rows: &[f64], output: Output, out: &mut [f64]) {
+        let (width, groups) = (self.n_features.max(1), self.base_margin.len());
+        let k = self.n_outputs(output);
+        if rows.len() < SMALL_BATCH * width {
+            // A few rows: the walk that stops at each leaf beats setting up a block.
+            for (row, dst) in rows.chunks_exact(width).zip(out.chunks_exact_mut(k)) {
+                self.predict_row(row, output, dst);
+            }
+            return;
+        }
+        let mut xs = Vec::with_capacity(BLOCK * width);
+        let mut acc = vec![0f32; BLOCK * groups];
+        for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
+            let n = block.len() / width;
+            // xgboost reads its input as float32: convert each value once per block.
+            xs.clear();
+            xs.extend(block.iter().map(|&x| x as f32));
+            let acc = &mut acc[..n * groups];
+            for m in acc.chunks_exact_mut(groups) {
+                m.copy_from_slice(&self.base_margin);
+            }
+            for (t, tree) in self.trees.iter().enumerate() {
+                let g = self.tree_group[t] as usize;
+                let weight = self.tree_weight.as_ref().map(|w| w[t]);
+                match &tree.complete {
+                    Some(c) => c.add_block(&xs, width, &mut acc[g..], groups, weight),
+                    None => {
+                        for (r, row) in block.chunks_exact(width).enumerate() {
+                            let leaf = tree.leaf(row);
+                            acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
+                        }
+                    }
+                }
+            }
+            for (m, o) in acc.chunks_exact(groups).zip(dst.chunks_exact_mut(k)) {
+                match output {
+                    Output::Margin => o.iter_mut().zip(m).for_each(|(o, &x)| *o = f64::from(x)),
+                    Output::Response => self.link.respond(m, o),
+                }
+            }
+        }
     }
 
     fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]) {
@@ -485,12 +553,18 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
     if !covers.is_empty() && covers.len() != n {
         return Err("sum_hessian does not match the nodes".into());
     }
-    Ok(Tree {
+    let has_categories = nodes.iter().any(|n| n.flags & CATEGORICAL != 0);
+    let mut tree = Tree {
         nodes,
         covers,
         depth,
         categories,
-    })
+        complete: None,
+    };
+    if !has_categories && tree.depth <= MAX_COMPLETE_DEPTH {
+        tree.complete = Some(Complete::build(&tree, tree.depth));
+    }
+    Ok(tree)
 }
 
 /// Every node reachable once from the root, so traversal always ends at a leaf; returns the
