@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench-kernel bench-parse bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench-kernel bench-parse bench-engines bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ bench-kernel: $(BUILT) ## scoring kernels vs xgboost, one thread: bench/results/
 
 bench-parse: $(BUILT) ## parse + validate vs orjson+msgspec and Pydantic v2: bench/results/parse.md
 	$(PY) bench/parsing.py
+
+bench-engines: $(BUILT) ## tree engines side by side (onnxruntime, tl2cgen, lleaves, ...): bench/results/engines.md
+	maturin develop --release --extras dev,embedded,bench,engines
+	$(PY) bench/engines.py
 
 bench-quick: $(BUILT) ## smoke-run every Python benchmark (reports come out; no speed is asserted)
 	$(PY) bench/kernel.py --quick > /dev/null

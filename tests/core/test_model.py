@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +224,29 @@ def test_large_batches_split_over_threads_score_identically(demo_model_bytes: by
     )
     # Non-contiguous input is copied, not misread.
     np.testing.assert_array_equal(model.predict(x[::2], output="margin"), parallel[::2])
+
+
+def test_dart_in_the_xgboost_3_3_layout(tmp_path: Path) -> None:
+    """From 3.3 a DART model is a gbtree whose model holds weight_drop; the same trees and
+    weights must score the same in either layout."""
+    booster = _train(
+        {"objective": "binary:logistic", "booster": "dart", "rate_drop": 0.3, "max_depth": 3},
+        BREAST.data,
+        BREAST.target,
+        rounds=15,
+    )
+    path = tmp_path / "dart.json"
+    booster.save_model(path)
+    old = json.loads(path.read_text())
+    gb = old["learner"]["gradient_booster"]
+    assert gb["name"] == "dart"
+    inner = gb["gbtree"]["model"]
+    new = json.loads(path.read_text())
+    new["learner"]["gradient_booster"] = {
+        "name": "gbtree",
+        "model": {**inner, "weight_drop": gb["weight_drop"]},
+    }
+    as_old = Model.load(path.read_bytes()).predict(BREAST.data, output="margin")
+    as_new = Model.load(json.dumps(new).encode()).predict(BREAST.data, output="margin")
+    np.testing.assert_array_equal(as_old, as_new)
+    assert len(set(gb["weight_drop"])) > 1, "the weights matter to this test"

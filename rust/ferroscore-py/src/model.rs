@@ -135,6 +135,18 @@ impl Model {
         self.inner.format()
     }
 
+    /// Bytes the loaded model holds in memory.
+    #[getter]
+    fn memory_bytes(&self) -> usize {
+        self.inner.footprint().0
+    }
+
+    /// Tree nodes, leaves included (0 for linear models).
+    #[getter]
+    fn n_nodes(&self) -> usize {
+        self.inner.footprint().1
+    }
+
     #[getter]
     fn objective(&self) -> &str {
         self.inner.objective()

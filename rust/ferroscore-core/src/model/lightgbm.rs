@@ -2,6 +2,7 @@
 //! missing-value types with LightGBM's 1e-35 zero, linear trees, random-forest averaging,
 //! and every built-in objective's output transform, all in float64 as LightGBM computes.
 
+use super::complete::{Complete, Source, Split, BLOCK, MAX_COMPLETE_DEPTH};
 use super::treeshap::{self, ShapTree};
 use super::{Model, Output};
 use crate::error::ModelError;
@@ -54,6 +55,8 @@ struct Tree {
     /// Training rows through each inner node, then each leaf: TreeSHAP's cover.
     counts: Vec<f64>,
     depth: usize,
+    /// The batch layout, for shallow numeric trees without linear leaves.
+    complete: Option<Complete<LgbSplit, f64>>,
 }
 
 impl Tree {
@@ -139,6 +142,50 @@ fn numeric_left(dt: u8, x: f64, threshold: f64) -> bool {
         dt & DEFAULT_LEFT != 0
     } else {
         x <= threshold
+    }
+}
+
+/// An inner node's test in the batch layout: LightGBM's float64 decision, missing types
+/// included.
+#[derive(Debug, Clone, Copy)]
+struct LgbSplit {
+    threshold: f64,
+    feature: u32,
+    decision_type: u8,
+}
+
+impl Split for LgbSplit {
+    type Input = f64;
+
+    #[inline]
+    fn feature(&self) -> usize {
+        self.feature as usize
+    }
+
+    #[inline]
+    fn goes_right(&self, x: f64) -> bool {
+        !numeric_left(self.decision_type, x, self.threshold)
+    }
+}
+
+impl Source<LgbSplit, f64> for Tree {
+    fn split(&self, node: usize) -> Option<(LgbSplit, usize, usize)> {
+        (node < self.left.len()).then(|| {
+            let split = LgbSplit {
+                threshold: self.threshold[node],
+                feature: self.split_feature[node],
+                decision_type: self.decision_type[node],
+            };
+            (
+                split,
+                self.node_id(self.left[node]),
+                self.node_id(self.right[node]),
+            )
+        })
+    }
+
+    fn leaf(&self, node: usize) -> f64 {
+        self.leaf_value[node.saturating_sub(self.left.len())]
     }
 }
 
@@ -237,10 +284,39 @@ impl LgbModel {
         for (t, tree) in self.trees.iter().enumerate() {
             out[t % self.per_iteration] += tree.value(row);
         }
+        self.average(out);
+    }
+
+    fn average(&self, raw: &mut [f64]) {
         if self.average {
             let iterations = (self.trees.len() / self.per_iteration).max(1) as f64;
-            for o in out.iter_mut() {
+            for o in raw.iter_mut() {
                 *o /= iterations;
+            }
+        }
+    }
+
+    /// Raw scores to the requested scale, in place.
+    fn finish(&self, out: &mut [f64], output: Output) {
+        if output == Output::Margin {
+            return;
+        }
+        match self.transform {
+            Transform::Identity => {}
+            Transform::Sigmoid(s) => out
+                .iter_mut()
+                .for_each(|r| *r = 1.0 / (1.0 + (-s * *r).exp())),
+            Transform::Log1pExp => out.iter_mut().for_each(|r| *r = r.exp().ln_1p()),
+            Transform::Exp => out.iter_mut().for_each(|r| *r = r.exp()),
+            Transform::SignedSquare => out.iter_mut().for_each(|r| *r = r.signum() * *r * *r),
+            Transform::Softmax => {
+                let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = 0.0;
+                for r in out.iter_mut() {
+                    *r = (*r - max).exp();
+                    sum += *r;
+                }
+                out.iter_mut().for_each(|r| *r /= sum);
             }
         }
     }
@@ -271,6 +347,31 @@ impl Model for LgbModel {
         &self.objective
     }
 
+    fn footprint(&self) -> (usize, usize) {
+        let nodes: usize = self
+            .trees
+            .iter()
+            .map(|t| t.left.len() + t.leaf_value.len())
+            .sum();
+        let bytes = self
+            .trees
+            .iter()
+            .map(|t| {
+                // split_feature, threshold, decision_type, left, right per inner node.
+                t.left.len() * (4 + 8 + 1 + 4 + 4)
+                    + t.leaf_value.len() * 8
+                    + t.counts.len() * 8
+                    + (t.cat_boundaries.len() + t.cat_threshold.len()) * 4
+                    + t.linear
+                        .as_ref()
+                        .map_or(0, |l| l.iter().map(|leaf| 8 + leaf.terms.len() * 16).sum())
+                    + t.complete.as_ref().map_or(0, Complete::heap_bytes)
+                    + std::mem::size_of::<Tree>()
+            })
+            .sum();
+        (bytes, nodes)
+    }
+
     fn contributions(&self, row: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
         if self.average || self.trees.iter().any(|t| t.linear.is_some()) {
             return Err(ModelError::Unsupported(
@@ -297,33 +398,42 @@ impl Model for LgbModel {
         Ok(())
     }
 
+    fn predict_rows(&self, rows: &[f64], output: Output, out: &mut [f64]) {
+        let (width, k) = (self.n_features.max(1), self.per_iteration);
+        let mut idx = [0usize; BLOCK];
+        for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
+            let n = block.len() / width;
+            dst.fill(0.0);
+            for (t, tree) in self.trees.iter().enumerate() {
+                let g = t % k;
+                match &tree.complete {
+                    Some(c) => {
+                        c.walk_block(block, width, &mut idx[..n]);
+                        for (r, &slot) in idx[..n].iter().enumerate() {
+                            dst[r * k + g] += c.leaf(slot);
+                        }
+                    }
+                    None => {
+                        for (r, row) in block.chunks_exact(width).enumerate() {
+                            dst[r * k + g] += tree.value(row);
+                        }
+                    }
+                }
+            }
+            for raw in dst.chunks_exact_mut(k) {
+                self.average(raw);
+                self.finish(raw, output);
+            }
+        }
+    }
+
     fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]) {
         assert!(
             row.len() >= self.n_features,
             "row shorter than the model's features"
         );
         self.raw(row, out);
-        if output == Output::Margin {
-            return;
-        }
-        match self.transform {
-            Transform::Identity => {}
-            Transform::Sigmoid(s) => out
-                .iter_mut()
-                .for_each(|r| *r = 1.0 / (1.0 + (-s * *r).exp())),
-            Transform::Log1pExp => out.iter_mut().for_each(|r| *r = r.exp().ln_1p()),
-            Transform::Exp => out.iter_mut().for_each(|r| *r = r.exp()),
-            Transform::SignedSquare => out.iter_mut().for_each(|r| *r = r.signum() * *r * *r),
-            Transform::Softmax => {
-                let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let mut sum = 0.0;
-                for r in out.iter_mut() {
-                    *r = (*r - max).exp();
-                    sum += *r;
-                }
-                out.iter_mut().for_each(|r| *r /= sum);
-            }
-        }
+        self.finish(out, output);
     }
 }
 
@@ -432,7 +542,7 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
     } else {
         None
     };
-    Ok(Tree {
+    let mut tree = Tree {
         split_feature,
         threshold,
         decision_type,
@@ -444,7 +554,19 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
         linear,
         counts,
         depth,
-    })
+        complete: None,
+    };
+    let numeric = tree.decision_type.iter().all(|&dt| dt & CATEGORICAL == 0);
+    if numeric && tree.linear.is_none() && !tree.left.is_empty() && tree.depth <= MAX_COMPLETE_DEPTH
+    {
+        let padding = LgbSplit {
+            threshold: 0.0,
+            feature: 0,
+            decision_type: 0,
+        };
+        tree.complete = Some(Complete::build(&tree, tree.depth, padding));
+    }
+    Ok(tree)
 }
 
 fn linear_leaves(

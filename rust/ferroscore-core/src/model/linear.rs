@@ -135,6 +135,10 @@ impl Model for LinearModel {
         Precision::F64
     }
 
+    fn footprint(&self) -> (usize, usize) {
+        ((self.coefficients.len() + self.intercept.len()) * 8, 0)
+    }
+
     fn handles_missing(&self) -> bool {
         false
     }

@@ -1,13 +1,13 @@
 //! The model family: every format loads into something that scores one row of f64 features
 //! (NaN = missing) into its outputs, honouring the reference library's arithmetic exactly.
 
+mod complete;
 pub mod lightgbm;
 pub mod linear;
 pub mod objective;
 mod treeshap;
 mod ubjson;
 pub mod xgboost;
-mod xgboost_kernel;
 
 use crate::error::ModelError;
 use crate::request::Precision;
@@ -41,6 +41,8 @@ pub trait Model: Send + Sync {
     fn precision(&self) -> Precision;
     /// The training objective as the reference library names it.
     fn objective(&self) -> &str;
+    /// Bytes the loaded model holds on the heap, and its tree nodes (leaves included).
+    fn footprint(&self) -> (usize, usize);
     /// Exact TreeSHAP contributions of one row: per output group, one value per feature and
     /// the bias last (`n_outputs(Margin) × (n_features + 1)` values), summing to the margin.
     fn contributions(&self, _row: &[f64], _out: &mut [f64]) -> Result<(), ModelError> {

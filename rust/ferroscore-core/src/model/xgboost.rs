@@ -1,9 +1,9 @@
 //! XGBoost JSON models (xgboost 2.x and 3.x): gbtree and DART, numeric and categorical splits,
 //! scalar or per-output `base_score`, summed in float32 in file order as xgboost does.
 
+use super::complete::{Complete, Source, Split, BLOCK, MAX_COMPLETE_DEPTH};
 use super::objective::Link;
 use super::treeshap::{self, ShapTree};
-use super::xgboost_kernel::{Complete, Source, BLOCK, MAX_COMPLETE_DEPTH};
 use super::{Model, Output};
 use crate::error::ModelError;
 use crate::request::Precision;
@@ -126,7 +126,7 @@ struct Node {
 struct Tree {
     nodes: Vec<Node>,
     /// The batch layout, for shallow trees without categorical splits.
-    complete: Option<Complete>,
+    complete: Option<Complete<XgbSplit, f32>>,
     /// Training cover (sum of hessians) per node, for TreeSHAP.
     covers: Vec<f64>,
     /// Edges on the longest root-to-leaf path.
@@ -172,21 +172,45 @@ impl Tree {
     }
 }
 
-impl Source for Tree {
-    fn split(&self, node: usize) -> Option<(u32, f32, bool, usize, usize)> {
-        let n = &self.nodes[node];
-        (n.flags & LEAF == 0).then_some({
-            (
-                n.feature,
-                n.value,
-                n.flags & DEFAULT_LEFT != 0,
-                n.left as usize,
-                n.right as usize,
-            )
-        })
+/// An inner node's test in the batch layout: xgboost's float32 `x < threshold`, NaN to the
+/// default side.
+#[derive(Debug, Clone, Copy)]
+struct XgbSplit {
+    threshold: f32,
+    feature: u32,
+    default_left: bool,
+}
+
+impl Split for XgbSplit {
+    type Input = f32;
+
+    #[inline]
+    fn feature(&self) -> usize {
+        self.feature as usize
     }
 
-    fn leaf_value(&self, node: usize) -> f32 {
+    #[inline]
+    fn goes_right(&self, x: f32) -> bool {
+        if x.is_nan() {
+            !self.default_left
+        } else {
+            x >= self.threshold
+        }
+    }
+}
+
+impl Source<XgbSplit, f32> for Tree {
+    fn split(&self, node: usize) -> Option<(XgbSplit, usize, usize)> {
+        let n = &self.nodes[node];
+        let split = XgbSplit {
+            threshold: n.value,
+            feature: n.feature,
+            default_left: n.flags & DEFAULT_LEFT != 0,
+        };
+        (n.flags & LEAF == 0).then_some((split, n.left as usize, n.right as usize))
+    }
+
+    fn leaf(&self, node: usize) -> f32 {
         self.nodes[node].value
     }
 }
@@ -372,6 +396,22 @@ impl Model for XgbModel {
         &self.objective
     }
 
+    fn footprint(&self) -> (usize, usize) {
+        let nodes: usize = self.trees.iter().map(|t| t.nodes.len()).sum();
+        let bytes = self
+            .trees
+            .iter()
+            .map(|t| {
+                t.nodes.len() * std::mem::size_of::<Node>()
+                    + t.covers.len() * 8
+                    + t.categories.len() * 4
+                    + t.complete.as_ref().map_or(0, Complete::heap_bytes)
+            })
+            .sum::<usize>()
+            + self.trees.len() * (std::mem::size_of::<Tree>() + 8);
+        (bytes, nodes)
+    }
+
     fn contributions(&self, row: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
         let width = self.n_features + 1;
         out.fill(0.0);
@@ -404,6 +444,7 @@ impl Model for XgbModel {
         }
         let mut xs = Vec::with_capacity(BLOCK * width);
         let mut acc = vec![0f32; BLOCK * groups];
+        let mut idx = [0usize; BLOCK];
         for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
             let n = block.len() / width;
             // xgboost reads its input as float32: convert each value once per block.
@@ -417,7 +458,13 @@ impl Model for XgbModel {
                 let g = self.tree_group[t] as usize;
                 let weight = self.tree_weight.as_ref().map(|w| w[t]);
                 match &tree.complete {
-                    Some(c) => c.add_block(&xs, width, &mut acc[g..], groups, weight),
+                    Some(c) => {
+                        c.walk_block(&xs, width, &mut idx[..n]);
+                        for (r, &slot) in idx[..n].iter().enumerate() {
+                            let leaf = c.leaf(slot);
+                            acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
+                        }
+                    }
                     None => {
                         for (r, row) in block.chunks_exact(width).enumerate() {
                             let leaf = tree.leaf(row);
@@ -562,7 +609,12 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
         complete: None,
     };
     if !has_categories && tree.depth <= MAX_COMPLETE_DEPTH {
-        tree.complete = Some(Complete::build(&tree, tree.depth));
+        let padding = XgbSplit {
+            threshold: 0.0,
+            feature: 0,
+            default_left: true,
+        };
+        tree.complete = Some(Complete::build(&tree, tree.depth, padding));
     }
     Ok(tree)
 }
