@@ -100,7 +100,7 @@ def measure(
     return results
 
 
-def table(title: str, results: dict[str, tuple[float, float]]) -> list[str]:
+def table(title: str, results: dict[str, tuple[float, float]], model: Model) -> list[str]:
     ours_single, ours_rows = results["ferroscore"]
     fastest_other = min(v[0] for k, v in results.items() if k != "ferroscore")
     lines = [
@@ -117,6 +117,8 @@ def table(title: str, results: dict[str, tuple[float, float]]) -> list[str]:
     lines += [
         "",
         f"Fastest other engine on one row: {fastest_other / ours_single:.1f}x ferroscore's time.",
+        f"ferroscore holds {model.memory_bytes:,} bytes for {model.n_nodes:,} tree nodes "
+        f"({model.memory_bytes / model.n_nodes:.1f} bytes per node, batch layout included).",
         "",
     ]
     return lines
@@ -147,7 +149,9 @@ def main() -> None:
         engines = {"ferroscore": lambda x: xgb_model.predict(x, parallel=False)}
         engines |= xgboost_engines(xgb_bytes, workdir)
         lines += table(
-            "XGBoost demo model (200 trees, depth ≤ 6)", measure(engines, row, batch, args.quick)
+            "XGBoost demo model (200 trees, depth ≤ 6)",
+            measure(engines, row, batch, args.quick),
+            xgb_model,
         )
 
         target = load_breast_cancer().target
@@ -166,6 +170,7 @@ def main() -> None:
         lines += table(
             "LightGBM model of the same shape (200 trees, depth ≤ 6)",
             measure(engines, row, batch, args.quick),
+            lgb_model,
         )
     print(write_report("engines.md", lines))
 
