@@ -33,6 +33,16 @@ enum Transform {
     SignedSquare,
 }
 
+/// An inner node; a negative child `c` is leaf `!c`.
+#[derive(Debug, Clone, Copy)]
+struct LgbNode {
+    threshold: f64,
+    left: i32,
+    right: i32,
+    feature: u32,
+    decision_type: u8,
+}
+
 /// A linear tree's leaf: its constant and its (feature, coefficient) terms.
 #[derive(Debug)]
 struct LinearLeaf {
@@ -42,11 +52,8 @@ struct LinearLeaf {
 
 #[derive(Debug)]
 struct Tree {
-    split_feature: Vec<u32>,
-    threshold: Vec<f64>,
-    decision_type: Vec<u8>,
-    left: Vec<i32>,
-    right: Vec<i32>,
+    /// Inner nodes, root first; one array so a walk touches one cache line per node.
+    nodes: Vec<LgbNode>,
     leaf_value: Vec<f64>,
     cat_boundaries: Vec<usize>,
     cat_threshold: Vec<u32>,
@@ -61,7 +68,7 @@ struct Tree {
 
 impl Tree {
     fn leaf_index(&self, row: &[f64]) -> usize {
-        let inner = self.left.len();
+        let inner = self.nodes.len();
         let mut node = 0;
         while node < inner {
             node = self.next(node, row);
@@ -77,7 +84,7 @@ impl Tree {
             return false;
         }
         let category = t as usize;
-        let c = self.threshold[n] as usize;
+        let c = self.nodes[n].threshold as usize;
         let words = &self.cat_threshold[self.cat_boundaries[c]..self.cat_boundaries[c + 1]];
         words
             .get(category / 32)
@@ -87,21 +94,22 @@ impl Tree {
     /// The next node of inner node `n` for `row`, in TreeSHAP's numbering (leaves after
     /// the inner nodes).
     fn next(&self, n: usize, row: &[f64]) -> usize {
-        let x = row[self.split_feature[n] as usize];
-        let dt = self.decision_type[n];
+        let node = &self.nodes[n];
+        let x = row[node.feature as usize];
+        let dt = node.decision_type;
         let left = if dt & CATEGORICAL != 0 {
             self.categorical_left(n, x)
         } else {
-            numeric_left(dt, x, self.threshold[n])
+            numeric_left(dt, x, node.threshold)
         };
-        self.node_id(if left { self.left[n] } else { self.right[n] })
+        self.node_id(if left { node.left } else { node.right })
     }
 
     fn node_id(&self, child: i32) -> usize {
         if child >= 0 {
             child as usize
         } else {
-            self.left.len() + !child as usize
+            self.nodes.len() + !child as usize
         }
     }
 
@@ -170,43 +178,38 @@ impl Split for LgbSplit {
 
 impl Source<LgbSplit, f64> for Tree {
     fn split(&self, node: usize) -> Option<(LgbSplit, usize, usize)> {
-        (node < self.left.len()).then(|| {
-            let split = LgbSplit {
-                threshold: self.threshold[node],
-                feature: self.split_feature[node],
-                decision_type: self.decision_type[node],
-            };
-            (
-                split,
-                self.node_id(self.left[node]),
-                self.node_id(self.right[node]),
-            )
-        })
+        let n = self.nodes.get(node)?;
+        let split = LgbSplit {
+            threshold: n.threshold,
+            feature: n.feature,
+            decision_type: n.decision_type,
+        };
+        Some((split, self.node_id(n.left), self.node_id(n.right)))
     }
 
     fn leaf(&self, node: usize) -> f64 {
-        self.leaf_value[node.saturating_sub(self.left.len())]
+        self.leaf_value[node.saturating_sub(self.nodes.len())]
     }
 }
 
 impl ShapTree for Tree {
     fn is_leaf(&self, node: usize) -> bool {
-        node >= self.left.len()
+        node >= self.nodes.len()
     }
 
     fn leaf_value(&self, node: usize) -> f64 {
-        self.leaf_value[node - self.left.len()]
+        self.leaf_value[node - self.nodes.len()]
     }
 
     fn children(&self, node: usize) -> (usize, usize) {
         (
-            self.node_id(self.left[node]),
-            self.node_id(self.right[node]),
+            self.node_id(self.nodes[node].left),
+            self.node_id(self.nodes[node].right),
         )
     }
 
     fn split_feature(&self, node: usize) -> usize {
-        self.split_feature[node] as usize
+        self.nodes[node].feature as usize
     }
 
     fn hot_child(&self, node: usize, row: &[f64]) -> usize {
@@ -351,14 +354,13 @@ impl Model for LgbModel {
         let nodes: usize = self
             .trees
             .iter()
-            .map(|t| t.left.len() + t.leaf_value.len())
+            .map(|t| t.nodes.len() + t.leaf_value.len())
             .sum();
         let bytes = self
             .trees
             .iter()
             .map(|t| {
-                // split_feature, threshold, decision_type, left, right per inner node.
-                t.left.len() * (4 + 8 + 1 + 4 + 4)
+                t.nodes.len() * std::mem::size_of::<LgbNode>()
                     + t.leaf_value.len() * 8
                     + t.counts.len() * 8
                     + (t.cat_boundaries.len() + t.cat_threshold.len()) * 4
@@ -382,7 +384,7 @@ impl Model for LgbModel {
         out.fill(0.0);
         for (t, tree) in self.trees.iter().enumerate() {
             let group = &mut out[(t % self.per_iteration) * width..][..width];
-            if tree.left.is_empty() {
+            if tree.nodes.is_empty() {
                 group[self.n_features] += tree.leaf_value[0];
                 continue;
             }
@@ -542,12 +544,17 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
     } else {
         None
     };
+    let nodes = (0..inner)
+        .map(|n| LgbNode {
+            threshold: threshold[n],
+            left: left[n],
+            right: right[n],
+            feature: split_feature[n],
+            decision_type: decision_type[n],
+        })
+        .collect();
     let mut tree = Tree {
-        split_feature,
-        threshold,
-        decision_type,
-        left,
-        right,
+        nodes,
         leaf_value,
         cat_boundaries,
         cat_threshold,
@@ -556,8 +563,14 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
         depth,
         complete: None,
     };
-    let numeric = tree.decision_type.iter().all(|&dt| dt & CATEGORICAL == 0);
-    if numeric && tree.linear.is_none() && !tree.left.is_empty() && tree.depth <= MAX_COMPLETE_DEPTH
+    let numeric = tree
+        .nodes
+        .iter()
+        .all(|n| n.decision_type & CATEGORICAL == 0);
+    if numeric
+        && tree.linear.is_none()
+        && !tree.nodes.is_empty()
+        && tree.depth <= MAX_COMPLETE_DEPTH
     {
         let padding = LgbSplit {
             threshold: 0.0,
