@@ -10,10 +10,10 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench-kernel bench-parse bench-engines bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-core bench-quick clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ test: lint test-rust test-python bench-quick ## everything CI runs
 serve: $(BUILT) ## serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATABASE_URL)
 	$(VENV)/bin/ferroscore serve
 
+SCENARIO ?= single
+
+bench: $(BUILT) ## HTTP peak comparison vs FastAPI, Litestar, Robyn (wrk): bench/results/latest.md + .png
+	cd bench && ../$(PY) peak.py
+
+bench-locust: $(BUILT) ## Locust scenario SCENARIO=single|batch|mixed (BENCH_RATE=n: fixed rate): CSV + HTML in bench/results/
+	cd bench && ../$(PY) locust_run.py --scenario $(SCENARIO)
+
 bench-kernel: $(BUILT) ## scoring kernels vs xgboost, one thread: bench/results/kernel.md
 	$(PY) bench/kernel.py
 
@@ -63,7 +71,9 @@ bench-engines: $(BUILT) ## tree engines side by side (onnxruntime, tl2cgen, llea
 bench-quick: $(BUILT) ## smoke-run every Python benchmark (reports come out; no speed is asserted)
 	$(PY) bench/kernel.py --quick > /dev/null
 	$(PY) bench/parsing.py --quick > /dev/null
+	cd bench && ../$(PY) peak.py --quick > /dev/null
 	@test -s bench/results/kernel.md && test -s bench/results/parse.md
+	@grep -q '^| ferroscore |' bench/results/latest.md && test -s bench/results/latest.png
 
 bench-core: ## criterion benches of the Rust core alone (parse, score, whole endpoint)
 	cargo bench -p ferroscore-core --bench request

@@ -133,5 +133,8 @@ class Decision:
     def scored_at_ns(self) -> int: ...
     @property
     def n_rows(self) -> int: ...
+    def copy_rows(self) -> bytes:
+        """The scored rows as COPY text lines for the decisions table."""
+
     def rows(self) -> list[tuple[int, str, list[float]]]:
         """The scored rows: `(row_index, features_json, scores)`."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import lightgbm as lgb
 import numpy as np
@@ -15,10 +16,13 @@ from ferroscore.registry import DEMO_MODEL, ModelRegistry
 
 
 @pytest.fixture
-def registry(database_url: str) -> ModelRegistry:
+def registry(database_url: str) -> Iterator[ModelRegistry]:
+    """An empty registry, left empty again for whatever runs next on the session database."""
     with psycopg.connect(database_url) as conn:
         conn.execute("TRUNCATE active_models, models")
-    return ModelRegistry(database_url)
+    yield ModelRegistry(database_url)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE active_models, models")
 
 
 def test_demo_is_registered_once_and_served(registry: ModelRegistry) -> None:

@@ -175,6 +175,14 @@ impl Decision {
         self.scored.rows.len()
     }
 
+    /// The scored rows as PostgreSQL COPY text lines for `COPY decisions (request_id,
+    /// row_index, model, version, features, score, created_at)`.
+    fn copy_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let mut out = Vec::with_capacity(1024);
+        core::decision::copy_rows(&self.endpoint, &self.scored, &mut out);
+        PyBytes::new(py, &out)
+    }
+
     /// The scored rows: `(row_index, features_json, scores)` each, for the decision log.
     fn rows(&self) -> Vec<(usize, String, Vec<f64>)> {
         let s = &self.scored;

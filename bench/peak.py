@@ -1,0 +1,233 @@
+"""The peak-throughput runner: every stack in bench/stacks.py under wrk on loopback, server
+pinned to core 0 and wrk to core 1, stacks alternated over several rounds. Records requests/s,
+p50/p99 latency, and the server's CPU time per request read from /proc (the steadiest figure
+on a noisy machine); then each stack again at half of ferroscore's peak rate, for latency
+under a realistic load. Writes bench/results/latest.{md,json,png}. Run: make bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psutil
+from stacks import EXAMPLE, Server, bench_database, free_port, stacks
+from timing import RESULTS, machine
+
+SERVER_CORE, CLIENT_CORE = 0, 1
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def lua_script(body: bytes, rate_per_connection: float | None) -> Path:
+    """A wrk script that POSTs the example record; with a rate, each connection waits
+    between requests so the offered load is fixed (open enough below saturation)."""
+    text = (
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body.decode())}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    if rate_per_connection:
+        text += f"function delay() return {1000.0 / rate_per_connection:.3f} end\n"
+    path = RESULTS / ("post-rate.lua" if rate_per_connection else "post.lua")
+    path.write_text(text)
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server process and its children."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            str(CLIENT_CORE),
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    result["requests"] = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out, re.M)
+        result[f"p{pct}_ms"] = float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["errors"] = float(errors.group(1)) if errors else 0.0
+    return result
+
+
+def measure(server: Server, script: Path, seconds: int, connections: int) -> dict[str, float]:
+    before = cpu_seconds(server.proc.pid)
+    r = wrk(server.url, script, seconds, connections)
+    r["cpu_us_per_request"] = (cpu_seconds(server.proc.pid) - before) / max(r["requests"], 1) * 1e6
+    return r
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> str:
+    peak, half = results["peak"], results["half"]
+    ours = peak["ferroscore"]["rps"]
+    lines = [
+        "# HTTP benchmark: ferroscore against the stacks people deploy",
+        "",
+        f"Machine: {machine()}, {platform.platform()}. Server pinned to core {SERVER_CORE}, "
+        f"wrk to core {CLIENT_CORE}, {args.connections} connections, {args.seconds} s per run, "
+        f"medians of {args.rounds} alternated rounds. Command: `make bench`.",
+        "",
+        "| stack | requests/s | p50 (ms) | p99 (ms) | server CPU per request (µs) | "
+        "ferroscore's requests/s ÷ this | p99 at half ferroscore's peak (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in sorted(peak.items(), key=lambda kv: -kv[1]["rps"]):
+        h = half.get(name, {}).get("p99_ms", float("nan"))
+        lines.append(
+            f"| {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['cpu_us_per_request']:.0f} | {ours / r['rps']:.2f}x | {h:.2f} |"
+        )
+    targets = [
+        ("robyn-constant", 0.8, "≥ 0.8x the Robyn constant-body ceiling"),
+        ("robyn-orjson-onnxruntime", 1.5, "≥ 1.5x plain Robyn + orjson + onnxruntime"),
+        ("litestar-granian-onnxruntime", 4.0, "≥ 4x Litestar + Granian + onnxruntime"),
+        ("fastapi-uvicorn-xgboost", 15.0, "≥ 15x FastAPI + xgboost"),
+    ]
+    lines += ["", "Targets (reported, not asserted):", ""]
+    for name, factor, text in targets:
+        if name not in peak:
+            continue
+        ratio = ours / peak[name]["rps"]
+        met = ratio >= factor
+        lines.append(f"- {text}: {ratio:.2f}x — {'met' if met else 'NOT met'}")
+    p99 = half.get("ferroscore", {}).get("p99_ms", float("nan"))
+    lines.append(
+        f"- p99 ≤ 3 ms at half of peak rate: {p99:.2f} ms — {'met' if p99 <= 3 else 'NOT met'}"
+    )
+    lines += [
+        "",
+        "ferroscore runs with its decision log on, writing to a PostgreSQL the runner starts "
+        "beside it (not on the server's core; its CPU is not in the server column). "
+        "Failed requests per stack: "
+        + ", ".join(f"{k} {int(v['errors'])}" for k, v in peak.items())
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    peak = results["peak"]
+    names = sorted(peak, key=lambda n: -peak[n]["rps"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    a.barh(names, [peak[n]["rps"] for n in names], color="#3b6ea5")
+    a.set_xlabel("requests/s (higher is better)")
+    a.invert_yaxis()
+    b.barh(names, [peak[n]["p99_ms"] for n in names], color="#a53b3b", label="p99 at peak")
+    b.barh(names, [peak[n]["p50_ms"] for n in names], color="#e0a0a0", label="p50 at peak")
+    b.set_xlabel("latency (ms, lower is better)")
+    b.set_yticks([])
+    b.invert_yaxis()
+    b.legend()
+    fig.suptitle("Single-record scoring, one server core")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--only", nargs="*", help="stack names to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="2 s, 1 round: a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.rounds = 2, 1
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+    if (os.cpu_count() or 1) < 2:
+        raise SystemExit("the runner pins server and client to different cores: needs 2")
+    RESULTS.mkdir(exist_ok=True)
+    names = [
+        "ferroscore",
+        "robyn-constant",
+        "robyn-orjson-onnxruntime",
+        "litestar-granian-onnxruntime",
+        "fastapi-uvicorn-xgboost",
+    ]
+    ports = {n: free_port() for n in names}
+    chosen = [s for s in stacks(ports, bench_database()) if not args.only or s.name in args.only]
+    servers: list[Server] = []
+    try:
+        for s in chosen:
+            servers.append(Server(s, ports[s.name], SERVER_CORE, RESULTS))
+        for srv in servers:
+            srv.wait_ready()
+        script = lua_script(EXAMPLE, None)
+        runs: dict[str, list[dict[str, float]]] = {s.stack.name: [] for s in servers}
+        for r in range(args.rounds):
+            order = servers[r % len(servers) :] + servers[: r % len(servers)]
+            for srv in order:
+                wrk(srv.url, script, 1, args.connections)  # warm-up
+                runs[srv.stack.name].append(measure(srv, script, args.seconds, args.connections))
+                print(
+                    f"round {r + 1} {srv.stack.name}: {runs[srv.stack.name][-1]['rps']:,.0f} req/s",
+                    flush=True,
+                )
+        peak = {name: median_of(rs) for name, rs in runs.items()}
+        # Latency at half of ferroscore's peak rate, the same offered load for every stack.
+        half_rate = peak.get("ferroscore", next(iter(peak.values())))["rps"] / 2
+        rate_script = lua_script(EXAMPLE, half_rate / args.connections)
+        half = {
+            srv.stack.name: measure(srv, rate_script, args.seconds, args.connections)
+            for srv in servers
+        }
+    finally:
+        for srv in servers:
+            srv.stop()
+    results = {"peak": peak, "half": half, "half_rate": half_rate, "machine": machine()}
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    text = report(results, args)
+    (RESULTS / "latest.md").write_text(text + "\n![throughput and latency](latest.png)\n")
+    chart(results, RESULTS / "latest.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""The HTTP stacks compared: ferroscore and the baselines in bench/baselines, each started the
+way its users start it, on 127.0.0.1, pinned to one core. Servers are ours: they are stopped
+by PID (their process group), never by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+BASELINES = BENCH / "baselines"
+VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(BASELINES))
+
+from common import DEMO, SCORE_PATH  # noqa: E402
+
+EXAMPLE = DEMO.joinpath("example.json").read_text().encode()
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
+    py = sys.executable
+    return [
+        Stack(
+            "ferroscore",
+            [py, "-m", "ferroscore", "serve"],
+            BENCH.parent,
+            {
+                "FERROSCORE_PORT": str(port_of["ferroscore"]),
+                "FERROSCORE_LOG_LEVEL": "WARNING",
+                "DATABASE_URL": database_url,
+            },
+        ),
+        Stack(
+            "robyn-constant",
+            [py, "robyn_constant.py"],
+            BASELINES,
+            {"BENCH_PORT": str(port_of["robyn-constant"])},
+        ),
+        Stack(
+            "robyn-orjson-onnxruntime",
+            [py, "robyn_onnx.py"],
+            BASELINES,
+            {"BENCH_PORT": str(port_of["robyn-orjson-onnxruntime"])},
+        ),
+        Stack(
+            "litestar-granian-onnxruntime",
+            [
+                str(VENV_BIN / "granian"),
+                "--interface",
+                "asgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port_of["litestar-granian-onnxruntime"]),
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+                "litestar_onnx:app",
+            ],
+            BASELINES,
+            {},
+        ),
+        Stack(
+            "fastapi-uvicorn-xgboost",
+            [
+                str(VENV_BIN / "uvicorn"),
+                "fastapi_xgboost:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port_of["fastapi-uvicorn-xgboost"]),
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+            ],
+            BASELINES,
+            {},
+        ),
+    ]
+
+
+class Server:
+    """One stack, running in its own session on `core`, until `stop`."""
+
+    def __init__(self, stack: Stack, port: int, core: int, log_dir: Path) -> None:
+        self.stack, self.port = stack, port
+        self.url = f"http://127.0.0.1:{port}{SCORE_PATH}"
+        self.log = log_dir / f"{stack.name}.log"
+        env = {**os.environ, **stack.env, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))  # refuses a port someone else listens on
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                ["taskset", "-c", str(core), *stack.argv],
+                cwd=stack.cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.stack.name} exited:\n{self.log.read_text()[-2000:]}")
+            try:
+                req = urllib.request.Request(self.url, data=EXAMPLE, method="POST")
+                req.add_header("content-type", "application/json")
+                with urllib.request.urlopen(req, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.stack.name} not ready:\n{self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            # ferroscore drains and stops its database; the others get a short grace (Robyn
+            # 0.88 ignores SIGTERM with one process).
+            try:
+                self.proc.wait(20 if self.stack.name == "ferroscore" else 3)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def bench_database() -> str:
+    """A fresh embedded PostgreSQL for the decision log, started by the runner itself: not a
+    child of the pinned server, so the database does not share the server's core (as in any
+    real deployment, where it runs elsewhere). It stops when the runner exits."""
+    from ferroscore.embedded import start_embedded_postgres
+
+    return start_embedded_postgres(Path(tempfile.mkdtemp(prefix="ferroscore-bench-")))

@@ -1,0 +1,121 @@
+//! A scored request as rows of PostgreSQL's COPY text format, ready for the decision log's
+//! `COPY decisions (request_id, row_index, model, version, features, score, created_at)`.
+//! Formatting here, in one pass per row, keeps Python out of the per-row work.
+
+use crate::endpoint::{write_number, Endpoint, Scored};
+
+/// Appends one COPY line per scored row of `scored` to `out`.
+pub fn copy_rows(endpoint: &Endpoint, scored: &Scored, out: &mut Vec<u8>) {
+    let mut created_at = Vec::with_capacity(32);
+    write_timestamp(&mut created_at, scored.scored_at_ns);
+    for i in (0..scored.rows.len()).filter(|&i| scored.rows.valid[i]) {
+        escape(out, scored.request_id.as_bytes());
+        out.push(b'\t');
+        out.extend_from_slice(i.to_string().as_bytes());
+        out.push(b'\t');
+        escape(out, endpoint.name().as_bytes());
+        out.push(b'\t');
+        out.extend_from_slice(endpoint.version().to_string().as_bytes());
+        out.push(b'\t');
+        escape(out, endpoint.features_json(scored, i).as_bytes());
+        out.push(b'\t');
+        out.push(b'{');
+        for (k, &x) in scored.row_scores(i).iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            write_double(out, x);
+        }
+        out.push(b'}');
+        out.push(b'\t');
+        out.extend_from_slice(&created_at);
+        out.push(b'\n');
+    }
+}
+
+/// COPY text escapes: backslash, and the tab, newline and carriage return that delimit.
+fn escape(out: &mut Vec<u8>, text: &[u8]) {
+    for &b in text {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// A double as PostgreSQL reads it: JSON's shortest form, or NaN / ±Infinity.
+fn write_double(out: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        write_number(out, x);
+    } else if x.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if x > 0.0 {
+        out.extend_from_slice(b"Infinity");
+    } else {
+        out.extend_from_slice(b"-Infinity");
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff+00` for nanoseconds since the Unix epoch (UTC).
+fn write_timestamp(out: &mut Vec<u8>, ns: u128) {
+    let micros = ns / 1_000;
+    let secs = (micros / 1_000_000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let text = format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}+00",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        micros % 1_000_000
+    );
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Year, month, day of a count of days since 1970-01-01 (H. Hinnant's civil_from_days).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        let ts = |ns: u128| {
+            let mut out = Vec::new();
+            write_timestamp(&mut out, ns);
+            String::from_utf8(out).unwrap_or_default()
+        };
+        assert_eq!(ts(0), "1970-01-01 00:00:00.000000+00");
+        // 2000-02-29 12:34:56.789012 UTC
+        assert_eq!(ts(951_827_696_789_012_345), "2000-02-29 12:34:56.789012+00");
+        assert_eq!(
+            ts(1_795_000_000_000_000_000),
+            "2026-11-18 11:06:40.000000+00"
+        );
+    }
+
+    #[test]
+    fn copy_escapes_delimiters() {
+        let mut out = Vec::new();
+        escape(&mut out, b"a\\b\tc\nd");
+        assert_eq!(out, b"a\\\\b\\tc\\nd");
+        let mut d = Vec::new();
+        write_double(&mut d, f64::NAN);
+        assert_eq!(d, b"NaN");
+    }
+}
