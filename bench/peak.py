@@ -18,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from stacks import EXAMPLE, Server, bench_database, free_port, stacks
+from stacks import Server, bench_database, free_port, mlserver_stack, stacks
 from timing import RESULTS, machine
 
 SERVER_CORE, CLIENT_CORE = 0, 1
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def lua_script(body: bytes, rate_per_connection: float | None) -> Path:
-    """A wrk script that POSTs the example record; with a rate, each connection waits
+def lua_script(name: str, body: bytes, rate_per_connection: float | None) -> Path:
+    """A wrk script that POSTs a stack's request body; with a rate, each connection waits
     between requests so the offered load is fixed (open enough below saturation)."""
     text = (
         'wrk.method = "POST"\n'
@@ -35,7 +35,7 @@ def lua_script(body: bytes, rate_per_connection: float | None) -> Path:
     )
     if rate_per_connection:
         text += f"function delay() return {1000.0 / rate_per_connection:.3f} end\n"
-    path = RESULTS / ("post-rate.lua" if rate_per_connection else "post.lua")
+    path = RESULTS / f"{name}{'-rate' if rate_per_connection else ''}.lua"
     path.write_text(text)
     return path
 
@@ -139,7 +139,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         "ferroscore runs with its decision log on, writing to a PostgreSQL the runner starts "
         "beside it (not on the server's core; its CPU is not in the server column). "
-        "Failed requests per stack: "
+        "mlserver-xgboost answers its own Open Inference Protocol request (the same 30 numbers "
+        "as a [1, 30] FP32 tensor). Failed requests per stack: "
         + ", ".join(f"{k} {int(v['errors'])}" for k, v in peak.items())
         + ".",
     ]
@@ -176,6 +177,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--only", nargs="*", help="stack names to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="2 s, 1 round: a smoke run")
+    parser.add_argument(
+        "--no-mlserver", action="store_true", help="skip MLServer (it installs into its own venv)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.rounds = 2, 1
@@ -193,17 +197,27 @@ def main() -> None:
     ]
     ports = {n: free_port() for n in names}
     chosen = [s for s in stacks(ports, bench_database()) if not args.only or s.name in args.only]
+    if not (args.quick or args.no_mlserver or (args.only and "mlserver-xgboost" not in args.only)):
+        ports["mlserver-xgboost"] = free_port()
+        extra = mlserver_stack(ports["mlserver-xgboost"], RESULTS)
+        if extra is None:
+            print("MLServer does not install here; left out", flush=True)
+        else:
+            chosen.append(extra)
     servers: list[Server] = []
     try:
         for s in chosen:
             servers.append(Server(s, ports[s.name], SERVER_CORE, RESULTS))
         for srv in servers:
             srv.wait_ready()
-        script = lua_script(EXAMPLE, None)
+        scripts = {
+            srv.stack.name: lua_script(srv.stack.name, srv.stack.body, None) for srv in servers
+        }
         runs: dict[str, list[dict[str, float]]] = {s.stack.name: [] for s in servers}
         for r in range(args.rounds):
             order = servers[r % len(servers) :] + servers[: r % len(servers)]
             for srv in order:
+                script = scripts[srv.stack.name]
                 wrk(srv.url, script, 1, args.connections)  # warm-up
                 runs[srv.stack.name].append(measure(srv, script, args.seconds, args.connections))
                 print(
@@ -213,9 +227,14 @@ def main() -> None:
         peak = {name: median_of(rs) for name, rs in runs.items()}
         # Latency at half of ferroscore's peak rate, the same offered load for every stack.
         half_rate = peak.get("ferroscore", next(iter(peak.values())))["rps"] / 2
-        rate_script = lua_script(EXAMPLE, half_rate / args.connections)
+        rate = half_rate / args.connections
         half = {
-            srv.stack.name: measure(srv, rate_script, args.seconds, args.connections)
+            srv.stack.name: measure(
+                srv,
+                lua_script(srv.stack.name, srv.stack.body, rate),
+                args.seconds,
+                args.connections,
+            )
             for srv in servers
         }
     finally:

@@ -31,6 +31,8 @@ class Stack:
     argv: list[str]
     cwd: Path
     env: dict[str, str]
+    path: str = SCORE_PATH
+    body: bytes = EXAMPLE
 
 
 def free_port() -> int:
@@ -109,7 +111,7 @@ class Server:
 
     def __init__(self, stack: Stack, port: int, core: int, log_dir: Path) -> None:
         self.stack, self.port = stack, port
-        self.url = f"http://127.0.0.1:{port}{SCORE_PATH}"
+        self.url = f"http://127.0.0.1:{port}{stack.path}"
         self.log = log_dir / f"{stack.name}.log"
         env = {**os.environ, **stack.env, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         with socket.socket() as s:
@@ -131,7 +133,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.stack.name} exited:\n{self.log.read_text()[-2000:]}")
             try:
-                req = urllib.request.Request(self.url, data=EXAMPLE, method="POST")
+                req = urllib.request.Request(self.url, data=self.stack.body, method="POST")
                 req.add_header("content-type", "application/json")
                 with urllib.request.urlopen(req, timeout=2) as r:
                     if r.status == 200:
@@ -151,6 +153,69 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+
+MLSERVER_VENV = BENCH / ".venv-mlserver"
+
+
+def ensure_mlserver() -> Path | None:
+    """MLServer in a virtualenv of its own (its pins clash with the service's); None when it
+    does not install here. uvloop < 0.22: MLServer 1.7 crashes at start with newer ones."""
+    mlserver = MLSERVER_VENV / "bin" / "mlserver"
+    if not mlserver.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+        pip = [str(MLSERVER_VENV / "bin" / "pip"), "install", "--quiet"]
+        done = subprocess.run([*pip, "mlserver", "mlserver-xgboost", "uvloop<0.22"], check=False)
+        if done.returncode != 0:
+            return None
+    return mlserver
+
+
+def mlserver_stack(port: int, workdir: Path) -> Stack | None:
+    """Baseline (e): MLServer with its xgboost runtime, answering the Open Inference Protocol
+    (the same 30 numbers as a [1, 30] FP32 tensor: its own request shape, not ours)."""
+    import json
+
+    from common import feature_names, model_path
+
+    mlserver = ensure_mlserver()
+    if mlserver is None:
+        return None
+    home = workdir / "mlserver"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "settings.json").write_text(
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+                "parallel_workers": 0,
+            }
+        )
+    )
+    (home / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "breast-cancer",
+                "implementation": "mlserver_xgboost.XGBoostModel",
+                "parameters": {"uri": str(model_path())},
+            }
+        )
+    )
+    features = json.loads(EXAMPLE)["features"]
+    row = [features[n] for n in feature_names()]
+    body = json.dumps(
+        {"inputs": [{"name": "x", "shape": [1, len(row)], "datatype": "FP32", "data": row}]}
+    ).encode()
+    return Stack(
+        "mlserver-xgboost",
+        [str(mlserver), "start", str(home)],
+        home,
+        {},
+        "/v2/models/breast-cancer/infer",
+        body,
+    )
 
 
 def bench_database() -> str:
