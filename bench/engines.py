@@ -36,53 +36,51 @@ def onnx_session(onnx_model: Any) -> Predict:
     return lambda x: session.run(None, {name: x.astype(np.float32)})
 
 
+def compiled_engines(onnx_model: Any, tl_model: Any, lib: Path) -> dict[str, Predict]:
+    """onnxruntime and treelite/tl2cgen (compiled with gcc) for one converted model."""
+    import tl2cgen
+
+    tl2cgen.export_lib(tl_model, toolchain="gcc", libpath=str(lib), params={"parallel_comp": 8})
+    predictor = tl2cgen.Predictor(str(lib), nthread=1)
+    return {
+        "onnxruntime TreeEnsemble": onnx_session(onnx_model),
+        "treelite/tl2cgen (gcc)": lambda x: predictor.predict(tl2cgen.DMatrix(x)),
+    }
+
+
 def xgboost_engines(path: bytes, workdir: Path) -> dict[str, Predict]:
     import onnxmltools
-    import tl2cgen
     import treelite
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     booster = xgb.Booster(model_file=bytearray(path))
     booster.set_param({"nthread": 1})
-    engines: dict[str, Predict] = {
-        "xgboost inplace_predict": lambda x: booster.inplace_predict(x),
-    }
-    # onnxmltools wants the f0, f1, ... names xgboost gives unnamed features.
+    # onnxmltools and treelite want the f0, f1, ... names xgboost gives unnamed features.
     plain = booster.copy()
     plain.feature_names = None
     onnx = onnxmltools.convert_xgboost(plain, initial_types=[("x", FloatTensorType([None, 30]))])
-    engines["onnxruntime TreeEnsemble"] = onnx_session(onnx)
-    tl_model = treelite.frontend.from_xgboost(plain)
-    lib = workdir / "xgb_tl2cgen.so"
-    tl2cgen.export_lib(tl_model, toolchain="gcc", libpath=str(lib), params={"parallel_comp": 8})
-    predictor = tl2cgen.Predictor(str(lib), nthread=1)
-    engines["treelite/tl2cgen (gcc)"] = lambda x: predictor.predict(tl2cgen.DMatrix(x))
-    return engines
+    return {
+        "xgboost inplace_predict": lambda x: booster.inplace_predict(x),
+        **compiled_engines(onnx, treelite.frontend.from_xgboost(plain), workdir / "xgb.so"),
+    }
 
 
 def lightgbm_engines(booster: lgb.Booster, workdir: Path) -> dict[str, Predict]:
     import lleaves
     import onnxmltools
-    import tl2cgen
     import treelite
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    engines: dict[str, Predict] = {
-        "lightgbm predict": lambda x: booster.predict(x, num_threads=1),
-    }
     model_file = workdir / "lgb.txt"
     booster.save_model(model_file)
     compiled = lleaves.Model(model_file=str(model_file))
     compiled.compile(cache=str(workdir / "lleaves.o"))
-    engines["lleaves (LLVM)"] = lambda x: compiled.predict(x, n_jobs=1)
     onnx = onnxmltools.convert_lightgbm(booster, initial_types=[("x", FloatTensorType([None, 30]))])
-    engines["onnxruntime TreeEnsemble"] = onnx_session(onnx)
-    tl_model = treelite.frontend.from_lightgbm(booster)
-    lib = workdir / "lgb_tl2cgen.so"
-    tl2cgen.export_lib(tl_model, toolchain="gcc", libpath=str(lib), params={"parallel_comp": 8})
-    predictor = tl2cgen.Predictor(str(lib), nthread=1)
-    engines["treelite/tl2cgen (gcc)"] = lambda x: predictor.predict(tl2cgen.DMatrix(x))
-    return engines
+    return {
+        "lightgbm predict": lambda x: booster.predict(x, num_threads=1),
+        "lleaves (LLVM)": lambda x: compiled.predict(x, n_jobs=1),
+        **compiled_engines(onnx, treelite.frontend.from_lightgbm(booster), workdir / "lgb.so"),
+    }
 
 
 def measure(

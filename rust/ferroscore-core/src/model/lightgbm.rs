@@ -312,15 +312,7 @@ impl LgbModel {
             Transform::Log1pExp => out.iter_mut().for_each(|r| *r = r.exp().ln_1p()),
             Transform::Exp => out.iter_mut().for_each(|r| *r = r.exp()),
             Transform::SignedSquare => out.iter_mut().for_each(|r| *r = r.signum() * *r * *r),
-            Transform::Softmax => {
-                let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let mut sum = 0.0;
-                for r in out.iter_mut() {
-                    *r = (*r - max).exp();
-                    sum += *r;
-                }
-                out.iter_mut().for_each(|r| *r /= sum);
-            }
+            Transform::Softmax => super::softmax(out),
         }
     }
 }

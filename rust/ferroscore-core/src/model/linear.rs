@@ -160,15 +160,7 @@ impl Model for LinearModel {
         match self.link {
             Link::Identity => {}
             Link::Logistic => out.iter_mut().for_each(|m| *m = 1.0 / (1.0 + (-*m).exp())),
-            Link::Softmax => {
-                let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let mut sum = 0.0;
-                for m in out.iter_mut() {
-                    *m = (*m - max).exp();
-                    sum += *m;
-                }
-                out.iter_mut().for_each(|m| *m /= sum);
-            }
+            Link::Softmax => super::softmax(out),
         }
     }
 }

@@ -133,3 +133,14 @@ pub fn predict_parallel(
         .zip(out.par_chunks_mut(chunk * k))
         .for_each(|(r, o)| model.predict_rows(r, output, o));
 }
+
+/// Softmax in float64, in place, shifted by the maximum (as LightGBM and scikit-learn do).
+pub(crate) fn softmax(x: &mut [f64]) {
+    let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    x.iter_mut().for_each(|v| *v /= sum);
+}
