@@ -222,6 +222,12 @@ def bench_database() -> str:
     """A fresh embedded PostgreSQL for the decision log, started by the runner itself: not a
     child of the pinned server, so the database does not share the server's core (as in any
     real deployment, where it runs elsewhere). It stops when the runner exits."""
+    import atexit
+    import shutil
+
     from ferroscore.embedded import start_embedded_postgres
 
-    return start_embedded_postgres(Path(tempfile.mkdtemp(prefix="ferroscore-bench-")))
+    data_dir = Path(tempfile.mkdtemp(prefix="ferroscore-bench-"))
+    # atexit runs last-in first-out: the server stops (registered next) before this removal.
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+    return start_embedded_postgres(data_dir)
