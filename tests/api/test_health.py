@@ -13,3 +13,8 @@ def test_live_and_ready(server: ServerProcess) -> None:
         200,
         {"status": "ready", "models": [DEMO_MODEL]},
     )
+
+
+def test_the_score_route_skips_robyns_python_wrapper(server: ServerProcess) -> None:
+    # routes/raw.py falls back to the wrapper, with this warning, if Robyn's internals moved.
+    assert "route internals changed" not in server.log()

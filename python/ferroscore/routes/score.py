@@ -10,6 +10,7 @@ from robyn import Request, Response, Robyn
 
 from ferroscore._core import RequestError
 from ferroscore.http import error_response, json_body, model_not_found, request_error_response
+from ferroscore.routes.raw import add_raw_post_route
 from ferroscore.service import Service
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
@@ -17,7 +18,6 @@ _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def register(app: Robyn, service: Service) -> None:
-    @app.post("/v1/models/:name/score")
     def score(request: Request) -> Response:
         endpoint = service.endpoints.get(name := request.path_params["name"])
         if endpoint is None:
@@ -36,3 +36,5 @@ def register(app: Robyn, service: Service) -> None:
             return request_error_response(e)
         service.decisions.record(decision)
         return json_body(200, body)
+
+    add_raw_post_route(app, "/v1/models/:name/score", score)
