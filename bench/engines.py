@@ -143,16 +143,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         xgb_bytes = resources.files("ferroscore.demo").joinpath("model.json").read_bytes()
-        xgb_model = Model.load(xgb_bytes)
-        engines = {"ferroscore": lambda x: xgb_model.predict(x, parallel=False)}
-        engines |= xgboost_engines(xgb_bytes, workdir)
-        lines += table(
-            "XGBoost demo model (200 trees, depth ≤ 6)",
-            measure(engines, row, batch, args.quick),
-            xgb_model,
-        )
-
-        target = load_breast_cancer().target
         params = {
             "objective": "binary",
             "num_leaves": 64,
@@ -161,15 +151,25 @@ def main() -> None:
             "seed": 0,
             "min_data_in_leaf": 2,
         }
-        booster = lgb.train(params, lgb.Dataset(data, target), num_boost_round=200)
-        lgb_model = Model.load(booster.model_to_string().encode())
-        engines = {"ferroscore": lambda x: lgb_model.predict(x, parallel=False)}
-        engines |= lightgbm_engines(booster, workdir)
-        lines += table(
-            "LightGBM model of the same shape (200 trees, depth ≤ 6)",
-            measure(engines, row, batch, args.quick),
-            lgb_model,
+        booster = lgb.train(
+            params, lgb.Dataset(data, load_breast_cancer().target), num_boost_round=200
         )
+        cases = [
+            (
+                "XGBoost demo model (200 trees, depth ≤ 6)",
+                Model.load(xgb_bytes),
+                lambda: xgboost_engines(xgb_bytes, workdir),
+            ),
+            (
+                "LightGBM model of the same shape (200 trees, depth ≤ 6)",
+                Model.load(booster.model_to_string().encode()),
+                lambda: lightgbm_engines(booster, workdir),
+            ),
+        ]
+        for title, model, others in cases:
+            engines = {"ferroscore": lambda x, m=model: m.predict(x, parallel=False)}
+            engines |= others()
+            lines += table(title, measure(engines, row, batch, args.quick), model)
     print(write_report("engines.md", lines))
 
 

@@ -11,9 +11,7 @@ import numpy as np
 import orjson
 import xgboost as xgb
 from sklearn.datasets import load_breast_cancer
-from timing import machine, per_call_us, write_report
-
-from ferroscore import Endpoint, Model
+from timing import demo_endpoint, machine, per_call_us, write_report
 
 
 def main() -> None:
@@ -22,12 +20,11 @@ def main() -> None:
     args = parser.parse_args()
     calls, repeats = (200, 3) if args.quick else (5000, 7)
 
-    demo = resources.files("ferroscore.demo")
-    model_bytes = demo.joinpath("model.json").read_bytes()
-    model = Model.load(model_bytes)
+    endpoint = demo_endpoint()
+    model = endpoint.model
+    model_bytes = resources.files("ferroscore.demo").joinpath("model.json").read_bytes()
     booster = xgb.Booster(model_file=bytearray(model_bytes))
     booster.set_param({"nthread": 1})
-    endpoint = Endpoint("demo", 1, model, demo.joinpath("schema.json").read_text())
     names = model.feature_names or []
 
     data = load_breast_cancer().data

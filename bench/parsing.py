@@ -6,16 +6,13 @@ bench/results/parse.md. Run: make bench-parse."""
 from __future__ import annotations
 
 import argparse
-from importlib import resources
 from typing import Annotated, Any
 
 import msgspec
 import orjson
 import pydantic
 from sklearn.datasets import load_breast_cancer
-from timing import machine, per_call_us, write_report
-
-from ferroscore import Endpoint, Model
+from timing import demo_endpoint, machine, per_call_us, write_report
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -44,10 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     calls, repeats = (200, 3) if args.quick else (20_000, 7)
 
-    demo = resources.files("ferroscore.demo")
-    model = Model.load(demo.joinpath("model.json").read_bytes())
-    endpoint = Endpoint("demo", 1, model, demo.joinpath("schema.json").read_text())
-    names = model.feature_names or []
+    endpoint = demo_endpoint()
+    names = endpoint.model.feature_names or []
     data = load_breast_cancer().data
     records = [{"features": dict(zip(names, map(float, row), strict=True))} for row in data]
     one = orjson.dumps(records[0])

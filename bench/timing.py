@@ -1,4 +1,5 @@
-"""What every benchmark here shares: one way to time a call and to describe the machine."""
+"""What every benchmark here shares: one way to time a call, to describe the machine, to
+write a report, and the demo endpoint they measure."""
 
 from __future__ import annotations
 
@@ -7,9 +8,19 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
+from ferroscore import Endpoint, Model
+
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def demo_endpoint() -> Endpoint:
+    """The bundled demo model behind its schema, as the service serves it."""
+    demo = resources.files("ferroscore.demo")
+    model = Model.load(demo.joinpath("model.json").read_bytes())
+    return Endpoint("demo", 1, model, demo.joinpath("schema.json").read_text())
 
 
 def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:

@@ -28,34 +28,23 @@ fn benches(c: &mut Criterion) {
     let many = batch(1000);
 
     let mut g = c.benchmark_group("parse_validate");
-    g.throughput(Throughput::Bytes(one.len() as u64));
-    g.bench_function("record_30_features", |b| {
-        b.iter(|| {
-            parse_request(
-                black_box(&one),
-                &schema,
-                &limits,
-                Precision::F32,
-                30,
-                Format::Json,
-                false,
-            )
-        })
-    });
-    g.throughput(Throughput::Bytes(many.len() as u64));
-    g.bench_function("batch_1000_rows", |b| {
-        b.iter(|| {
-            parse_request(
-                black_box(&many),
-                &schema,
-                &limits,
-                Precision::F32,
-                30,
-                Format::Json,
-                false,
-            )
-        })
-    });
+    for (name, body) in [("record_30_features", &one), ("batch_1000_rows", &many)] {
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let body = black_box(body.as_slice());
+                parse_request(
+                    body,
+                    &schema,
+                    &limits,
+                    Precision::F32,
+                    30,
+                    Format::Json,
+                    false,
+                )
+            })
+        });
+    }
     g.finish();
 
     let rows = parse_request(
