@@ -8,7 +8,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from one_row import assert_alone_as_in_batch
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, make_classification
 
 from ferroscore import Model
 
@@ -16,17 +17,27 @@ BREAST = load_breast_cancer()
 IRIS = load_iris()
 DIABETES = load_diabetes()
 RNG = np.random.default_rng(0)
+DEEP = make_classification(n_samples=1500, n_features=20, n_informative=12, random_state=0)
 
 
 def _with_nans(x: np.ndarray, share: float = 0.15) -> np.ndarray:
+    """NaNs in the odd rows only: the kernels take a shortcut for rows with nothing missing."""
     x = x.copy()
-    x[RNG.random(x.shape) < share] = np.nan
+    odd = x[1::2]
+    odd[RNG.random(odd.shape) < share] = np.nan
     return x
 
 
+# What LightGBM's zero_as_missing counts as zero (|x| <= 1e-35), and just past it.
+NEAR_ZERO = [0.0, -0.0, 1e-36, -1e-35, 1e-35, 2e-35, -1e-34, 1e-300]
+
+
 def _with_zeros(x: np.ndarray, share: float = 0.2) -> np.ndarray:
+    """Zeros and values around LightGBM's zero threshold, in the odd rows only."""
     x = x.copy()
-    x[RNG.random(x.shape) < share] = 0.0
+    odd = x[1::2]
+    mask = RNG.random(odd.shape) < share
+    odd[mask] = RNG.choice(NEAR_ZERO, mask.sum())
     return x
 
 
@@ -62,6 +73,7 @@ def _parity(
     text = booster.model_to_string()
     model = Model.load(text.encode())
     np.testing.assert_allclose(model.predict(x), booster.predict(x), rtol=0, atol=1e-6)
+    assert_alone_as_in_batch(model, x)
     if params.get("boosting") != "rf":
         # LightGBM's raw_score is the un-averaged sum; ours is averaged for rf, so compare
         # margins only where the two agree.
@@ -142,6 +154,13 @@ CASES = [
     ),
     pytest.param(
         {"objective": "binary", "boosting": "dart"}, BREAST.data, BREAST.target, id="dart"
+    ),
+    pytest.param(
+        # Trees 14-24 deep, as LightGBM grows them leaf-wise without max_depth.
+        {"objective": "binary", "num_leaves": 255, "min_data_in_leaf": 3},
+        _with_nans(DEEP[0], 0.05),
+        DEEP[1],
+        id="deep-trees",
     ),
 ]
 

@@ -2,7 +2,9 @@
 //! missing-value types with LightGBM's 1e-35 zero, linear trees, random-forest averaging,
 //! and every built-in objective's output transform, all in float64 as LightGBM computes.
 
-use super::complete::{Complete, Source, Split, BLOCK, MAX_COMPLETE_DEPTH};
+use super::lockstep::{
+    self, Forest, Node, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH, ZERO_MISSING,
+};
 use super::treeshap::{self, ShapTree};
 use super::{Model, Output};
 use crate::error::ModelError;
@@ -62,8 +64,6 @@ struct Tree {
     /// Training rows through each inner node, then each leaf: TreeSHAP's cover.
     counts: Vec<f64>,
     depth: usize,
-    /// The batch layout, for shallow numeric trees without linear leaves.
-    complete: Option<Complete<LgbSplit, f64>>,
 }
 
 impl Tree {
@@ -153,37 +153,43 @@ fn numeric_left(dt: u8, x: f64, threshold: f64) -> bool {
     }
 }
 
-/// An inner node's test in the batch layout: LightGBM's float64 decision, missing types
-/// included.
-#[derive(Debug, Clone, Copy)]
-struct LgbSplit {
-    threshold: f64,
-    feature: u32,
-    decision_type: u8,
-}
+/// LightGBM's decision in the lock-step layout: `numeric_left` with the missing type worked
+/// out at load, so a non-missing input costs one comparison.
+#[derive(Debug)]
+enum Lgb {}
 
-impl Split for LgbSplit {
+impl Rule for Lgb {
     type Input = f64;
+    type Value = f64;
 
     #[inline]
-    fn feature(&self) -> usize {
-        self.feature as usize
+    fn goes_right(node: &Node<f64>, x: f64) -> bool {
+        let nan_right = node.has(NAN_RIGHT);
+        if node.has(ZERO_MISSING) && x.abs() <= ZERO_THRESHOLD {
+            return nan_right;
+        }
+        (x > node.threshold) | (x.is_nan() & nan_right)
     }
 
     #[inline]
-    fn goes_right(&self, x: f64) -> bool {
-        !numeric_left(self.decision_type, x, self.threshold)
+    fn goes_right_present(node: &Node<f64>, x: f64) -> bool {
+        x > node.threshold
     }
 }
 
-impl Source<LgbSplit, f64> for Tree {
-    fn split(&self, node: usize) -> Option<(LgbSplit, usize, usize)> {
+impl Source<Lgb> for Tree {
+    fn split(&self, node: usize) -> Option<(Node<f64>, usize, usize)> {
         let n = self.nodes.get(node)?;
-        let split = LgbSplit {
-            threshold: n.threshold,
-            feature: n.feature,
-            decision_type: n.decision_type,
-        };
+        let dt = n.decision_type;
+        // Where NaN goes: the default side for missing types Zero and NaN, else where 0.0 goes.
+        let mut flags = 0;
+        if !numeric_left(dt, f64::NAN, n.threshold) {
+            flags |= NAN_RIGHT;
+        }
+        if (dt >> MISSING_SHIFT) & 3 == MISSING_ZERO {
+            flags |= ZERO_MISSING;
+        }
+        let split = Node::split(n.threshold, n.feature as usize, flags);
         Some((split, self.node_id(n.left), self.node_id(n.right)))
     }
 
@@ -232,6 +238,10 @@ pub struct LgbModel {
     objective: String,
     n_features: usize,
     feature_names: Vec<String>,
+    /// The lock-step layout of the numeric trees without linear leaves.
+    forest: Forest<Lgb>,
+    /// Some split has missing type Zero: near-zero inputs are missing too.
+    zero_missing: bool,
 }
 
 impl LgbModel {
@@ -271,7 +281,22 @@ impl LgbModel {
                 "the number of trees is not a multiple of the trees per iteration",
             ));
         }
+        let zero_missing = trees.iter().flat_map(|t| &t.nodes).any(|n| {
+            n.decision_type & CATEGORICAL == 0
+                && (n.decision_type >> MISSING_SHIFT) & 3 == MISSING_ZERO
+        });
+        let mut forest = Forest::new();
+        for tree in &trees {
+            let numeric = tree
+                .nodes
+                .iter()
+                .all(|n| n.decision_type & CATEGORICAL == 0);
+            let laid_out = numeric && tree.linear.is_none();
+            forest.push(laid_out.then_some(tree), tree.depth, n_features);
+        }
         Ok(LgbModel {
+            forest,
+            zero_missing,
             trees,
             per_iteration,
             average,
@@ -284,10 +309,25 @@ impl LgbModel {
 
     fn raw(&self, row: &[f64], out: &mut [f64]) {
         out.fill(0.0);
-        for (t, tree) in self.trees.iter().enumerate() {
-            out[t % self.per_iteration] += tree.value(row);
-        }
+        let k = self.per_iteration;
+        let row = &row[..self.n_features];
+        let xs = lockstep::sentinel_row(row, f64::NAN, |x| x);
+        self.forest.for_each_leaf(
+            &xs,
+            self.present(row),
+            |t| self.trees[t].value(row),
+            |t, leaf| out[t % k] += leaf,
+        );
         self.average(out);
+    }
+
+    /// Whether no input in `xs` is missing to any split: then every split is `x > threshold`.
+    fn present(&self, xs: &[f64]) -> bool {
+        if self.zero_missing {
+            xs.iter().all(|x| x.abs() > ZERO_THRESHOLD)
+        } else {
+            !xs.iter().any(|x| x.is_nan())
+        }
     }
 
     fn average(&self, raw: &mut [f64]) {
@@ -359,10 +399,10 @@ impl Model for LgbModel {
                     + t.linear
                         .as_ref()
                         .map_or(0, |l| l.iter().map(|leaf| 8 + leaf.terms.len() * 16).sum())
-                    + t.complete.as_ref().map_or(0, Complete::heap_bytes)
                     + std::mem::size_of::<Tree>()
             })
-            .sum();
+            .sum::<usize>()
+            + self.forest.heap_bytes();
         (bytes, nodes)
     }
 
@@ -393,24 +433,29 @@ impl Model for LgbModel {
     }
 
     fn predict_rows(&self, rows: &[f64], output: Output, out: &mut [f64]) {
-        let (width, k) = (self.n_features.max(1), self.per_iteration);
-        let mut idx = [0usize; BLOCK];
+        let (width, k) = (self.n_features, self.per_iteration);
+        if rows.len() < SMALL_BATCH * width {
+            for (row, dst) in rows.chunks_exact(width).zip(out.chunks_exact_mut(k)) {
+                self.predict_row(row, output, dst);
+            }
+            return;
+        }
+        let mut xs = Vec::with_capacity(BLOCK * (width + 1));
         for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
-            let n = block.len() / width;
             dst.fill(0.0);
+            let present = self.present(block);
+            lockstep::interleave(block, width, f64::NAN, |x| x, &mut xs);
+            let rows = block.len() / width;
             for (t, tree) in self.trees.iter().enumerate() {
                 let g = t % k;
-                match &tree.complete {
-                    Some(c) => {
-                        c.walk_block(block, width, &mut idx[..n]);
-                        for (r, &slot) in idx[..n].iter().enumerate() {
-                            dst[r * k + g] += c.leaf(slot);
-                        }
-                    }
-                    None => {
-                        for (r, row) in block.chunks_exact(width).enumerate() {
-                            dst[r * k + g] += tree.value(row);
-                        }
+                if self.forest.has(t) {
+                    self.forest
+                        .walk_block(t, &xs, (rows, width), present, |r, leaf| {
+                            dst[r * k + g] += leaf;
+                        });
+                } else {
+                    for (r, row) in block.chunks_exact(width).enumerate() {
+                        dst[r * k + g] += tree.value(row);
                     }
                 }
             }
@@ -545,7 +590,7 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
             decision_type: decision_type[n],
         })
         .collect();
-    let mut tree = Tree {
+    let tree = Tree {
         nodes,
         leaf_value,
         cat_boundaries,
@@ -553,24 +598,7 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
         linear,
         counts,
         depth,
-        complete: None,
     };
-    let numeric = tree
-        .nodes
-        .iter()
-        .all(|n| n.decision_type & CATEGORICAL == 0);
-    if numeric
-        && tree.linear.is_none()
-        && !tree.nodes.is_empty()
-        && tree.depth <= MAX_COMPLETE_DEPTH
-    {
-        let padding = LgbSplit {
-            threshold: 0.0,
-            feature: 0,
-            decision_type: 0,
-        };
-        tree.complete = Some(Complete::build(&tree, tree.depth, padding));
-    }
     Ok(tree)
 }
 

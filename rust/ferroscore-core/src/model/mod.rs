@@ -1,9 +1,9 @@
 //! The model family: every format loads into something that scores one row of f64 features
 //! (NaN = missing) into its outputs, honouring the reference library's arithmetic exactly.
 
-mod complete;
 pub mod lightgbm;
 pub mod linear;
+mod lockstep;
 pub mod objective;
 mod treeshap;
 mod ubjson;

@@ -1,7 +1,7 @@
 //! XGBoost JSON models (xgboost 2.x and 3.x): gbtree and DART, numeric and categorical splits,
 //! scalar or per-output `base_score`, summed in float32 in file order as xgboost does.
 
-use super::complete::{Complete, Source, Split, BLOCK, MAX_COMPLETE_DEPTH};
+use super::lockstep::{self, Forest, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH};
 use super::objective::Link;
 use super::treeshap::{self, ShapTree};
 use super::{Model, Output};
@@ -126,7 +126,6 @@ struct Node {
 struct Tree {
     nodes: Vec<Node>,
     /// The batch layout, for shallow trees without categorical splits.
-    complete: Option<Complete<XgbSplit, f32>>,
     /// Training cover (sum of hessians) per node, for TreeSHAP.
     covers: Vec<f64>,
     /// Edges on the longest root-to-leaf path.
@@ -172,41 +171,35 @@ impl Tree {
     }
 }
 
-/// An inner node's test in the batch layout: xgboost's float32 `x < threshold`, NaN to the
+/// xgboost's decision in the lock-step layout: float32 `x < threshold` goes left, NaN to the
 /// default side.
-#[derive(Debug, Clone, Copy)]
-struct XgbSplit {
-    threshold: f32,
-    feature: u32,
-    default_left: bool,
-}
+#[derive(Debug)]
+enum Xgb {}
 
-impl Split for XgbSplit {
+impl Rule for Xgb {
     type Input = f32;
+    type Value = f32;
 
     #[inline]
-    fn feature(&self) -> usize {
-        self.feature as usize
+    fn goes_right(node: &lockstep::Node<f32>, x: f32) -> bool {
+        (x >= node.threshold) | (x.is_nan() & node.has(NAN_RIGHT))
     }
 
     #[inline]
-    fn goes_right(&self, x: f32) -> bool {
-        if x.is_nan() {
-            !self.default_left
-        } else {
-            x >= self.threshold
-        }
+    fn goes_right_present(node: &lockstep::Node<f32>, x: f32) -> bool {
+        x >= node.threshold
     }
 }
 
-impl Source<XgbSplit, f32> for Tree {
-    fn split(&self, node: usize) -> Option<(XgbSplit, usize, usize)> {
+impl Source<Xgb> for Tree {
+    fn split(&self, node: usize) -> Option<(lockstep::Node<f32>, usize, usize)> {
         let n = &self.nodes[node];
-        let split = XgbSplit {
-            threshold: n.value,
-            feature: n.feature,
-            default_left: n.flags & DEFAULT_LEFT != 0,
+        let flags = if n.flags & DEFAULT_LEFT == 0 {
+            NAN_RIGHT
+        } else {
+            0
         };
+        let split = lockstep::Node::split(n.value, n.feature as usize, flags);
         (n.flags & LEAF == 0).then_some((split, n.left as usize, n.right as usize))
     }
 
@@ -246,6 +239,8 @@ impl ShapTree for Tree {
 #[derive(Debug)]
 pub struct XgbModel {
     trees: Vec<Tree>,
+    /// The lock-step layout of the trees without categorical splits.
+    forest: Forest<Xgb>,
     tree_group: Vec<u32>,
     tree_weight: Option<Vec<f32>>,
     base_margin: Vec<f32>,
@@ -263,6 +258,9 @@ impl XgbModel {
         let learner = file.learner;
         let param = &learner.learner_model_param;
         let n_features: usize = parse_num(&param.num_feature, "num_feature")?;
+        if n_features == 0 {
+            return Err(inconsistent("num_feature is 0".into()));
+        }
         let num_class: usize = param
             .num_class
             .as_deref()
@@ -332,7 +330,13 @@ impl XgbModel {
                 "feature_names does not match num_feature".into(),
             ));
         }
+        let mut forest = Forest::new();
+        for tree in &trees {
+            let laid_out = tree.nodes.iter().all(|n| n.flags & CATEGORICAL == 0);
+            forest.push(laid_out.then_some(tree), tree.depth, n_features);
+        }
         Ok(XgbModel {
+            forest,
             trees,
             tree_group,
             tree_weight: weights,
@@ -347,23 +351,20 @@ impl XgbModel {
 
     fn margins(&self, row: &[f64], m: &mut [f32]) {
         m.copy_from_slice(&self.base_margin);
-        match &self.tree_weight {
-            None => {
-                for (tree, &g) in self.trees.iter().zip(&self.tree_group) {
-                    m[g as usize] += tree.leaf(row);
-                }
-            }
-            Some(w) => {
-                for ((tree, &g), &w) in self.trees.iter().zip(&self.tree_group).zip(w) {
-                    m[g as usize] += tree.leaf(row) * w;
-                }
-            }
-        }
+        // xgboost reads its input as float32.
+        let row = &row[..self.n_features];
+        let xs = lockstep::sentinel_row(row, f32::NAN, |x| x as f32);
+        self.forest.for_each_leaf(
+            &xs,
+            !row.iter().any(|x| x.is_nan()),
+            |t| self.trees[t].leaf(row),
+            |t, leaf| {
+                let g = self.tree_group[t] as usize;
+                m[g] += self.tree_weight.as_ref().map_or(leaf, |w| leaf * w[t]);
+            },
+        );
     }
 }
-
-/// Batches shorter than this are walked row by row (see `predict_rows`).
-const SMALL_BATCH: usize = 8;
 
 /// Outputs up to this many are scored without touching the heap.
 const INLINE_OUTPUTS: usize = 16;
@@ -405,10 +406,10 @@ impl Model for XgbModel {
                 t.nodes.len() * std::mem::size_of::<Node>()
                     + t.covers.len() * 8
                     + t.categories.len() * 4
-                    + t.complete.as_ref().map_or(0, Complete::heap_bytes)
             })
             .sum::<usize>()
-            + self.trees.len() * (std::mem::size_of::<Tree>() + 8);
+            + self.trees.len() * (std::mem::size_of::<Tree>() + 8)
+            + self.forest.heap_bytes();
         (bytes, nodes)
     }
 
@@ -436,20 +437,18 @@ impl Model for XgbModel {
         let (width, groups) = (self.n_features.max(1), self.base_margin.len());
         let k = self.n_outputs(output);
         if rows.len() < SMALL_BATCH * width {
-            // A few rows: the walk that stops at each leaf beats setting up a block.
             for (row, dst) in rows.chunks_exact(width).zip(out.chunks_exact_mut(k)) {
                 self.predict_row(row, output, dst);
             }
             return;
         }
-        let mut xs = Vec::with_capacity(BLOCK * width);
+        let mut xs = Vec::with_capacity(BLOCK * (width + 1));
         let mut acc = vec![0f32; BLOCK * groups];
-        let mut idx = [0usize; BLOCK];
         for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
             let n = block.len() / width;
             // xgboost reads its input as float32: convert each value once per block.
-            xs.clear();
-            xs.extend(block.iter().map(|&x| x as f32));
+            lockstep::interleave(block, width, f32::NAN, |x| x as f32, &mut xs);
+            let present = !block.iter().any(|x| x.is_nan());
             let acc = &mut acc[..n * groups];
             for m in acc.chunks_exact_mut(groups) {
                 m.copy_from_slice(&self.base_margin);
@@ -457,19 +456,15 @@ impl Model for XgbModel {
             for (t, tree) in self.trees.iter().enumerate() {
                 let g = self.tree_group[t] as usize;
                 let weight = self.tree_weight.as_ref().map(|w| w[t]);
-                match &tree.complete {
-                    Some(c) => {
-                        c.walk_block(&xs, width, &mut idx[..n]);
-                        for (r, &slot) in idx[..n].iter().enumerate() {
-                            let leaf = c.leaf(slot);
+                if self.forest.has(t) {
+                    self.forest
+                        .walk_block(t, &xs, (n, width), present, |r, leaf| {
                             acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
-                        }
-                    }
-                    None => {
-                        for (r, row) in block.chunks_exact(width).enumerate() {
-                            let leaf = tree.leaf(row);
-                            acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
-                        }
+                        });
+                } else {
+                    for (r, row) in block.chunks_exact(width).enumerate() {
+                        let leaf = tree.leaf(row);
+                        acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
                     }
                 }
             }
@@ -600,23 +595,12 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
     if !covers.is_empty() && covers.len() != n {
         return Err("sum_hessian does not match the nodes".into());
     }
-    let has_categories = nodes.iter().any(|n| n.flags & CATEGORICAL != 0);
-    let mut tree = Tree {
+    Ok(Tree {
         nodes,
         covers,
         depth,
         categories,
-        complete: None,
-    };
-    if !has_categories && tree.depth <= MAX_COMPLETE_DEPTH {
-        let padding = XgbSplit {
-            threshold: 0.0,
-            feature: 0,
-            default_left: true,
-        };
-        tree.complete = Some(Complete::build(&tree, tree.depth, padding));
-    }
-    Ok(tree)
+    })
 }
 
 /// Every node reachable once from the root, so traversal always ends at a leaf; returns the
