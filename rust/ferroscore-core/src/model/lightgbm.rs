@@ -3,7 +3,7 @@
 //! and every built-in objective's output transform, all in float64 as LightGBM computes.
 
 use super::lockstep::{
-    self, Forest, Node, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH, ZERO_MISSING,
+    Block, Forest, Node, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH, ZERO_MISSING,
 };
 use super::treeshap::{self, ShapTree};
 use super::{Model, Output};
@@ -311,7 +311,7 @@ impl LgbModel {
         out.fill(0.0);
         let k = self.per_iteration;
         let row = &row[..self.n_features];
-        let xs = lockstep::sentinel_row(row, f64::NAN, |x| x);
+        let xs = Row::new(row, f64::NAN, |x| x);
         self.forest.for_each_leaf(
             &xs,
             self.present(row),
@@ -440,19 +440,17 @@ impl Model for LgbModel {
             }
             return;
         }
-        let mut xs = Vec::with_capacity(BLOCK * (width + 1));
+        let mut xs = Block::new();
         for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
             dst.fill(0.0);
             let present = self.present(block);
-            lockstep::interleave(block, width, f64::NAN, |x| x, &mut xs);
-            let rows = block.len() / width;
+            xs.fill(block, width, f64::NAN, |x| x);
             for (t, tree) in self.trees.iter().enumerate() {
                 let g = t % k;
                 if self.forest.has(t) {
-                    self.forest
-                        .walk_block(t, &xs, (rows, width), present, |r, leaf| {
-                            dst[r * k + g] += leaf;
-                        });
+                    self.forest.walk_block(t, &xs, present, |r, leaf| {
+                        dst[r * k + g] += leaf;
+                    });
                 } else {
                     for (r, row) in block.chunks_exact(width).enumerate() {
                         dst[r * k + g] += tree.value(row);

@@ -1,7 +1,7 @@
 //! XGBoost JSON models (xgboost 2.x and 3.x): gbtree and DART, numeric and categorical splits,
 //! scalar or per-output `base_score`, summed in float32 in file order as xgboost does.
 
-use super::lockstep::{self, Forest, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH};
+use super::lockstep::{self, Block, Forest, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH};
 use super::objective::Link;
 use super::treeshap::{self, ShapTree};
 use super::{Model, Output};
@@ -353,7 +353,7 @@ impl XgbModel {
         m.copy_from_slice(&self.base_margin);
         // xgboost reads its input as float32.
         let row = &row[..self.n_features];
-        let xs = lockstep::sentinel_row(row, f32::NAN, |x| x as f32);
+        let xs = Row::new(row, f32::NAN, |x| x as f32);
         self.forest.for_each_leaf(
             &xs,
             !row.iter().any(|x| x.is_nan()),
@@ -442,12 +442,12 @@ impl Model for XgbModel {
             }
             return;
         }
-        let mut xs = Vec::with_capacity(BLOCK * (width + 1));
+        let mut xs = Block::new();
         let mut acc = vec![0f32; BLOCK * groups];
         for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
             let n = block.len() / width;
             // xgboost reads its input as float32: convert each value once per block.
-            lockstep::interleave(block, width, f32::NAN, |x| x as f32, &mut xs);
+            xs.fill(block, width, f32::NAN, |x| x as f32);
             let present = !block.iter().any(|x| x.is_nan());
             let acc = &mut acc[..n * groups];
             for m in acc.chunks_exact_mut(groups) {
@@ -457,10 +457,9 @@ impl Model for XgbModel {
                 let g = self.tree_group[t] as usize;
                 let weight = self.tree_weight.as_ref().map(|w| w[t]);
                 if self.forest.has(t) {
-                    self.forest
-                        .walk_block(t, &xs, (n, width), present, |r, leaf| {
-                            acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
-                        });
+                    self.forest.walk_block(t, &xs, present, |r, leaf| {
+                        acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
+                    });
                 } else {
                     for (r, row) in block.chunks_exact(width).enumerate() {
                         let leaf = tree.leaf(row);
