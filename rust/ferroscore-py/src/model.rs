@@ -4,7 +4,10 @@ use crate::errors::model_error;
 use crate::gil::{release_gil_if, DETACH_ABOVE_ROWS};
 use ferroscore_core::{self as core, Output};
 use numpy::ndarray::{Array2, ArrayView2, Axis};
-use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray2};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyReadonlyArray2,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -52,6 +55,15 @@ fn with_rows<R>(
     n_features: usize,
     f: impl FnOnce(&[f64]) -> R,
 ) -> PyResult<R> {
+    if let Ok(a) = x.cast::<PyArray2<f64>>() {
+        // A few rows are copied: cheaper than registering a borrow of the array.
+        if a.shape()[0] < DETACH_ABOVE_ROWS {
+            check_width(a.shape()[1], n_features)?;
+            if let Ok(rows) = a.to_vec() {
+                return Ok(f(&rows));
+            }
+        }
+    }
     if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
         check_width(a.as_array().ncols(), n_features)?;
         return Ok(match a.as_slice() {
