@@ -11,7 +11,6 @@ Run: make bench-engines."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import lightgbm as lgb
 import numpy as np
 import xgboost as xgb
 from sklearn.datasets import load_breast_cancer, make_classification
-from timing import machine, per_call_us, write_report
+from timing import machine, per_call_us, quick_run, write_report
 
 from ferroscore import Model
 
@@ -149,9 +148,7 @@ def table(title: str, results: dict[str, Result], model: Model) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="few repeats: a smoke run")
-    args = parser.parse_args()
+    quick = quick_run(__doc__)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     x, y = make_classification(
@@ -210,7 +207,7 @@ def main() -> None:
                 others = lightgbm_engines(booster, workdir)
             engines = {"ferroscore": lambda x, m=model: m.predict(x, parallel=False)} | others
             batch = np.ascontiguousarray(batch, dtype=np.float64)
-            lines += table(title, measure(engines, batch, args.quick), model)
+            lines += table(title, measure(engines, batch, quick), model)
     print(write_report("engines.md", lines))
 
 

@@ -4,21 +4,18 @@ ratios; writes bench/results/kernel.md. Run: make bench-kernel."""
 
 from __future__ import annotations
 
-import argparse
 from importlib import resources
 
 import numpy as np
 import orjson
 import xgboost as xgb
 from sklearn.datasets import load_breast_cancer
-from timing import demo_endpoint, machine, per_call_us, write_report
+from timing import demo_endpoint, machine, per_call_us, quick_run, write_report
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="few repeats: a smoke run")
-    args = parser.parse_args()
-    calls, repeats = (200, 3) if args.quick else (5000, 7)
+    quick = quick_run(__doc__)
+    calls, repeats = (200, 3) if quick else (5000, 7)
 
     endpoint = demo_endpoint()
     model = endpoint.model
@@ -37,7 +34,7 @@ def main() -> None:
     ours = per_call_us(lambda: model.predict(row), calls, repeats)
     theirs = per_call_us(lambda: booster.inplace_predict(row), max(calls // 10, 20), repeats)
     rows.append(("single row, NumPy in (µs/call)", ours, theirs))
-    batch_calls = 3 if args.quick else 10
+    batch_calls = 3 if quick else 10
     ours_b = per_call_us(lambda: model.predict(batch, parallel=False), batch_calls, repeats)
     theirs_b = per_call_us(lambda: booster.inplace_predict(batch), batch_calls, repeats)
     rows.append(("batch of 10,000 rows (µs/call)", ours_b, theirs_b))

@@ -5,14 +5,13 @@ bench/results/parse.md. Run: make bench-parse."""
 
 from __future__ import annotations
 
-import argparse
 from typing import Annotated, Any
 
 import msgspec
 import orjson
 import pydantic
 from sklearn.datasets import load_breast_cancer
-from timing import demo_endpoint, machine, per_call_us, write_report
+from timing import demo_endpoint, machine, per_call_us, quick_run, write_report
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 
@@ -36,10 +35,8 @@ def build_pydantic(names: list[str]) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="few repeats: a smoke run")
-    args = parser.parse_args()
-    calls, repeats = (200, 3) if args.quick else (20_000, 7)
+    quick = quick_run(__doc__)
+    calls, repeats = (200, 3) if quick else (20_000, 7)
 
     endpoint = demo_endpoint()
     names = endpoint.model.feature_names or []
@@ -66,7 +63,7 @@ def main() -> None:
         "msgspec.json.decode (typed)": lambda: ms_batch_decoder.decode(many),
         "pydantic model_validate_json": lambda: pd_batch.model_validate_json(many),
     }
-    batch_calls = 3 if args.quick else 40
+    batch_calls = 3 if quick else 40
     single_us = {k: per_call_us(f, calls, repeats) for k, f in single.items()}
     batch_us = {k: per_call_us(f, batch_calls, repeats) for k, f in batch.items()}
     ours_one = single_us["ferroscore Endpoint.validate"]

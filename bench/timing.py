@@ -3,6 +3,7 @@ write a report, and the demo endpoint they measure."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -21,6 +22,15 @@ def demo_endpoint() -> Endpoint:
     demo = resources.files("ferroscore.demo")
     model = Model.load(demo.joinpath("model.json").read_bytes())
     return Endpoint("demo", 1, model, demo.joinpath("schema.json").read_text())
+
+
+def quick_run(doc: str | None) -> bool:
+    """Parses a benchmark's command line, which has one flag: whether `--quick` asks for a
+    smoke run with few repeats."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--quick", action="store_true", help="few repeats: a smoke run")
+    quick: bool = parser.parse_args().quick
+    return quick
 
 
 def per_call_us(fn: Callable[[], object], calls: int, repeats: int) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pytest
-from one_row import assert_alone_as_in_batch
+from one_row import assert_alone_as_in_batch, in_odd_rows
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, make_classification
 
 from ferroscore import Model
@@ -21,11 +21,7 @@ DEEP = make_classification(n_samples=1500, n_features=20, n_informative=12, rand
 
 
 def _with_nans(x: np.ndarray, share: float = 0.15) -> np.ndarray:
-    """NaNs in the odd rows only: the kernels take a shortcut for rows with nothing missing."""
-    x = x.copy()
-    odd = x[1::2]
-    odd[RNG.random(odd.shape) < share] = np.nan
-    return x
+    return in_odd_rows(x, share, RNG)
 
 
 # What LightGBM's zero_as_missing counts as zero (|x| <= 1e-35), and just past it.
@@ -33,12 +29,7 @@ NEAR_ZERO = [0.0, -0.0, 1e-36, -1e-35, 1e-35, 2e-35, -1e-34, 1e-300]
 
 
 def _with_zeros(x: np.ndarray, share: float = 0.2) -> np.ndarray:
-    """Zeros and values around LightGBM's zero threshold, in the odd rows only."""
-    x = x.copy()
-    odd = x[1::2]
-    mask = RNG.random(odd.shape) < share
-    odd[mask] = RNG.choice(NEAR_ZERO, mask.sum())
-    return x
+    return in_odd_rows(x, share, RNG, NEAR_ZERO)
 
 
 def _categorical(n: int = 3000) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xgboost as xgb
-from one_row import assert_alone_as_in_batch
+from one_row import assert_alone_as_in_batch, in_odd_rows
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from ferroscore import Model, ModelLoadError
@@ -20,11 +20,7 @@ def _train(params: dict[str, object], x: np.ndarray, y: np.ndarray, rounds: int,
 
 
 def _with_nans(x: np.ndarray, share: float = 0.15) -> np.ndarray:
-    """NaNs in the odd rows only: the kernels take a shortcut for rows with nothing missing."""
-    x = x.copy()
-    odd = x[1::2]
-    odd[np.random.default_rng(0).random(odd.shape) < share] = np.nan
-    return x
+    return in_odd_rows(x, share, np.random.default_rng(0))
 
 
 def _assert_parity(booster: xgb.Booster, x: np.ndarray, tmp_path: Path, **dm: object) -> None:

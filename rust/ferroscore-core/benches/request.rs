@@ -26,37 +26,26 @@ fn benches(c: &mut Criterion) {
     let limits = Limits::default();
     let one = record();
     let many = batch(1000);
+    let parse = |body: &[u8]| {
+        parse_request(
+            body,
+            &schema,
+            &limits,
+            Precision::F32,
+            30,
+            Format::Json,
+            false,
+        )
+    };
 
     let mut g = c.benchmark_group("parse_validate");
     for (name, body) in [("record_30_features", &one), ("batch_1000_rows", &many)] {
         g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let body = black_box(body.as_slice());
-                parse_request(
-                    body,
-                    &schema,
-                    &limits,
-                    Precision::F32,
-                    30,
-                    Format::Json,
-                    false,
-                )
-            })
-        });
+        g.bench_function(name, |b| b.iter(|| parse(black_box(body.as_slice()))));
     }
     g.finish();
 
-    let rows = parse_request(
-        &one,
-        &schema,
-        &limits,
-        Precision::F32,
-        30,
-        Format::Json,
-        false,
-    )
-    .expect("valid");
+    let rows = parse(&one).expect("valid");
     let mut out = [0.0];
     c.bench_function("predict_row_200_trees", |b| {
         b.iter(|| model.predict_row(black_box(rows.row(0)), Output::Response, &mut out))

@@ -56,16 +56,16 @@ fn with_rows<R>(
     f: impl FnOnce(&[f64]) -> R,
 ) -> PyResult<R> {
     if let Ok(a) = x.cast::<PyArray2<f64>>() {
+        check_width(a.shape()[1], n_features)?;
         // A few rows are copied: cheaper than registering a borrow of the array.
         if a.shape()[0] < DETACH_ABOVE_ROWS {
-            check_width(a.shape()[1], n_features)?;
             if let Ok(rows) = a.to_vec() {
                 return Ok(f(&rows));
             }
         }
-    }
-    if let Ok(a) = x.extract::<PyReadonlyArray2<'_, f64>>() {
-        check_width(a.as_array().ncols(), n_features)?;
+        let a = a
+            .try_readonly()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         return Ok(match a.as_slice() {
             Ok(rows) => f(rows),
             Err(_) => f(&a.as_array().iter().copied().collect::<Vec<_>>()),

@@ -447,15 +447,13 @@ impl Model for LgbModel {
             xs.fill(block, width, f64::NAN, |x| x);
             for (t, tree) in self.trees.iter().enumerate() {
                 let g = t % k;
-                if self.forest.has(t) {
-                    self.forest.walk_block(t, &xs, present, |r, leaf| {
-                        dst[r * k + g] += leaf;
-                    });
-                } else {
-                    for (r, row) in block.chunks_exact(width).enumerate() {
-                        dst[r * k + g] += tree.value(row);
-                    }
-                }
+                self.forest.walk_block(
+                    t,
+                    &xs,
+                    present,
+                    |r| tree.value(&block[r * width..(r + 1) * width]),
+                    |r, leaf| dst[r * k + g] += leaf,
+                );
             }
             for raw in dst.chunks_exact_mut(k) {
                 self.average(raw);

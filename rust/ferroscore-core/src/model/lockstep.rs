@@ -214,27 +214,22 @@ impl<R: Rule> Forest<R> {
         }));
     }
 
-    /// Whether tree `t` is laid out here.
-    pub fn has(&self, t: usize) -> bool {
-        self.roots[t].is_some()
-    }
-
-    /// Walks the block's rows through tree `t`, which `has`, handing row r's leaf value to
-    /// `add(r, value)` in row order; `present` promises no input is missing.
+    /// The block's rows through tree `t`: row r's leaf value goes to `add(r, value)` in row
+    /// order. A laid-out tree is walked `LANES` rows at a time, another by `walk(r)`; `present`
+    /// promises no input is missing.
     #[inline]
     pub fn walk_block(
         &self,
         t: usize,
         block: &Block<R::Input>,
         present: bool,
-        add: impl FnMut(usize, R::Value),
+        walk: impl Fn(usize) -> R::Value,
+        mut add: impl FnMut(usize, R::Value),
     ) {
-        if let Some(root) = self.roots[t] {
-            if present {
-                self.walk_block_with::<true>(root, block, add);
-            } else {
-                self.walk_block_with::<false>(root, block, add);
-            }
+        match self.roots[t] {
+            Some(root) if present => self.walk_block_with::<true>(root, block, add),
+            Some(root) => self.walk_block_with::<false>(root, block, add),
+            None => (0..block.rows).for_each(|r| add(r, walk(r))),
         }
     }
 
@@ -422,8 +417,6 @@ mod tests {
         forest.push(Some(&lopsided()), 3, 2);
         forest.push(None::<&Vec<N>>, 0, 2);
         forest.push(Some(&vec![N::Leaf(7.0)]), 0, 2);
-        assert!(forest.has(0) && !forest.has(1) && forest.has(2));
-
         let flat: Vec<f64> = ROWS.iter().flatten().copied().collect();
         let mut block = Block::new();
         block.fill(&flat, 2, f64::NAN, |x| x);
@@ -432,10 +425,15 @@ mod tests {
         assert_eq!(block.xs[4 * LANES + LANES - 1], 2.0);
         assert!(block.xs[4 * LANES + 2 * LANES..].iter().all(|x| x.is_nan()));
 
-        let mut seen = vec![];
-        forest.walk_block(0, &block, false, |r, v| seen.push((r, v)));
         let expected: Vec<(usize, f64)> = ROWS.iter().map(|r| reference(r)).enumerate().collect();
-        assert_eq!(seen, expected);
+        for (t, expected) in [
+            (0, expected),
+            (1, (0..ROWS.len()).map(|r| (r, 100.0)).collect()),
+        ] {
+            let mut seen = vec![];
+            forest.walk_block(t, &block, false, |_| 100.0, |r, v| seen.push((r, v)));
+            assert_eq!(seen, expected, "tree {t}");
+        }
 
         // A chunk with a tree that is not laid out is walked node by node, in file order.
         for row in ROWS {

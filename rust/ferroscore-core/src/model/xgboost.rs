@@ -456,16 +456,13 @@ impl Model for XgbModel {
             for (t, tree) in self.trees.iter().enumerate() {
                 let g = self.tree_group[t] as usize;
                 let weight = self.tree_weight.as_ref().map(|w| w[t]);
-                if self.forest.has(t) {
-                    self.forest.walk_block(t, &xs, present, |r, leaf| {
-                        acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
-                    });
-                } else {
-                    for (r, row) in block.chunks_exact(width).enumerate() {
-                        let leaf = tree.leaf(row);
-                        acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w);
-                    }
-                }
+                self.forest.walk_block(
+                    t,
+                    &xs,
+                    present,
+                    |r| tree.leaf(&block[r * width..(r + 1) * width]),
+                    |r, leaf| acc[r * groups + g] += weight.map_or(leaf, |w| leaf * w),
+                );
             }
             for (m, o) in acc.chunks_exact(groups).zip(dst.chunks_exact_mut(k)) {
                 match output {
