@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from ferroscore.embedded import start_embedded_postgres
 from ferroscore.migrations import migrate
 
-from support import ServerProcess
+from support import FraudModels, ServerProcess, train_fraud_models
 
 DEMO = resources.files("ferroscore.demo")
 
@@ -40,9 +41,9 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     return start_embedded_postgres(Path(tmp_path_factory.mktemp("embedded")))
 
 
-@pytest.fixture(scope="session")
-def database_url(postgres_server: str) -> Iterator[str]:
-    """A fresh database, migrated, dropped at the end of the session."""
+@contextmanager
+def fresh_database(postgres_server: str) -> Iterator[str]:
+    """A new database on the server, migrated; dropped afterwards."""
     name = f"ferroscore_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"'.encode())
@@ -50,9 +51,25 @@ def database_url(postgres_server: str) -> Iterator[str]:
     params["dbname"] = name
     url = make_conninfo(**params)
     migrate(url)
-    yield url
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: str) -> Iterator[str]:
+    """A fresh database, migrated, dropped at the end of the session."""
+    with fresh_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database(postgres_server: str) -> Iterator[str]:
+    """A database of the test module's own, so what it registers is seen by no other."""
+    with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture
@@ -68,3 +85,11 @@ def spawn_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield spawn
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def fraud(tmp_path_factory: pytest.TempPathFactory) -> FraudModels:
+    """Real LightGBM and XGBoost models trained on synthetic card transactions with a
+    categorical merchant, a boolean, an integer and missing amounts; the data as Parquet and
+    CSV; the LightGBM schema inferred from it."""
+    return train_fraud_models(tmp_path_factory.mktemp("fraud"))

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +71,16 @@ class ServerProcess:
         )
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status, json.loads(r.read())
+                return r.status, _decoded(r.read())
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            return e.code, _decoded(e.read())
+
+    def upload(
+        self, path: str, files: dict[str, bytes], fields: dict[str, bytes | str]
+    ) -> tuple[int, dict[str, Any]]:
+        """POSTs a multipart/form-data body: `files` with a file name, `fields` as text."""
+        body, content_type = multipart(files, fields)
+        return self.request("POST", path, body, {"content-type": content_type})
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         """Signals the server (our own child, by PID) and waits; kills it only as a last resort."""
@@ -86,3 +94,120 @@ class ServerProcess:
                 raise AssertionError(f"server ignored signal {sig}:\n{self.log()}") from None
         self._log.close()
         return self.proc.returncode
+
+
+@dataclass(frozen=True)
+class FraudModels:
+    """Files of the synthetic card-fraud models (see `train_fraud_models`)."""
+
+    dir: Path
+    lightgbm: Path
+    xgboost: Path
+    parquet: Path
+    csv: Path
+    schema: Path
+    features: list[str]
+
+    def frame(self) -> Any:
+        import pandas as pd
+
+        return pd.read_parquet(self.parquet)
+
+
+def fraud_frame(n: int, seed: int = 0) -> Any:
+    """Card transactions: amount (5% missing), age, merchant (a pandas category), card_present."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "amount": rng.gamma(2, 50, n),
+            "age": rng.integers(18, 90, n),
+            "merchant": pd.Categorical(
+                rng.choice(["grocery", "travel", "online", "fuel"], n),
+                categories=["fuel", "grocery", "online", "travel"],
+            ),
+            "card_present": rng.random(n) < 0.5,
+        }
+    )
+    df.loc[rng.random(n) < 0.05, "amount"] = np.nan
+    risky = (df["amount"].fillna(0) > 120) & df["merchant"].isin(["travel", "online"])
+    df["label"] = (risky | (rng.random(n) < 0.05)).astype(int)
+    return df
+
+
+def train_fraud_models(out: Path) -> FraudModels:
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    from ferroscore import Model
+    from ferroscore.inference import infer_schema, read_table
+
+    df = fraud_frame(3000)
+    x, y = df.drop(columns="label"), df["label"]
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 15, "verbose": -1, "min_data_per_group": 5},
+        lgb.Dataset(x, y),
+        num_boost_round=40,
+    )
+    booster.save_model(out / "lgb.txt")
+    xm = xgb.XGBClassifier(
+        n_estimators=30, max_depth=4, enable_categorical=True, tree_method="hist"
+    ).fit(x, y)
+    xm.save_model(out / "xgb.json")
+    df.to_parquet(out / "train.parquet")
+    df.astype({"merchant": str}).to_csv(out / "train.csv", index=False)
+    schema = infer_schema(Model.load(out / "lgb.txt"), read_table(out / "train.parquet"))
+    (out / "schema.json").write_text(json.dumps(schema))
+    return FraudModels(
+        out,
+        out / "lgb.txt",
+        out / "xgb.json",
+        out / "train.parquet",
+        out / "train.csv",
+        out / "schema.json",
+        list(x.columns),
+    )
+
+
+def build(a: Any) -> Any:
+    """A served endpoint of a registry `Artifact`, with the default limits."""
+    from ferroscore import Endpoint, Model
+
+    model = Model.load(a.artifact, a.format)
+    return Endpoint(a.name, a.version, model, a.input_schema, thresholds=a.thresholds)
+
+
+def empty(database_url: str) -> None:
+    """Empties the registry tables of the session database."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute("TRUNCATE active_models, models, model_audit")
+
+
+def _decoded(raw: bytes) -> dict[str, Any]:
+    """A JSON body; an empty one as {}; anything else as {"raw": text}, for the assertion."""
+    if not raw:
+        return {}
+    try:
+        decoded: dict[str, Any] = json.loads(raw)
+    except ValueError:
+        return {"raw": raw.decode(errors="replace")}
+    return decoded
+
+
+def multipart(files: dict[str, bytes], fields: dict[str, bytes | str]) -> tuple[bytes, str]:
+    """A multipart/form-data body as curl -F sends it, and its content type."""
+    boundary = "----ferroscore-test-boundary"
+    parts = []
+    for name, data in files.items():
+        head = f'Content-Disposition: form-data; name="{name}"; filename="{name}.bin"'
+        parts.append(f"--{boundary}\r\n{head}\r\n\r\n".encode() + data + b"\r\n")
+    for name, value in fields.items():
+        data = value.encode() if isinstance(value, str) else value
+        head = f'Content-Disposition: form-data; name="{name}"'
+        parts.append(f"--{boundary}\r\n{head}\r\n\r\n".encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

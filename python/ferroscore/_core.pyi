@@ -40,7 +40,13 @@ class PayloadTooLargeError(RequestError):
     """The body exceeds a configured limit (HTTP 413)."""
 
 class SchemaError(FerroscoreError):
-    """An input schema cannot be compiled."""
+    """A registration document cannot be served: the input schema (also when it does not fit
+    the model) or the thresholds. Raised by `Endpoint` with `pointer` (RFC 6901, into
+    `document`), `document` ("schema" or "thresholds") and `message`."""
+
+    pointer: str
+    document: str
+    message: str
 
 class ModelLoadError(FerroscoreError):
     """A model artifact cannot be loaded."""
@@ -68,6 +74,10 @@ class Model:
     def objective(self) -> str: ...
     @property
     def feature_names(self) -> list[str] | None: ...
+    @property
+    def column_kinds(self) -> list[str]:
+        """How each input column is read: "numeric", "categorical", "both" or "unused"."""
+
     def predict(
         self,
         x: npt.NDArray[np.float64] | npt.NDArray[np.float32],
@@ -100,6 +110,7 @@ class Endpoint:
         max_string_bytes: int = ...,
         max_features: int = ...,
         max_rows: int = ...,
+        thresholds: str | None = None,
     ) -> Endpoint: ...
     @property
     def name(self) -> str: ...
@@ -109,15 +120,25 @@ class Endpoint:
     def model(self) -> Model: ...
     @property
     def schema(self) -> str: ...
+    @property
+    def thresholds(self) -> str | None: ...
     def validate(self, body: str | bytes, *, ndjson: bool = False) -> int:
         """Parses and validates as `score` would, without scoring; returns the row count."""
 
     def score(
-        self, body: str | bytes, *, ndjson: bool = False, partial: bool = False
+        self,
+        body: str | bytes,
+        *,
+        ndjson: bool = False,
+        partial: bool = False,
+        explain: int = 0,
+        request_id: str | None = None,
     ) -> tuple[bytes, Decision]:
         """Parses, validates and scores one record, a `{"rows": [...]}` batch or (`ndjson`)
         one record per line; returns the response JSON and the decision. Raises a
-        RequestError subclass; with `partial`, a batch scores its valid rows instead."""
+        RequestError subclass; with `partial`, a batch scores its valid rows instead. With
+        `explain` (or the body's `"explain"`), each row carries its top reasons; with
+        thresholds, its decision. `request_id` is generated unless given."""
 
 @final
 class Decision:
@@ -133,8 +154,8 @@ class Decision:
     def scored_at_ns(self) -> int: ...
     @property
     def n_rows(self) -> int: ...
-    def copy_rows(self) -> bytes:
+    def copy_rows(self, role: str = "champion") -> bytes:
         """The scored rows as COPY text lines for the decisions table."""
 
-    def rows(self) -> list[tuple[int, str, list[float]]]:
-        """The scored rows: `(row_index, features_json, scores)`."""
+    def rows(self) -> list[tuple[int, str, list[float], str | None]]:
+        """The scored rows: `(row_index, features_json, scores, decision)`."""

@@ -1,12 +1,15 @@
-"""Settings from the environment, validated once at start-up: a bad value stops the service
-with a message naming the variable, never a surprise later."""
+"""Settings from the environment, declared once (`SETTINGS`: variable, type, default, bounds,
+meaning) and validated at start-up: a bad value stops the service with a message naming the
+variable. The README's configuration table is generated from the same declaration
+(`ferroscore config --markdown`) and a test keeps the two equal."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -17,82 +20,161 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the service reads from its environment. See the README's table."""
+class Setting:
+    """One environment variable: its `Settings` field, type, default, bounds and meaning."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    database_url: str | None = None
-    data_dir: Path = Path(".ferroscore")
-    processes: int = 1
-    workers: int = 1
-    max_body_bytes: int = 1 << 20
-    max_depth: int = 32
-    max_string_bytes: int = 4096
-    max_features: int = 1024
-    max_rows: int = 10_000
-    decision_batch_size: int = 500
-    decision_flush_ms: int = 200
-    db_pool_size: int = 4
-    log_level: str = "INFO"
+    field: str
+    env: str
+    default: Any
+    meaning: str
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
 
-    def limits(self) -> dict[str, int]:
-        """The request limits, as `Endpoint` takes them."""
-        return {
-            "max_body_bytes": self.max_body_bytes,
-            "max_depth": self.max_depth,
-            "max_string_bytes": self.max_string_bytes,
-            "max_features": self.max_features,
-            "max_rows": self.max_rows,
-        }
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Reads `FERROSCORE_*` variables and `DATABASE_URL`; raises ConfigError on bad values."""
-        env = os.environ if env is None else env
-        defaults = cls()
-
-        def integer(name: str, default: int, low: int, high: int) -> int:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
+    def parse(self, raw: str) -> Any:
+        if isinstance(self.default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"{self.env}={raw!r} is not true or false")
+        if self.low is not None:
             try:
                 value = int(raw)
             except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not an integer") from None
-            if not low <= value <= high:
-                raise ConfigError(f"{name}={value} is outside {low}..{high}")
+                raise ConfigError(f"{self.env}={raw!r} is not an integer") from None
+            assert self.high is not None
+            if not self.low <= value <= self.high:
+                raise ConfigError(f"{self.env}={value} is outside {self.low}..{self.high}")
             return value
+        if self.choices:
+            if raw.upper() not in self.choices:
+                raise ConfigError(f"{self.env}={raw!r} is not one of {', '.join(self.choices)}")
+            return raw.upper()
+        if isinstance(self.default, Path):
+            return Path(raw)
+        return raw
 
-        level = env.get("FERROSCORE_LOG_LEVEL", defaults.log_level).upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise ConfigError(
-                f"FERROSCORE_LOG_LEVEL={level!r} is not DEBUG, INFO, WARNING or ERROR"
-            )
-        database_url = env.get("DATABASE_URL") or None
-        if database_url is not None:
-            try:
-                conninfo_to_dict(database_url)
-            except psycopg.ProgrammingError as e:
-                raise ConfigError(
-                    f"DATABASE_URL is not a PostgreSQL connection string: {e}"
-                ) from None
-        return cls(
-            host=env.get("FERROSCORE_HOST", defaults.host),
-            port=integer("FERROSCORE_PORT", defaults.port, 1, 65535),
-            database_url=database_url,
-            data_dir=Path(env.get("FERROSCORE_DATA_DIR", str(defaults.data_dir))),
-            processes=integer("FERROSCORE_PROCESSES", defaults.processes, 1, 64),
-            workers=integer("FERROSCORE_WORKERS", defaults.workers, 1, 64),
-            max_body_bytes=integer(
-                "FERROSCORE_MAX_BODY_BYTES", defaults.max_body_bytes, 64, 1 << 30
-            ),
-            decision_batch_size=integer(
-                "FERROSCORE_DECISION_BATCH_SIZE", defaults.decision_batch_size, 1, 100_000
-            ),
-            decision_flush_ms=integer(
-                "FERROSCORE_DECISION_FLUSH_MS", defaults.decision_flush_ms, 1, 60_000
-            ),
-            db_pool_size=integer("FERROSCORE_DB_POOL_SIZE", defaults.db_pool_size, 1, 100),
-            log_level=level,
-        )
+    def shown_default(self) -> str:
+        if self.default is None:
+            return "unset"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        return f"`{self.default}`"
+
+    def shown_bounds(self) -> str:
+        if self.low is not None:
+            return f"{self.low} to {self.high}"
+        if self.choices:
+            return ", ".join(self.choices)
+        return ""
+
+
+def _check_database_url(value: str) -> None:
+    try:
+        conninfo_to_dict(value)
+    except psycopg.ProgrammingError as e:
+        raise ConfigError(f"DATABASE_URL is not a PostgreSQL connection string: {e}") from None
+
+
+_MIB = 1 << 20
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", "DATABASE_URL", None,
+            "a libpq URL or `key=value` string; unset: start the embedded PostgreSQL"),
+    Setting("data_dir", "FERROSCORE_DATA_DIR", Path(".ferroscore"),
+            "where the embedded PostgreSQL keeps its data"),
+    Setting("host", "FERROSCORE_HOST", "127.0.0.1", "listen address"),
+    Setting("port", "FERROSCORE_PORT", 8000,
+            "listen port; the service refuses to start if anyone listens there", 1, 65535),
+    Setting("processes", "FERROSCORE_PROCESSES", 1, "serving processes", 1, 64),
+    Setting("workers", "FERROSCORE_WORKERS", 1, "worker threads per process", 1, 64),
+    Setting("max_body_bytes", "FERROSCORE_MAX_BODY_BYTES", _MIB,
+            "larger scoring bodies get 413 before parsing", 64, 1 << 30),
+    Setting("max_depth", "FERROSCORE_MAX_DEPTH", 32,
+            "deepest nesting of arrays and objects in a body", 3, 32),
+    Setting("max_string_bytes", "FERROSCORE_MAX_STRING_BYTES", 4096,
+            "longest string or key in a body", 16, _MIB),
+    Setting("max_features", "FERROSCORE_MAX_FEATURES", 1024,
+            "most keys in one features object", 1, 1 << 20),
+    Setting("max_rows", "FERROSCORE_MAX_ROWS", 10_000,
+            "most records in a batch or NDJSON body", 1, 1_000_000),
+    Setting("max_artifact_bytes", "FERROSCORE_MAX_ARTIFACT_BYTES", 256 * _MIB,
+            "largest model upload (the whole multipart body); larger gets 413 before it is read",
+            1024, 1 << 32),
+    Setting("catalog_reconcile_s", "FERROSCORE_CATALOG_RECONCILE_S", 5,
+            "seconds between full re-reads of the active versions, in case a NOTIFY was missed",
+            1, 3600),
+    Setting("decision_batch_size", "FERROSCORE_DECISION_BATCH_SIZE", 500,
+            "decision rows per `COPY`", 1, 100_000),
+    Setting("decision_flush_ms", "FERROSCORE_DECISION_FLUSH_MS", 200,
+            "longest wait before a partial batch of decisions is written", 1, 60_000),
+    Setting("db_pool_size", "FERROSCORE_DB_POOL_SIZE", 4, "database connections per process",
+            2, 100),
+    Setting("log_level", "FERROSCORE_LOG_LEVEL", "INFO", "log level",
+            choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+)  # fmt: skip
+
+_CHECKS: dict[str, Callable[[str], None]] = {"DATABASE_URL": _check_database_url}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment; see `SETTINGS` for each meaning."""
+
+    database_url: str | None
+    data_dir: Path
+    host: str
+    port: int
+    processes: int
+    workers: int
+    max_body_bytes: int
+    max_depth: int
+    max_string_bytes: int
+    max_features: int
+    max_rows: int
+    max_artifact_bytes: int
+    catalog_reconcile_s: int
+    decision_batch_size: int
+    decision_flush_ms: int
+    db_pool_size: int
+    log_level: str
+
+    def limits(self) -> dict[str, int]:
+        """The request limits, as `Endpoint` takes them."""
+        names = ("max_body_bytes", "max_depth", "max_string_bytes", "max_features", "max_rows")
+        return {name: getattr(self, name) for name in names}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Reads every declared variable; raises ConfigError on a bad value."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for s in SETTINGS:
+            raw = env.get(s.env)
+            if raw is None or raw == "":
+                values[s.field] = s.default
+                continue
+            if s.env in _CHECKS:
+                _CHECKS[s.env](raw)
+            values[s.field] = s.parse(raw)
+        return cls(**values)
+
+
+def markdown_table() -> str:
+    """The README's configuration table, from the declaration."""
+    lines = ["| variable | default | bounds | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        lines.append(f"| `{s.env}` | {s.shown_default()} | {s.shown_bounds()} | {s.meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+def _declared_once() -> None:
+    # Every Settings field has exactly one declaration; the defaults live only there.
+    declared = [s.field for s in SETTINGS]
+    own = [f.name for f in fields(Settings)]
+    if declared != own:  # pragma: no cover - caught by any import in the tests
+        raise RuntimeError(f"SETTINGS and Settings disagree: {declared} != {own}")
+
+
+_declared_once()

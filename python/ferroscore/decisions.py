@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 import time
+from typing import NamedTuple
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -16,13 +17,19 @@ from ferroscore._core import Decision
 log = logging.getLogger(__name__)
 
 _COPY = (
-    "COPY decisions (request_id, row_index, model, version, features, score, created_at) FROM STDIN"
+    "COPY decisions (request_id, row_index, model, version, features, score, created_at,"
+    " decision, role) FROM STDIN"
 )
 _MAX_BACKOFF_S = 5.0
 
 
 class _Stop:
     """Sentinel: write what came before, then end the writer."""
+
+
+class _Logged(NamedTuple):
+    decision: Decision
+    role: str
 
 
 class DecisionLog:
@@ -34,17 +41,18 @@ class DecisionLog:
 
     def __init__(self, pool: ConnectionPool, *, batch_size: int, flush_interval_s: float) -> None:
         self._pool = pool
-        self._batch_size = batch_size
-        self._flush_interval_s = flush_interval_s
-        self._queue: queue.SimpleQueue[Decision | threading.Event | _Stop] = queue.SimpleQueue()
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self._queue: queue.SimpleQueue[_Logged | threading.Event | _Stop] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def record(self, decision: Decision) -> None:
-        """Accepts one decision; never blocks on the database."""
-        self._queue.put(decision)
+    def record(self, decision: Decision, role: str = "champion") -> None:
+        """Accepts one decision; never blocks on the database. `role` is "champion" for the
+        version that answered, "shadow" for a challenger scored beside it."""
+        self._queue.put(_Logged(decision, role))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every decision recorded before this call is written."""
@@ -59,22 +67,22 @@ class DecisionLog:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        batch: list[Decision] = []
+        batch: list[_Logged] = []
         waiters: list[threading.Event] = []
         stopping = False
         while not stopping:
             try:
-                item = self._queue.get(timeout=self._flush_interval_s)
+                item = self._queue.get(timeout=self.flush_interval_s)
             except queue.Empty:
                 continue
             while True:
-                if isinstance(item, Decision):
+                if isinstance(item, _Logged):
                     batch.append(item)
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
                 else:
                     stopping = True
-                if len(batch) >= self._batch_size or stopping:
+                if len(batch) >= self.batch_size or stopping:
                     break
                 try:
                     item = self._queue.get_nowait()
@@ -87,7 +95,7 @@ class DecisionLog:
                 w.set()
             waiters = []
 
-    def _write_with_retry(self, batch: list[Decision]) -> None:
+    def _write_with_retry(self, batch: list[_Logged]) -> None:
         backoff = 0.05
         while True:
             try:
@@ -104,15 +112,15 @@ class DecisionLog:
                 self._write_one_by_one(batch)
                 return
 
-    def _write_one_by_one(self, batch: list[Decision]) -> None:
+    def _write_one_by_one(self, batch: list[_Logged]) -> None:
         for d in batch:
             try:
                 self._copy([d])
             except psycopg.Error:
-                log.exception("decision log: could not write decision %s", d.request_id)
+                log.exception("decision log: could not write decision %s", d.decision.request_id)
 
-    def _copy(self, batch: list[Decision]) -> None:
+    def _copy(self, batch: list[_Logged]) -> None:
         # The rows are formatted as COPY text in Rust; Python only hands the bytes over.
-        data = b"".join(d.copy_rows() for d in batch)
+        data = b"".join(d.decision.copy_rows(d.role) for d in batch)
         with self._pool.connection() as conn, conn.cursor() as cur, cur.copy(_COPY) as copy:
             copy.write(data)

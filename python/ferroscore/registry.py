@@ -1,49 +1,108 @@
-"""The model registry in PostgreSQL: immutable numbered versions of each model, one of them
-active, and the served `Endpoint`s built from the active versions."""
+"""The model registry in PostgreSQL, storage only: immutable numbered versions of each model,
+which one is active (champion), the one before it (for rollback), an optional shadow, and an
+audit row for every change. Every change NOTIFYs `CHANNEL` in its own transaction, so each
+serving process's catalog hears of it once it is committed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
-import psycopg
+import orjson
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
-from ferroscore._core import Endpoint, Model
+from ferroscore._core import Endpoint
 
 DEMO_MODEL = "breast-cancer"
+CHANNEL = "ferroscore_catalog"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+class RegistryError(Exception):
+    """A lifecycle request the registry's state refuses; `status` and `code` say how."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def not_found(name: str, version: int | None = None) -> RegistryError:
+    what = f"model {name!r}" if version is None else f"version {version} of model {name!r}"
+    return RegistryError(404, "not_found", f"no {what}")
 
 
 @dataclass(frozen=True)
-class ModelVersion:
-    """One registered version of a model, as stored."""
+class Artifact:
+    """What a served version is built from."""
 
     name: str
     version: int
-    format: str | None
+    format: str | None  # detected from the bytes when None
     artifact: bytes
     input_schema: str
+    thresholds: str | None
+
+
+@dataclass(frozen=True)
+class ServedState:
+    """What the catalog serves for one model name: champion version, shadow and its share."""
+
+    name: str
+    version: int
+    shadow_version: int | None
+    shadow_share: float
+
+
+EndpointBuilder = Callable[[Artifact], Endpoint]
+
+_VERSION_COLUMNS = (
+    "m.name, m.version, m.format, m.sha256, m.n_features, m.objective, m.metadata,"
+    " m.thresholds, m.created_at, m.created_by, length(m.artifact) AS artifact_bytes,"
+    " (a.version = m.version) IS TRUE AS active, (a.shadow_version = m.version) IS TRUE AS shadow"
+)
 
 
 class ModelRegistry:
-    """Registers, activates and loads model versions."""
+    """Registers, activates, shadows, rolls back and deletes model versions."""
 
-    def __init__(self, conninfo: str, *, limits: Mapping[str, int] | None = None) -> None:
-        """`limits` are `Endpoint`'s keyword arguments (see `Settings.limits`)."""
-        self._conninfo = conninfo
-        self._limits = dict(limits or {})
+    def __init__(self, pool: ConnectionPool, build: EndpointBuilder) -> None:
+        """`build` turns an artifact into a served `Endpoint` (with the service's limits); it
+        is called before anything is stored, so nothing unservable ever is."""
+        self._pool = pool
+        self._build = build
+
+    # -- writing ---------------------------------------------------------------------------
 
     def register(
-        self, name: str, artifact: bytes, input_schema: str, *, fmt: str | None = None
-    ) -> int:
-        """Stores a new version after checking that it loads and fits its schema; returns it.
+        self,
+        name: str,
+        artifact: bytes,
+        input_schema: str,
+        *,
+        thresholds: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        profile: Mapping[str, Any] | None = None,
+        fmt: str | None = None,
+        actor: str = "system",
+    ) -> dict[str, Any]:
+        """Stores a new version after building its endpoint; returns the version's summary.
 
-        Raises the `ferroscore.FerroscoreError` of the failing check, so nothing unservable
-        is ever stored.
-        """
-        endpoint = self._build(ModelVersion(name, 0, fmt, artifact, input_schema))
-        fmt = endpoint.model.format
-        with psycopg.connect(self._conninfo) as conn:
+        Raises the `ferroscore.FerroscoreError` of the failing check (`ModelLoadError`,
+        `SchemaError` with its `pointer` and `document`)."""
+        check_name(name)
+        endpoint = self._build(Artifact(name, 1, fmt, artifact, input_schema, thresholds))
+        model = endpoint.model
+        sha = hashlib.sha256(artifact).hexdigest()
+        with self._pool.connection() as conn:
             # Serialise version numbering per model name.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
             row = conn.execute(
@@ -51,49 +110,286 @@ class ModelRegistry:
             ).fetchone()
             version = int(row[0]) if row else 1
             conn.execute(
-                "INSERT INTO models (name, version, format, artifact, input_schema)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (name, version, fmt, artifact, input_schema),
+                "INSERT INTO models (name, version, format, artifact, input_schema, thresholds,"
+                " metadata, profile, sha256, n_features, objective, created_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    name,
+                    version,
+                    model.format,
+                    artifact,
+                    input_schema,
+                    thresholds,
+                    Jsonb(dict(metadata or {})),
+                    Jsonb(dict(profile)) if profile is not None else None,
+                    sha,
+                    endpoint.model.n_features,
+                    endpoint.model.objective,
+                    actor,
+                ),
             )
-        return version
+            _audit(conn, actor, "register", name, None, version, {"sha256": sha})
+        created = self.version(name, version)
+        del created["input_schema"], created["profile"]
+        return created
 
-    def activate(self, name: str, version: int) -> None:
-        """Makes `version` the one served for `name`."""
-        with psycopg.connect(self._conninfo) as conn:
+    def activate(self, name: str, version: int, actor: str = "system") -> dict[str, Any]:
+        """Makes `version` the one served for `name`; the one it replaces becomes the rollback
+        target. Activating the shadow version ends the shadow."""
+        with self._pool.connection() as conn:
+            self._lock(conn, name)
+            self._require(conn, name, version)
+            current = _state(conn, name)
+            before = current["version"] if current else None
+            if before == version:
+                return self.status(name, conn)
             conn.execute(
                 "INSERT INTO active_models (name, version) VALUES (%s, %s)"
-                " ON CONFLICT (name) DO UPDATE"
-                " SET version = excluded.version, activated_at = now()",
+                " ON CONFLICT (name) DO UPDATE SET version = excluded.version,"
+                " previous_version = active_models.version, activated_at = now(),"
+                " shadow_version = CASE WHEN active_models.shadow_version = excluded.version"
+                "   THEN NULL ELSE active_models.shadow_version END,"
+                " shadow_share = CASE WHEN active_models.shadow_version = excluded.version"
+                "   THEN 0 ELSE active_models.shadow_share END",
                 (name, version),
             )
+            _audit(conn, actor, "activate", name, before, version)
+            return self.status(name, conn)
 
-    def is_empty(self) -> bool:
-        with psycopg.connect(self._conninfo) as conn:
-            row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM models)").fetchone()
-        return bool(row and row[0])
+    def rollback(self, name: str, actor: str = "system") -> dict[str, Any]:
+        """Serves again the version that was active before the current one."""
+        with self._pool.connection() as conn:
+            self._lock(conn, name)
+            current = _state(conn, name)
+            if current is None:
+                raise RegistryError(404, "not_found", f"model {name!r} has no active version")
+            previous = current["previous_version"]
+            if previous is None:
+                raise RegistryError(
+                    409, "no_previous_version", f"model {name!r} has no version to roll back to"
+                )
+            conn.execute(
+                "UPDATE active_models SET version = previous_version,"
+                " previous_version = version, activated_at = now(),"
+                " shadow_version = CASE WHEN shadow_version = previous_version"
+                "   THEN NULL ELSE shadow_version END,"
+                " shadow_share = CASE WHEN shadow_version = previous_version"
+                "   THEN 0 ELSE shadow_share END"
+                " WHERE name = %s",
+                (name,),
+            )
+            _audit(conn, actor, "rollback", name, current["version"], previous)
+            return self.status(name, conn)
+
+    def set_shadow(
+        self, name: str, version: int, share: float, actor: str = "system"
+    ) -> dict[str, Any]:
+        """Scores `version` beside the champion on `share` of the requests."""
+        with self._pool.connection() as conn:
+            self._lock(conn, name)
+            self._require(conn, name, version)
+            current = _state(conn, name)
+            if current is None:
+                raise RegistryError(
+                    409, "no_active_version", f"model {name!r} has no active version to shadow"
+                )
+            if current["version"] == version:
+                raise RegistryError(
+                    409, "shadow_is_champion", f"version {version} is already the active one"
+                )
+            conn.execute(
+                "UPDATE active_models SET shadow_version = %s, shadow_share = %s WHERE name = %s",
+                (version, share, name),
+            )
+            _audit(
+                conn,
+                actor,
+                "shadow",
+                name,
+                current["shadow_version"],
+                version,
+                {"share": share},
+            )
+            return self.status(name, conn)
+
+    def clear_shadow(self, name: str, actor: str = "system") -> dict[str, Any]:
+        with self._pool.connection() as conn:
+            self._lock(conn, name)
+            current = _state(conn, name)
+            if current is None or current["shadow_version"] is None:
+                raise RegistryError(404, "not_found", f"model {name!r} has no shadow version")
+            conn.execute(
+                "UPDATE active_models SET shadow_version = NULL, shadow_share = 0 WHERE name = %s",
+                (name,),
+            )
+            _audit(conn, actor, "unshadow", name, current["shadow_version"], None)
+            return self.status(name, conn)
+
+    def delete(self, name: str, version: int, actor: str = "system") -> None:
+        """Deletes an inactive version (neither champion nor shadow)."""
+        with self._pool.connection() as conn:
+            self._lock(conn, name)
+            self._require(conn, name, version)
+            current = _state(conn, name)
+            if current and version in (current["version"], current["shadow_version"]):
+                role = "active" if version == current["version"] else "the shadow"
+                raise RegistryError(
+                    409, "version_in_use", f"version {version} of {name!r} is {role}"
+                )
+            if current and current["previous_version"] == version:
+                conn.execute(
+                    "UPDATE active_models SET previous_version = NULL WHERE name = %s", (name,)
+                )
+            conn.execute("DELETE FROM models WHERE name = %s AND version = %s", (name, version))
+            _audit(conn, actor, "delete", name, version, None)
 
     def ensure_demo(self) -> bool:
         """Registers and activates the bundled demo model when the registry is empty."""
-        if not self.is_empty():
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM models)").fetchone()
+        if not (row and row[0]):
             return False
         demo = resources.files("ferroscore.demo")
         artifact = demo.joinpath("model.json").read_bytes()
         schema = demo.joinpath("schema.json").read_text()
-        self.activate(DEMO_MODEL, self.register(DEMO_MODEL, artifact, schema))
+        version = self.register(DEMO_MODEL, artifact, schema)["version"]
+        self.activate(DEMO_MODEL, version)
         return True
 
-    def active_versions(self) -> list[ModelVersion]:
-        with psycopg.connect(self._conninfo) as conn:
-            rows = conn.execute(
-                "SELECT m.name, m.version, m.format, m.artifact, m.input_schema::text"
-                " FROM active_models a JOIN models m USING (name, version) ORDER BY m.name"
+    # -- reading ---------------------------------------------------------------------------
+
+    def models(self) -> list[dict[str, Any]]:
+        """Every model name with its active, shadow and latest versions."""
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                "SELECT m.name, max(m.version) AS latest_version, count(*) AS versions,"
+                " a.version AS active_version, a.shadow_version, a.shadow_share"
+                " FROM models m LEFT JOIN active_models a USING (name)"
+                " GROUP BY m.name, a.version, a.shadow_version, a.shadow_share ORDER BY m.name"
             ).fetchall()
-        return [ModelVersion(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
-    def load_endpoints(self) -> dict[str, Endpoint]:
-        """Builds the served endpoint of every active model version."""
-        return {v.name: self._build(v) for v in self.active_versions()}
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM models m LEFT JOIN active_models a"
+                " USING (name) WHERE m.name = %s ORDER BY m.version",
+                (name,),
+            ).fetchall()
+        if not rows:
+            raise not_found(name)
+        return [_summary(r) for r in rows]
 
-    def _build(self, v: ModelVersion) -> Endpoint:
-        model = Model.load(v.artifact, v.format)
-        return Endpoint(v.name, v.version, model, v.input_schema, **self._limits)
+    def version(self, name: str, version: int) -> dict[str, Any]:
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(
+                f"SELECT {_VERSION_COLUMNS}, m.input_schema, m.profile FROM models m"
+                " LEFT JOIN active_models a USING (name) WHERE m.name = %s AND m.version = %s",
+                (name, version),
+            ).fetchone()
+        if row is None:
+            raise not_found(name, version)
+        return _summary(row)
+
+    def status(self, name: str, conn: Connection[Any] | None = None) -> dict[str, Any]:
+        """The served state of `name`: active, previous and shadow versions."""
+        if conn is None:
+            with self._pool.connection() as own:
+                return self.status(name, own)
+        state = _state(conn, name)
+        if state is None:
+            raise RegistryError(404, "not_found", f"model {name!r} has no active version")
+        return {
+            "name": name,
+            "active_version": state["version"],
+            "previous_version": state["previous_version"],
+            "shadow": (
+                {"version": state["shadow_version"], "share": state["shadow_share"]}
+                if state["shadow_version"] is not None
+                else None
+            ),
+        }
+
+    def audit(self, name: str) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                "SELECT at, actor, action, from_version, to_version, detail FROM model_audit"
+                " WHERE name = %s ORDER BY id",
+                (name,),
+            ).fetchall()
+
+    def served(self) -> list[ServedState]:
+        """The served state of every active model: cheap, read on every catalog reconcile."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT name, version, shadow_version, shadow_share FROM active_models"
+                " ORDER BY name"
+            ).fetchall()
+        return [ServedState(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def artifact(self, name: str, version: int) -> Artifact:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT format, artifact, input_schema::text, thresholds::text FROM models"
+                " WHERE name = %s AND version = %s",
+                (name, version),
+            ).fetchone()
+        if row is None:
+            raise not_found(name, version)
+        return Artifact(name, version, row[0], bytes(row[1]), row[2], row[3])
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _lock(conn: Connection[Any], name: str) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+
+    @staticmethod
+    def _require(conn: Connection[Any], name: str, version: int) -> None:
+        found = conn.execute(
+            "SELECT 1 FROM models WHERE name = %s AND version = %s", (name, version)
+        ).fetchone()
+        if found is None:
+            raise not_found(name, version)
+
+
+def check_name(name: str) -> None:
+    if not NAME_PATTERN.match(name):
+        raise RegistryError(
+            400,
+            "invalid_name",
+            f"model name {name!r}: use 1 to 63 lower-case letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit",
+        )
+
+
+def _state(conn: Connection[Any], name: str) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT version, previous_version, shadow_version, shadow_share FROM active_models"
+            " WHERE name = %s",
+            (name,),
+        ).fetchone()
+
+
+def _audit(
+    conn: Connection[Any],
+    actor: str,
+    action: str,
+    name: str,
+    before: int | None,
+    after: int | None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    conn.execute(
+        "INSERT INTO model_audit (actor, action, name, from_version, to_version, detail)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (actor, action, name, before, after, Jsonb(dict(detail or {}))),
+    )
+    # Delivered at commit, to every listening process of every server on this database.
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, orjson.dumps({"name": name}).decode()))
+
+
+def _summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["created_at"] = row["created_at"].isoformat()
+    return out

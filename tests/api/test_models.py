@@ -17,9 +17,11 @@ def test_lists_the_served_models(server: ServerProcess) -> None:
         {
             "name": DEMO_MODEL,
             "version": 1,
+            "format": "xgboost-json",
             "objective": "binary:logistic",
             "n_features": 30,
             "n_outputs": 1,
+            "shadow": None,
         }
     ]
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from ferroscore.config import ConfigError, Settings
+from ferroscore import PayloadTooLargeError
+from ferroscore.adapters.robyn import create_app
+from ferroscore.config import SETTINGS, ConfigError, Settings, markdown_table
+from ferroscore.pipeline import Call
+from ferroscore.registry import Artifact
+from ferroscore.routes import versions
+from ferroscore.service import Service
 
 
 def test_defaults_bind_to_loopback() -> None:
@@ -50,3 +59,101 @@ def test_values_are_read() -> None:
 def test_bad_values_are_refused(env: dict[str, str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         Settings.from_env(env)
+
+
+def test_the_readme_table_is_the_declaration() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert markdown_table() in readme, "regenerate with: ferroscore config --markdown"
+
+
+def _service(env: dict[str, str], database_url: str) -> Service:
+    return Service(Settings.from_env({"DATABASE_URL": database_url, **env}), database_url)
+
+
+def _refused_by_limit(service: Service, body: bytes, code: str) -> bool:
+    demo = resources.files("ferroscore.demo")
+    endpoint = service.build_endpoint(
+        Artifact("d", 1, None, demo.joinpath("model.json").read_bytes(),
+                 demo.joinpath("schema.json").read_text(), None)
+    )  # fmt: skip
+    try:
+        endpoint.score(body)
+    except PayloadTooLargeError as e:
+        return e.errors[0]["code"] == code
+    return False
+
+
+def _started(env: dict[str, str], database_url: str) -> Service:
+    service = _service(env, database_url)
+    service.start()
+    service.stop()
+    return service
+
+
+def _push_refused(env: dict[str, str], database_url: str) -> bool:
+    service = _service(env, database_url)
+    call = Call("POST", "/", {"name": "m"}, {}, {"content-length": "2048"}, b"")
+    return versions.push(service)(call).status == 413
+
+
+FEATURES = {"features": {f"f{i}": 1 for i in range(40)}}
+
+# How each documented variable shows its effect: (env, observation that must hold).
+OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]] = {
+    "DATABASE_URL": ({}, lambda env, url: _started(env, url).pool is not None),
+    "FERROSCORE_DATA_DIR": ({"FERROSCORE_DATA_DIR": "/tmp/x"},
+        lambda env, url: Settings.from_env(env).data_dir == Path("/tmp/x")),
+    "FERROSCORE_HOST": ({"FERROSCORE_HOST": "127.0.0.2"},
+        lambda env, url: Settings.from_env(env).host == "127.0.0.2"),
+    "FERROSCORE_PORT": ({"FERROSCORE_PORT": "9"}, lambda env, url: Settings.from_env(env).port == 9),
+    "FERROSCORE_PROCESSES": ({"FERROSCORE_PROCESSES": "3"},
+        lambda env, url: create_app(Settings.from_env(env), url).config.processes == 3),
+    "FERROSCORE_WORKERS": ({"FERROSCORE_WORKERS": "2"},
+        lambda env, url: create_app(Settings.from_env(env), url).config.workers == 2),
+    "FERROSCORE_MAX_BODY_BYTES": ({"FERROSCORE_MAX_BODY_BYTES": "100"},
+        lambda env, url: _refused_by_limit(_service(env, url), b" " * 101, "too_large")),
+    "FERROSCORE_MAX_DEPTH": ({"FERROSCORE_MAX_DEPTH": "3"},
+        lambda env, url: _refused_by_limit(_service(env, url),
+                                           b'{"features": {"a": [[[1]]]}}', "too_deep")),
+    "FERROSCORE_MAX_STRING_BYTES": ({"FERROSCORE_MAX_STRING_BYTES": "16"},
+        lambda env, url: _refused_by_limit(_service(env, url),
+                                           b'{"features": {"' + b"k" * 17 + b'": 1}}',
+                                           "string_too_long")),
+    "FERROSCORE_MAX_FEATURES": ({"FERROSCORE_MAX_FEATURES": "31"},
+        lambda env, url: _refused_by_limit(_service(env, url), json.dumps(FEATURES).encode(),
+                                           "too_many_features")),
+    "FERROSCORE_MAX_ROWS": ({"FERROSCORE_MAX_ROWS": "2"},
+        lambda env, url: _refused_by_limit(_service(env, url),
+                                           b'{"rows": [{}, {}, {}]}', "too_many_rows")),
+    "FERROSCORE_MAX_ARTIFACT_BYTES": ({"FERROSCORE_MAX_ARTIFACT_BYTES": "1024"}, _push_refused),
+    "FERROSCORE_CATALOG_RECONCILE_S": ({"FERROSCORE_CATALOG_RECONCILE_S": "7"},
+        lambda env, url: _started(env, url).catalog.reconcile_s == 7),
+    "FERROSCORE_DECISION_BATCH_SIZE": ({"FERROSCORE_DECISION_BATCH_SIZE": "9"},
+        lambda env, url: _started(env, url).decisions.batch_size == 9),
+    "FERROSCORE_DECISION_FLUSH_MS": ({"FERROSCORE_DECISION_FLUSH_MS": "30"},
+        lambda env, url: _started(env, url).decisions.flush_interval_s == 0.03),
+    "FERROSCORE_DB_POOL_SIZE": ({"FERROSCORE_DB_POOL_SIZE": "3"},
+        lambda env, url: _started(env, url).pool.max_size == 3),
+    "FERROSCORE_LOG_LEVEL": ({"FERROSCORE_LOG_LEVEL": "debug"},
+        lambda env, url: Settings.from_env(env).log_level == "DEBUG"),
+}  # fmt: skip
+
+
+def test_every_setting_has_an_observed_effect() -> None:
+    assert sorted(OBSERVED) == sorted(s.env for s in SETTINGS)
+
+
+@pytest.mark.parametrize("variable", sorted(OBSERVED))
+def test_setting_takes_effect(variable: str, database_url: str) -> None:
+    env, observe = OBSERVED[variable]
+    assert observe(env, database_url)
+    # And the default does not show the effect, so the observation can fail.
+    if env:
+        assert not _default_also_passes(observe, database_url)
+
+
+def _default_also_passes(observe: Callable[[dict[str, str], str], bool], url: str) -> bool:
+    try:
+        return observe({}, url)
+    except Exception:
+        return False

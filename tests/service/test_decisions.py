@@ -24,7 +24,8 @@ def pool(database_url: str) -> Iterator[ConnectionPool]:
 def test_recorded_decisions_reach_the_table(
     pool: ConnectionPool, database_url: str, demo_model_bytes: bytes, demo_schema: str
 ) -> None:
-    endpoint = Endpoint("demo", 7, Model.load(demo_model_bytes), demo_schema)
+    thresholds = '[{"min": 0.5, "decision": "high"}, {"decision": "low"}]'
+    endpoint = Endpoint("demo", 7, Model.load(demo_model_bytes), demo_schema, thresholds=thresholds)
     names = endpoint.model.feature_names
     assert names is not None
     log = DecisionLog(pool, batch_size=16, flush_interval_s=0.05)
@@ -39,13 +40,16 @@ def test_recorded_decisions_reach_the_table(
     log.close(timeout=10)
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT request_id, row_index, model, version, score, features FROM decisions"
+            "SELECT request_id, row_index, model, version, score, features, decision, role"
+            " FROM decisions"
         ).fetchall()
     by_id = {r[0]: r for r in rows}
     assert len(by_id) == 50
     for d in decisions:
-        [(index, features, scores)] = d.rows()
-        assert by_id[d.request_id][1:] == (index, "demo", 7, scores, json.loads(features))
+        [(index, features, scores, decided)] = d.rows()
+        assert decided == ("high" if scores[0] >= 0.5 else "low")
+        expected = (index, "demo", 7, scores, json.loads(features), decided, "champion")
+        assert by_id[d.request_id][1:] == expected
 
 
 def test_close_writes_what_is_queued(

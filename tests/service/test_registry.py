@@ -1,4 +1,5 @@
-"""The registry stores versions in PostgreSQL and refuses what it could not serve."""
+"""The registry stores versions in PostgreSQL, refuses what it could not serve, and keeps the
+champion, rollback target and shadow of each model, auditing every change."""
 
 from __future__ import annotations
 
@@ -7,44 +8,83 @@ from collections.abc import Iterator
 
 import lightgbm as lgb
 import numpy as np
-import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 from sklearn.datasets import load_iris
 
 from ferroscore import ModelLoadError, SchemaError
-from ferroscore.registry import DEMO_MODEL, ModelRegistry
+from ferroscore.registry import DEMO_MODEL, ModelRegistry, RegistryError
+
+from support import build, empty
 
 
 @pytest.fixture
 def registry(database_url: str) -> Iterator[ModelRegistry]:
     """An empty registry, left empty again for whatever runs next on the session database."""
-    with psycopg.connect(database_url) as conn:
-        conn.execute("TRUNCATE active_models, models")
-    yield ModelRegistry(database_url)
-    with psycopg.connect(database_url) as conn:
-        conn.execute("TRUNCATE active_models, models")
+    empty(database_url)
+    with ConnectionPool(database_url, min_size=1, max_size=2, open=True) as pool:
+        yield ModelRegistry(pool, build)
+    empty(database_url)
 
 
 def test_demo_is_registered_once_and_served(registry: ModelRegistry) -> None:
     assert registry.ensure_demo()
     assert not registry.ensure_demo()
-    endpoints = registry.load_endpoints()
-    assert list(endpoints) == [DEMO_MODEL]
-    assert endpoints[DEMO_MODEL].version == 1
-    assert endpoints[DEMO_MODEL].model.n_features == 30
+    [served] = registry.served()
+    assert (served.name, served.version, served.shadow_version) == (DEMO_MODEL, 1, None)
+    assert build(registry.artifact(DEMO_MODEL, 1)).model.n_features == 30
 
 
 def test_versions_count_up_and_activation_switches(
     registry: ModelRegistry, demo_model_bytes: bytes, demo_schema: str
 ) -> None:
     v1 = registry.register("m", demo_model_bytes, demo_schema)
-    v2 = registry.register("m", demo_model_bytes, demo_schema)
-    assert (v1, v2) == (1, 2)
-    assert registry.load_endpoints() == {}
-    registry.activate("m", v2)
-    assert registry.load_endpoints()["m"].version == 2
-    registry.activate("m", v1)
-    assert registry.load_endpoints()["m"].version == 1
+    v2 = registry.register("m", demo_model_bytes, demo_schema, metadata={"team": "risk"})
+    assert (v1["version"], v2["version"]) == (1, 2)
+    assert (v2["format"], v2["n_features"], v2["objective"]) == ("xgboost-json", 30,
+                                                                 "binary:logistic")  # fmt: skip
+    assert v2["metadata"] == {"team": "risk"} and len(v2["sha256"]) == 64
+    assert registry.served() == []
+    assert registry.activate("m", 2)["active_version"] == 2
+    status = registry.activate("m", 1)
+    assert (status["active_version"], status["previous_version"]) == (1, 2)
+    assert registry.rollback("m")["active_version"] == 2
+
+
+def test_shadow_delete_and_rollback_rules(
+    registry: ModelRegistry, demo_model_bytes: bytes, demo_schema: str
+) -> None:
+    for _ in range(3):
+        registry.register("m", demo_model_bytes, demo_schema)
+    with pytest.raises(RegistryError) as e:
+        registry.rollback("m")
+    assert e.value.status == 404
+    registry.activate("m", 1)
+    with pytest.raises(RegistryError) as e:
+        registry.rollback("m")
+    assert (e.value.status, e.value.code) == (409, "no_previous_version")
+    status = registry.set_shadow("m", 2, 0.25)
+    assert status["shadow"] == {"version": 2, "share": 0.25}
+    for version in (1, 2):
+        with pytest.raises(RegistryError) as e:
+            registry.delete("m", version)
+        assert (e.value.status, e.value.code) == (409, "version_in_use")
+    with pytest.raises(RegistryError) as e:
+        registry.set_shadow("m", 1, 0.5)
+    assert e.value.code == "shadow_is_champion"
+    registry.delete("m", 3)
+    with pytest.raises(RegistryError) as e:
+        registry.version("m", 3)
+    assert e.value.status == 404
+    # Activating the shadow ends it; the old champion becomes the rollback target.
+    status = registry.activate("m", 2)
+    assert (status["active_version"], status["previous_version"], status["shadow"]) == (2, 1,
+                                                                                        None)  # fmt: skip
+    actions = [(a["action"], a["from_version"], a["to_version"]) for a in registry.audit("m")]
+    assert actions == [
+        ("register", None, 1), ("register", None, 2), ("register", None, 3),
+        ("activate", None, 1), ("shadow", None, 2), ("delete", 3, None), ("activate", 1, 2),
+    ]  # fmt: skip
 
 
 def test_unservable_versions_are_never_stored(
@@ -54,7 +94,13 @@ def test_unservable_versions_are_never_stored(
         registry.register("m", b"{}", demo_schema)
     with pytest.raises(SchemaError):
         registry.register("m", demo_model_bytes, '{"type": "array"}')
-    assert registry.is_empty()
+    with pytest.raises(SchemaError) as e:
+        registry.register("m", demo_model_bytes, demo_schema, thresholds='[{"min": 1}]')
+    assert e.value.document == "thresholds"
+    with pytest.raises(RegistryError) as r:
+        registry.register("Bad Name!", demo_model_bytes, demo_schema)
+    assert (r.value.status, r.value.code) == (400, "invalid_name")
+    assert registry.models() == []
 
 
 def test_lightgbm_versions_are_detected_and_served(registry: ModelRegistry) -> None:
@@ -72,9 +118,8 @@ def test_lightgbm_versions_are_detected_and_served(registry: ModelRegistry) -> N
         },
         "required": names,
     }
-    version = registry.register("iris", booster.model_to_string().encode(), json.dumps(schema))
-    registry.activate("iris", version)
-    endpoint = registry.load_endpoints()["iris"]
+    created = registry.register("iris", booster.model_to_string().encode(), json.dumps(schema))
+    endpoint = build(registry.artifact("iris", created["version"]))
     assert endpoint.model.format == "lightgbm-text"
     body, _ = endpoint.score(json.dumps({"features": dict(zip(names, iris.data[0], strict=True))}))
     np.testing.assert_allclose(

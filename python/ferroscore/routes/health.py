@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from robyn import Response, Robyn
-
-from ferroscore.http import json_response
+from ferroscore.pipeline import Call, Handler, Reply, json_reply
 from ferroscore.service import Service
 
 
-def register(app: Robyn, service: Service) -> None:
-    @app.get("/health/live")
-    def live() -> Response:
-        return json_response(200, {"status": "live"})
+def live(_: Call) -> Reply:
+    return json_reply(200, {"status": "live"})
 
-    @app.get("/health/ready")
-    def ready() -> Response:
+
+def ready(service: Service) -> Handler:
+    def handle(_: Call) -> Reply:
         if service.is_ready():
-            return json_response(200, {"status": "ready", "models": sorted(service.endpoints)})
-        return json_response(503, {"status": "not_ready"})
+            return json_reply(200, {"status": "ready", "models": sorted(service.catalog.current())})
+        return json_reply(503, {"status": "not_ready"})
+
+    return handle

@@ -1,14 +1,15 @@
-"""`GET /v1/models` and `GET /v1/models/{name}`: what is served, and its input schema."""
+"""`GET /v1/models` and `GET /v1/models/{name}`: what is served now, and its input schema."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from robyn import Request, Response, Robyn
 
 from ferroscore._core import Endpoint
-from ferroscore.http import json_response, model_not_found
+from ferroscore.catalog import Served
+from ferroscore.pipeline import Call, Handler, Reply, json_reply
+from ferroscore.routes.score import model_not_found
 from ferroscore.service import Service
 
 
@@ -16,22 +17,36 @@ def _describe(e: Endpoint) -> dict[str, Any]:
     return {
         "name": e.name,
         "version": e.version,
+        "format": e.model.format,
         "objective": e.model.objective,
         "n_features": e.model.n_features,
         "n_outputs": e.model.n_outputs,
     }
 
 
-def register(app: Robyn, service: Service) -> None:
-    @app.get("/v1/models")
-    def list_models() -> Response:
-        return json_response(200, {"models": [_describe(e) for e in service.endpoints.values()]})
+def _served(s: Served) -> dict[str, Any]:
+    out = _describe(s.champion)
+    out["shadow"] = {"version": s.shadow.version, "share": s.share} if s.shadow else None
+    return out
 
-    @app.get("/v1/models/:name")
-    def get_model(request: Request) -> Response:
-        endpoint = service.endpoints.get(name := request.path_params["name"])
-        if endpoint is None:
+
+def list_models(service: Service) -> Handler:
+    def handle(_: Call) -> Reply:
+        served = service.catalog.current()
+        return json_reply(200, {"models": [_served(served[n]) for n in sorted(served)]})
+
+    return handle
+
+
+def get_model(service: Service) -> Handler:
+    def handle(call: Call) -> Reply:
+        served = service.catalog.current().get(name := call.params["name"])
+        if served is None:
             return model_not_found(name)
-        described = _describe(endpoint)
-        described["input_schema"] = orjson.loads(endpoint.schema)
-        return json_response(200, described)
+        out = _served(served)
+        out["input_schema"] = orjson.loads(served.champion.schema)
+        thresholds = served.champion.thresholds
+        out["thresholds"] = orjson.loads(thresholds) if thresholds else None
+        return json_reply(200, out)
+
+    return handle

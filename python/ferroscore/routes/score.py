@@ -1,40 +1,73 @@
 """`POST /v1/models/{name}/score`: the body goes to the Rust core untouched; Python only picks
-the endpoint, maps refusals to 4xx and hands the decision to the log.
+the endpoint from the catalog snapshot, maps refusals to 4xx, hands the decision to the log
+and, on its share of requests, the body to the shadow version.
 
 One record `{"features": {...}}`, a batch `{"rows": [...], "partial": bool}`, or NDJSON
-(`Content-Type: application/x-ndjson`, one record per line; `?partial=true`)."""
+(`Content-Type: application/x-ndjson`, one record per line; `?partial=true`). `"explain": k`
+in the body or `?explain=k` adds each row's top-k reasons."""
 
 from __future__ import annotations
 
-from robyn import Request, Response, Robyn
+import random
 
-from ferroscore._core import RequestError
-from ferroscore.http import error_response, json_body, model_not_found, request_error_response
-from ferroscore.routes.raw import add_raw_post_route
+from ferroscore._core import MalformedRequestError, PayloadTooLargeError, RequestError
+from ferroscore.pipeline import Call, Handler, Reply, error_reply
 from ferroscore.service import Service
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 
 
-def register(app: Robyn, service: Service) -> None:
-    def score(request: Request) -> Response:
-        endpoint = service.endpoints.get(name := request.path_params["name"])
-        if endpoint is None:
-            return model_not_found(name)
-        content_type = request.headers.get("content-type") or ""
-        ndjson = content_type.split(";", 1)[0].strip().lower() in NDJSON_TYPES
-        partial = False
-        flag = request.query_params.get("partial", None)
-        if flag is not None:
-            if flag.lower() not in _FLAGS:
-                return error_response(400, "invalid_query", f"partial={flag!r}: use true or false")
-            partial = _FLAGS[flag.lower()]
-        try:
-            body, decision = endpoint.score(request.body, ndjson=ndjson, partial=partial)
-        except RequestError as e:
-            return request_error_response(e)
-        service.decisions.record(decision)
-        return json_body(200, body)
+def model_not_found(name: str) -> Reply:
+    return error_reply(404, "model_not_found", f"no active model named {name!r}")
 
-    add_raw_post_route(app, "/v1/models/:name/score", score)
+
+def request_error_reply(e: RequestError) -> Reply:
+    """Maps a refused body to 400 (syntax), 413 (size) or 422 (schema)."""
+    errors: list[dict[str, str]] = getattr(e, "errors", [])
+    if isinstance(e, MalformedRequestError):
+        return error_reply(400, "malformed_json", str(e), errors)
+    if isinstance(e, PayloadTooLargeError):
+        return error_reply(413, "payload_too_large", str(e), errors)
+    return error_reply(422, "validation_failed", str(e), errors)
+
+
+def _bad_query(name: str, value: str, expected: str) -> Reply:
+    return error_reply(
+        400,
+        "invalid_query",
+        f"{name}={value!r}: {expected}",
+        [{"pointer": f"/query/{name}", "code": "invalid_query", "message": expected}],
+    )
+
+
+def score(service: Service) -> Handler:
+    def handle(call: Call) -> Reply:
+        served = service.catalog.current().get(name := call.params["name"])
+        if served is None:
+            return model_not_found(name)
+        media = call.header("content-type").split(";", 1)[0].strip().lower()
+        ndjson = media in NDJSON_TYPES
+        partial = False
+        if (flag := call.query.get("partial")) is not None:
+            if flag.lower() not in _FLAGS:
+                return _bad_query("partial", flag, "use true or false")
+            partial = _FLAGS[flag.lower()]
+        explain = 0
+        if (k := call.query.get("explain")) is not None:
+            width = served.champion.model.n_features
+            if not (k.isdigit() and int(k) <= width):
+                return _bad_query("explain", k, f"an integer from 0 to {width}")
+            explain = int(k)
+        try:
+            body, decision = served.champion.score(
+                call.body, ndjson=ndjson, partial=partial, explain=explain
+            )
+        except RequestError as e:
+            return request_error_reply(e)
+        service.decisions.record(decision)
+        if served.shadow is not None and random.random() < served.share:
+            service.shadow.submit(served.shadow, call.body, ndjson, partial, decision.request_id)
+        return Reply(200, body)
+
+    return handle

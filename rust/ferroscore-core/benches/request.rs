@@ -51,10 +51,17 @@ fn benches(c: &mut Criterion) {
         b.iter(|| model.predict_row(black_box(rows.row(0)), Output::Response, &mut out))
     });
 
-    let endpoint =
-        Endpoint::new("demo", 1, model.clone(), schema.clone(), limits).expect("endpoint");
+    let endpoint = Endpoint::new(
+        "demo",
+        1,
+        model.clone(),
+        schema.clone(),
+        limits,
+        Default::default(),
+    )
+    .expect("endpoint");
     c.bench_function("endpoint_score_record", |b| {
-        b.iter(|| endpoint.score(black_box(&one), Format::Json, false))
+        b.iter(|| endpoint.score(black_box(&one), Format::Json, false, 0, None))
     });
 }
 

@@ -1,11 +1,13 @@
 //! A scored request as rows of PostgreSQL's COPY text format, ready for the decision log's
-//! `COPY decisions (request_id, row_index, model, version, features, score, created_at)`.
+//! `COPY decisions (request_id, row_index, model, version, features, score, created_at,
+//! decision, role)`.
 //! Formatting here, in one pass per row, keeps Python out of the per-row work.
 
 use crate::endpoint::{write_number, Endpoint, Scored};
 
-/// Appends one COPY line per scored row of `scored` to `out`.
-pub fn copy_rows(endpoint: &Endpoint, scored: &Scored, out: &mut Vec<u8>) {
+/// Appends one COPY line per scored row of `scored` to `out`; `role` says whether the
+/// version answered the caller ("champion") or was scored beside it ("shadow").
+pub fn copy_rows(endpoint: &Endpoint, scored: &Scored, role: &str, out: &mut Vec<u8>) {
     let mut created_at = Vec::with_capacity(32);
     write_timestamp(&mut created_at, scored.scored_at_ns);
     for i in (0..scored.rows.len()).filter(|&i| scored.rows.valid[i]) {
@@ -29,6 +31,13 @@ pub fn copy_rows(endpoint: &Endpoint, scored: &Scored, out: &mut Vec<u8>) {
         out.push(b'}');
         out.push(b'\t');
         out.extend_from_slice(&created_at);
+        out.push(b'\t');
+        match endpoint.decision(scored, i) {
+            Some(d) => escape(out, d.as_bytes()),
+            None => out.extend_from_slice(b"\\N"),
+        }
+        out.push(b'\t');
+        escape(out, role.as_bytes());
         out.push(b'\n');
     }
 }

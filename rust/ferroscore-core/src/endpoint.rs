@@ -1,12 +1,22 @@
 //! A served model version: its compiled schema bound to its loaded model. Turns request bytes
 //! into the response bytes and the decision to record, in one pass and without Python.
 
-use crate::error::{FieldError, ModelError, RequestError};
+use crate::error::{FieldError, RequestError, SchemaError};
+use crate::fit::check_fit;
 use crate::model::{Model, Output};
 use crate::request::{parse_request, Format, Limits, Rows};
-use crate::schema::{Missing, Schema};
+use crate::schema::{Kind, Schema};
+use crate::thresholds::Thresholds;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// One reason code: a model column and its contribution to the row's margin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reason {
+    pub column: usize,
+    pub contribution: f64,
+}
 
 /// What one scored request produced: the answer to send and the facts to record.
 #[derive(Debug, Clone)]
@@ -17,6 +27,8 @@ pub struct Scored {
     pub n_outputs: usize,
     /// `n_outputs` values per row; NaN for rows a partial batch refused.
     pub scores: Vec<f64>,
+    /// Per row, the top reasons by absolute contribution (empty unless asked for).
+    pub reasons: Vec<Vec<Reason>>,
     pub response: Vec<u8>,
     /// When the request was scored, in nanoseconds since the Unix epoch.
     pub scored_at_ns: u128,
@@ -34,49 +46,50 @@ pub struct Endpoint {
     model: Arc<dyn Model>,
     schema: Schema,
     limits: Limits,
+    thresholds: Thresholds,
+    /// Per model column, the schema feature bound to it, for reasons.
+    feature_of_column: Vec<Option<usize>>,
+    /// Per categorical feature, its strings by category code, so a reason shows the string.
+    labels: FxHashMap<usize, FxHashMap<u64, Box<str>>>,
     /// `,"model":"name","version":N,` — escaped once, copied per response.
     response_middle: Vec<u8>,
 }
 
 impl Endpoint {
+    /// Binds a compiled schema and its thresholds to a model; refuses a schema that does not
+    /// fit the model (see `fit`) and thresholds on a model with several outputs.
     pub fn new(
         name: &str,
         version: i64,
         model: Arc<dyn Model>,
         schema: Schema,
         limits: Limits,
-    ) -> Result<Self, ModelError> {
-        let n = model.n_features();
-        if let Some(f) = schema.features().iter().find(|f| f.column >= n) {
-            return Err(ModelError::Inconsistent(format!(
-                "schema feature \"{}\" is bound to column {} but the model reads {n}",
-                f.name, f.column
-            )));
+        thresholds: Thresholds,
+    ) -> Result<Self, SchemaError> {
+        check_fit(&schema, model.as_ref())?;
+        if !thresholds.is_empty() && model.n_outputs(Output::Response) != 1 {
+            return Err(SchemaError::new(
+                "",
+                format!(
+                    "thresholds decide on one score, but this model gives {} per row",
+                    model.n_outputs(Output::Response)
+                ),
+            )
+            .in_document("thresholds"));
         }
-        if let Some(names) = model.feature_names() {
-            if let Some(f) = schema.features().iter().find(|f| names[f.column] != f.name) {
-                return Err(ModelError::Inconsistent(format!(
-                    "schema feature \"{}\" is bound to column {}, which the model calls \"{}\"",
-                    f.name, f.column, names[f.column]
-                )));
+        let mut feature_of_column = vec![None; model.n_features()];
+        let mut labels = FxHashMap::default();
+        for (i, f) in schema.features().iter().enumerate() {
+            feature_of_column[f.column] = Some(i);
+            if let Kind::Categorical { codes, .. } = &f.kind {
+                let by_code = codes
+                    .iter()
+                    .map(|(word, &code)| (code as u64, word.clone()));
+                labels.insert(i, by_code.collect());
             }
         }
-        if !model.handles_missing() {
-            let filled = |c: usize| {
-                schema.features().iter().any(|f| {
-                    f.column == c
-                        && (matches!(f.missing, Missing::Default(_)) || (f.required && !f.nullable))
-                })
-            };
-            if let Some(c) = (0..n).find(|&c| !filled(c)) {
-                return Err(ModelError::Inconsistent(format!(
-                    "a {} model cannot score a missing input; column {c} needs a schema feature \
-                     that is required and not nullable, or has a default",
-                    model.format()
-                )));
-            }
-        }
-        let name_json = serde_json::to_string(name).map_err(ModelError::Json)?;
+        // Serialising a str cannot fail.
+        let name_json = serde_json::to_string(name).unwrap_or_default();
         let response_middle = format!(",\"model\":{name_json},\"version\":{version},").into_bytes();
         Ok(Endpoint {
             name: name.to_owned(),
@@ -84,8 +97,23 @@ impl Endpoint {
             model,
             schema,
             limits,
+            thresholds,
+            feature_of_column,
+            labels,
             response_middle,
         })
+    }
+
+    /// The threshold decision of row `i`, if the version has thresholds and the row a score.
+    pub fn decision(&self, scored: &Scored, i: usize) -> Option<&str> {
+        match scored.row_scores(i) {
+            [score] => self.thresholds.decide(*score),
+            _ => None,
+        }
+    }
+
+    pub fn has_thresholds(&self) -> bool {
+        !self.thresholds.is_empty()
     }
 
     pub fn name(&self) -> &str {
@@ -123,14 +151,20 @@ impl Endpoint {
     }
 
     /// Parses, validates and scores a request body: one record, a batch, or NDJSON lines.
+    /// `explain` is the caller's default count of reasons per row; the body's `"explain"`
+    /// overrides it. `request_id` is generated (UUID v4) unless given, as for a shadow
+    /// version scored under its champion's id.
     pub fn score(
         &self,
         body: &[u8],
         format: Format,
         partial: bool,
+        explain: usize,
+        request_id: Option<String>,
     ) -> Result<Scored, RequestError> {
         let model = self.model.as_ref();
         let rows = self.parse(body, format, partial)?;
+        let explain = rows.explain.unwrap_or(explain).min(model.n_features());
         let n_outputs = model.n_outputs(Output::Response);
         let mut scores = vec![f64::NAN; rows.len() * n_outputs];
         model.predict_rows(&rows.values, Output::Response, &mut scores);
@@ -140,15 +174,22 @@ impl Endpoint {
                 out.fill(f64::NAN);
             }
         }
-        let request_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let request_id =
+            request_id.unwrap_or_else(|| uuid::Uuid::new_v4().hyphenated().to_string());
         let scored_at_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
+        let reasons = if explain == 0 {
+            Vec::new()
+        } else {
+            self.reasons(&rows, explain)
+        };
         let mut scored = Scored {
             request_id,
             rows,
             n_outputs,
             scores,
+            reasons,
             response: Vec::new(),
             scored_at_ns,
         };
@@ -175,6 +216,26 @@ impl Endpoint {
                 }
             }
             out.push(b']');
+            if self.has_thresholds() {
+                out.extend_from_slice(b",\"decisions\":[");
+                for i in 0..s.rows.len() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.write_decision(&mut out, s, i);
+                }
+                out.push(b']');
+            }
+            if !s.reasons.is_empty() {
+                out.extend_from_slice(b",\"reasons\":[");
+                for i in 0..s.rows.len() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.write_reasons(&mut out, s, i);
+                }
+                out.push(b']');
+            }
             if !s.rows.errors.is_empty() {
                 out.extend_from_slice(b",\"errors\":");
                 write_errors(&mut out, &s.rows.errors);
@@ -182,9 +243,108 @@ impl Endpoint {
         } else {
             out.extend_from_slice(b"\"score\":");
             write_outputs(&mut out, s.row_scores(0));
+            if self.has_thresholds() {
+                out.extend_from_slice(b",\"decision\":");
+                self.write_decision(&mut out, s, 0);
+            }
+            if !s.reasons.is_empty() {
+                out.extend_from_slice(b",\"reasons\":");
+                self.write_reasons(&mut out, s, 0);
+            }
         }
         out.push(b'}');
         out
+    }
+
+    /// The top `k` columns of each valid row by absolute contribution to the margin of the
+    /// row's leading output (the predicted class of a multiclass model).
+    fn reasons(&self, rows: &Rows, k: usize) -> Vec<Vec<Reason>> {
+        let model = self.model.as_ref();
+        let n = model.n_features();
+        let groups = model.n_outputs(Output::Margin);
+        let mut contributions = vec![0.0; groups * (n + 1)];
+        let mut margin = vec![0.0; groups];
+        (0..rows.len())
+            .map(|i| {
+                if !rows.valid[i]
+                    || model
+                        .contributions(rows.row(i), &mut contributions)
+                        .is_err()
+                {
+                    return Vec::new();
+                }
+                model.predict_row(rows.row(i), Output::Margin, &mut margin);
+                let group = (0..groups)
+                    .max_by(|&a, &b| margin[a].total_cmp(&margin[b]))
+                    .unwrap_or(0);
+                let row = &contributions[group * (n + 1)..group * (n + 1) + n];
+                let mut ranked: Vec<Reason> = row
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, _)| self.feature_of_column[*c].is_some())
+                    .map(|(column, &contribution)| Reason {
+                        column,
+                        contribution,
+                    })
+                    .collect();
+                ranked.sort_by(|a, b| {
+                    b.contribution
+                        .abs()
+                        .total_cmp(&a.contribution.abs())
+                        .then(a.column.cmp(&b.column))
+                });
+                ranked.truncate(k);
+                ranked
+            })
+            .collect()
+    }
+
+    fn write_decision(&self, out: &mut Vec<u8>, s: &Scored, i: usize) {
+        match self.decision(s, i) {
+            Some(d) if s.rows.valid[i] => write_string(out, d),
+            _ => out.extend_from_slice(b"null"),
+        }
+    }
+
+    fn write_reasons(&self, out: &mut Vec<u8>, s: &Scored, i: usize) {
+        if !s.rows.valid[i] {
+            out.extend_from_slice(b"null");
+            return;
+        }
+        out.push(b'[');
+        for (k, r) in s.reasons[i].iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            // Reasons are only built for bound columns.
+            let f = self.feature_of_column[r.column].unwrap_or_default();
+            out.extend_from_slice(b"{\"feature\":");
+            write_string(out, &self.schema.features()[f].name);
+            out.extend_from_slice(b",\"value\":");
+            self.write_value(out, f, s.rows.row(i)[r.column]);
+            out.extend_from_slice(b",\"contribution\":");
+            write_number(out, r.contribution);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+
+    /// An input as the caller sent it: a categorical code as its string, a boolean as such.
+    fn write_value(&self, out: &mut Vec<u8>, feature: usize, x: f64) {
+        let kind = &self.schema.features()[feature].kind;
+        match kind {
+            _ if x.is_nan() => out.extend_from_slice(b"null"),
+            Kind::Categorical { .. } => {
+                match self.labels.get(&feature).and_then(|l| l.get(&(x as u64))) {
+                    Some(word) => write_string(out, word),
+                    None => write_number(out, x),
+                }
+            }
+            Kind::Boolean { .. } => {
+                out.extend_from_slice(if x != 0.0 { b"true" } else { b"false" })
+            }
+            Kind::Number { .. } => write_number(out, x),
+        }
     }
 
     /// The features of row `i` as a JSON object keyed by schema name (missing → null).

@@ -108,12 +108,15 @@ impl fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
-/// A model input schema that cannot be compiled.
+/// A registration document that cannot be served: the input schema (also when it does not
+/// fit the model), or the thresholds. `pointer` points into `document`.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("invalid input schema at {pointer}: {message}")]
+#[error("invalid {document} at \"{pointer}\": {message}")]
 pub struct SchemaError {
     pub pointer: String,
     pub message: String,
+    /// "schema" or "thresholds".
+    pub document: &'static str,
 }
 
 impl SchemaError {
@@ -122,7 +125,13 @@ impl SchemaError {
         SchemaError {
             pointer: pointer.into(),
             message: message.into(),
+            document: "schema",
         }
+    }
+
+    pub fn in_document(mut self, document: &'static str) -> Self {
+        self.document = document;
+        self
     }
 }
 

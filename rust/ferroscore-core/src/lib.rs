@@ -5,14 +5,17 @@
 pub mod decision;
 pub mod endpoint;
 pub mod error;
+mod fit;
 mod json;
 pub mod model;
 pub mod record;
 pub mod request;
 pub mod schema;
+pub mod thresholds;
 
 pub use endpoint::{Endpoint, Scored};
 pub use error::{Code, FieldError, ModelError, RequestError, SchemaError};
 pub use model::{load as load_model, predict_parallel, Model, Output};
 pub use request::{parse_request, Format, Limits, Precision, Rows};
 pub use schema::{compile_schema, Schema};
+pub use thresholds::Thresholds;

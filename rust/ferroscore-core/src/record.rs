@@ -168,6 +168,7 @@ fn check(
                 codes,
                 min_length,
                 max_length,
+                unknown_as_missing,
             },
             Scalar::Str(s),
         ) => {
@@ -183,6 +184,9 @@ fn check(
                     Code::MaxLength,
                     format!("{n} characters; the maximum is {max_length}"),
                 ));
+            }
+            if *unknown_as_missing {
+                return Ok(codes.get(s.as_ref()).copied().unwrap_or(f64::NAN));
             }
             codes.get(s.as_ref()).copied().ok_or_else(|| {
                 let mut known: Vec<&str> = codes.keys().map(AsRef::as_ref).collect();

@@ -3,6 +3,7 @@
 //! from the bytes into the model's input rows, with every limit enforced as the bytes are read.
 
 use crate::error::{escape_token, Code, FieldError, RequestError};
+use crate::json::Number;
 use crate::json::{Key, Reader, SyntaxError};
 use crate::record::{read_features, read_scalar, Scalar};
 use crate::schema::Schema;
@@ -78,6 +79,8 @@ pub struct Rows {
     pub errors: Vec<FieldError>,
     /// A batch (rows or NDJSON) rather than one record: the response lists scores.
     pub batch: bool,
+    /// The body's `"explain": k`: how many reasons each row asks for.
+    pub explain: Option<usize>,
 }
 
 impl Rows {
@@ -133,6 +136,10 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// The pointer of a member of the current record, e.g. `/rows/3/features/age`.
     #[cold]
+    pub fn width(&self) -> usize {
+        self.rows.width
+    }
+
     pub fn pointer(&self, tail: &str) -> String {
         match self.loc {
             Loc::Single => tail.to_owned(),
@@ -363,6 +370,19 @@ fn read_request(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
                 ctx.rows.batch = true;
                 read_rows(r, ctx)?;
             }
+            b"explain" => match read_scalar(r, ctx)? {
+                Scalar::Num(Number::Int(k)) if (0..=ctx.width() as i128).contains(&k) => {
+                    ctx.rows.explain = Some(k as usize)
+                }
+                _ => ctx.report(
+                    || "/explain".into(),
+                    Code::Type,
+                    format!(
+                        "\"explain\" must be an integer from 0 to {}, the model's input count",
+                        ctx.width()
+                    ),
+                ),
+            },
             b"partial" => match read_scalar(r, ctx)? {
                 Scalar::Bool(p) => ctx.partial = Some(p),
                 _ => ctx.report(

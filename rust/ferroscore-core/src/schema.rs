@@ -12,6 +12,9 @@ pub const COLUMN_KEYWORD: &str = "x-ferroscore-column";
 pub const CATEGORIES_KEYWORD: &str = "x-ferroscore-categories";
 /// What an absent or null value becomes: "nan", "default" or "error".
 pub const MISSING_KEYWORD: &str = "x-ferroscore-missing";
+/// What a string outside the vocabulary does: "error" (refuse the record) or "missing"
+/// (score it as a missing value, the tree's default branch).
+pub const UNKNOWN_KEYWORD: &str = "x-ferroscore-unknown-category";
 
 /// Keywords that only annotate and change nothing about validation.
 const ANNOTATIONS: [&str; 5] = ["title", "description", "examples", "$comment", "deprecated"];
@@ -39,6 +42,8 @@ pub enum Kind {
         codes: FxHashMap<Box<str>, f64>,
         min_length: usize,
         max_length: usize,
+        /// An unknown string scores as missing (NaN) rather than refusing the record.
+        unknown_as_missing: bool,
     },
 }
 
@@ -186,6 +191,7 @@ struct Spec<'a> {
     min_length: Option<usize>,
     max_length: Option<usize>,
     missing: Option<&'a str>,
+    unknown: Option<&'a str>,
 }
 
 fn compile_feature(
@@ -246,6 +252,16 @@ fn compile_feature(
                     SchemaError::new(at(key), "must be \"nan\", \"default\" or \"error\"")
                 })?)
             }
+            UNKNOWN_KEYWORD => {
+                s.unknown = Some(
+                    value
+                        .as_str()
+                        .filter(|v| ["error", "missing"].contains(v))
+                        .ok_or_else(|| {
+                            SchemaError::new(at(key), "must be \"error\" or \"missing\"")
+                        })?,
+                )
+            }
             k if ANNOTATIONS.contains(&k) => {}
             k => return Err(unsupported(pointer, k)),
         }
@@ -280,6 +296,7 @@ fn refuse_keywords(
         ("minLength", ty != "string" && s.min_length.is_some()),
         ("maxLength", ty != "string" && s.max_length.is_some()),
         (CATEGORIES_KEYWORD, ty != "string" && s.categories.is_some()),
+        (UNKNOWN_KEYWORD, ty != "string" && s.unknown.is_some()),
     ];
     match present.iter().find(|(_, bad)| *bad) {
         Some((k, _)) => Err(SchemaError::new(
@@ -368,6 +385,7 @@ fn categorical_kind(s: &Spec<'_>, pointer: &str) -> Result<Kind, SchemaError> {
         codes,
         min_length: s.min_length.unwrap_or(0),
         max_length: s.max_length.unwrap_or(usize::MAX),
+        unknown_as_missing: s.unknown == Some("missing"),
     })
 }
 

@@ -1,7 +1,7 @@
 //! `Endpoint` and `Decision`: the scoring hot path as the service calls it. The body is
 //! borrowed from the Python `str`/`bytes` object and scored with the GIL released.
 
-use crate::errors::{malformed_text, model_error, request_error, schema_error};
+use crate::errors::{malformed_text, request_error, schema_error};
 use crate::gil::{release_gil_if, DETACH_ABOVE_BYTES};
 use crate::model::Model;
 use ferroscore_core::{self as core, Format, Limits};
@@ -16,6 +16,7 @@ const DEFAULT: Limits = Limits::DEFAULT;
 pub struct Endpoint {
     inner: Arc<core::Endpoint>,
     schema: String,
+    thresholds: Option<String>,
 }
 
 #[pymethods]
@@ -28,9 +29,11 @@ impl Endpoint {
         max_string_bytes=DEFAULT.max_string_bytes,
         max_features=DEFAULT.max_features,
         max_rows=DEFAULT.max_rows,
+        thresholds=None,
     ))]
     #[allow(clippy::too_many_arguments)] // one keyword argument per limit, as Python sees them
     fn new(
+        py: Python<'_>,
         name: &str,
         version: i64,
         model: &Model,
@@ -40,8 +43,13 @@ impl Endpoint {
         max_string_bytes: usize,
         max_features: usize,
         max_rows: usize,
+        thresholds: Option<&str>,
     ) -> PyResult<Self> {
-        let compiled = core::compile_schema(schema).map_err(schema_error)?;
+        let compiled = core::compile_schema(schema).map_err(|e| schema_error(py, e))?;
+        let rules = match thresholds {
+            Some(text) => core::Thresholds::compile(text).map_err(|e| schema_error(py, e))?,
+            None => core::Thresholds::default(),
+        };
         let limits = Limits {
             max_body_bytes,
             max_depth,
@@ -49,11 +57,13 @@ impl Endpoint {
             max_features,
             max_rows,
         };
-        let inner = core::Endpoint::new(name, version, model.inner.clone(), compiled, limits)
-            .map_err(model_error)?;
+        let inner =
+            core::Endpoint::new(name, version, model.inner.clone(), compiled, limits, rules)
+                .map_err(|e| schema_error(py, e))?;
         Ok(Endpoint {
             inner: Arc::new(inner),
             schema: schema.to_owned(),
+            thresholds: thresholds.map(str::to_owned),
         })
     }
 
@@ -80,6 +90,12 @@ impl Endpoint {
         &self.schema
     }
 
+    /// The thresholds text this endpoint decides with, if any.
+    #[getter]
+    fn thresholds(&self) -> Option<&str> {
+        self.thresholds.as_deref()
+    }
+
     /// Parses and validates a body as `score` would, without scoring: returns the number of
     /// rows, raises the same RequestError subclasses.
     #[pyo3(signature = (body, *, ndjson=false))]
@@ -96,20 +112,23 @@ impl Endpoint {
 
     /// Parses, validates and scores a body: `{"features": {...}}`, `{"rows": [...]}` or,
     /// with `ndjson`, one record per line. Returns the response JSON and the decision to
-    /// record. With `partial`, a batch scores its valid rows and reports the others.
-    #[pyo3(signature = (body, *, ndjson=false, partial=false))]
+    /// record. With `partial`, a batch scores its valid rows and reports the others; with
+    /// `explain`, each row carries its top reasons (the body's `"explain"` overrides it).
+    #[pyo3(signature = (body, *, ndjson=false, partial=false, explain=0, request_id=None))]
     fn score<'py>(
         &self,
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
         ndjson: bool,
         partial: bool,
+        explain: usize,
+        request_id: Option<String>,
     ) -> PyResult<(Bound<'py, PyBytes>, Decision)> {
         let bytes = body_bytes(py, body)?;
         let format = if ndjson { Format::Ndjson } else { Format::Json };
         let endpoint = self.inner.as_ref();
         match release_gil_if(py, bytes.len() >= DETACH_ABOVE_BYTES, || {
-            endpoint.score(bytes, format, partial)
+            endpoint.score(bytes, format, partial, explain, request_id)
         }) {
             Ok(mut scored) => {
                 let response = PyBytes::new(py, &std::mem::take(&mut scored.response));
@@ -176,15 +195,16 @@ impl Decision {
     }
 
     /// The scored rows as PostgreSQL COPY text lines for `COPY decisions (request_id,
-    /// row_index, model, version, features, score, created_at)`.
-    fn copy_rows<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+    /// row_index, model, version, features, score, created_at, decision, role)`.
+    #[pyo3(signature = (role="champion"))]
+    fn copy_rows<'py>(&self, py: Python<'py>, role: &str) -> Bound<'py, PyBytes> {
         let mut out = Vec::with_capacity(1024);
-        core::decision::copy_rows(&self.endpoint, &self.scored, &mut out);
+        core::decision::copy_rows(&self.endpoint, &self.scored, role, &mut out);
         PyBytes::new(py, &out)
     }
 
-    /// The scored rows: `(row_index, features_json, scores)` each, for the decision log.
-    fn rows(&self) -> Vec<(usize, String, Vec<f64>)> {
+    /// The scored rows: `(row_index, features_json, scores, decision)` each.
+    fn rows(&self) -> Vec<(usize, String, Vec<f64>, Option<&str>)> {
         let s = &self.scored;
         (0..s.rows.len())
             .filter(|&i| s.rows.valid[i])
@@ -193,6 +213,7 @@ impl Decision {
                     i,
                     self.endpoint.features_json(s, i),
                     s.row_scores(i).to_vec(),
+                    self.endpoint.decision(s, i),
                 )
             })
             .collect()

@@ -93,9 +93,19 @@ fn attach_details(py: Python<'_>, err: &PyErr, e: &core::RequestError) -> PyResu
     err.value(py).setattr("errors", list)
 }
 
+/// A SchemaError carrying `pointer`, `document` ("schema" or "thresholds") and `message`.
 #[cold]
-pub fn schema_error(e: core::SchemaError) -> PyErr {
-    SchemaError::new_err(e.to_string())
+pub fn schema_error(py: Python<'_>, e: core::SchemaError) -> PyErr {
+    let err = SchemaError::new_err(e.to_string());
+    let value = err.value(py);
+    let attached = value
+        .setattr("pointer", &e.pointer)
+        .and_then(|()| value.setattr("document", e.document))
+        .and_then(|()| value.setattr("message", &e.message));
+    match attached {
+        Ok(()) => err,
+        Err(failed) => failed,
+    }
 }
 
 #[cold]

@@ -169,6 +169,18 @@ impl Model {
         self.inner.feature_names().map(<[String]>::to_vec)
     }
 
+    /// How the model reads each input column: "numeric", "categorical", "both" or "unused".
+    #[getter]
+    fn column_kinds(&self) -> Vec<&'static str> {
+        let kind = |u: core::model::ColumnUse| match (u.numeric, u.categorical) {
+            (true, true) => "both",
+            (true, false) => "numeric",
+            (false, true) => "categorical",
+            (false, false) => "unused",
+        };
+        self.inner.column_uses().into_iter().map(kind).collect()
+    }
+
     /// Scores a 2-D float64 or float32 array (NaN = missing). One output per row gives a 1-D
     /// result, as xgboost does; several give shape (rows, outputs).
     #[pyo3(signature = (x, output="response", parallel=true))]

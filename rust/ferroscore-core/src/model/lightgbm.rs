@@ -6,7 +6,7 @@ use super::lockstep::{
     Block, Forest, Node, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH, ZERO_MISSING,
 };
 use super::treeshap::{self, ShapTree};
-use super::{Model, Output};
+use super::{ColumnUse, Model, Output};
 use crate::error::ModelError;
 use crate::request::Precision;
 use rustc_hash::FxHashMap;
@@ -360,6 +360,29 @@ impl LgbModel {
 impl Model for LgbModel {
     fn n_features(&self) -> usize {
         self.n_features
+    }
+
+    fn column_uses(&self) -> Vec<ColumnUse> {
+        let mut uses = vec![ColumnUse::default(); self.n_features];
+        for t in &self.trees {
+            for n in &t.nodes {
+                if let Some(u) = uses.get_mut(n.feature as usize) {
+                    if n.decision_type & CATEGORICAL != 0 {
+                        u.categorical = true;
+                    } else {
+                        u.numeric = true;
+                    }
+                }
+            }
+            // A linear leaf's terms read their columns as numbers.
+            let terms = t.linear.iter().flatten().flat_map(|l| &l.terms);
+            for &(f, _) in terms {
+                if let Some(u) = uses.get_mut(f as usize) {
+                    u.numeric = true;
+                }
+            }
+        }
+        uses
     }
 
     fn n_outputs(&self, _: Output) -> usize {

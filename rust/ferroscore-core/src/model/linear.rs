@@ -8,7 +8,7 @@
 //! `link` is `identity`, `logistic` or `softmax`; with several outputs each coefficient and
 //! the intercept are lists, one value per output. `ferroscore.linear.from_sklearn` writes it.
 
-use super::{Model, Output};
+use super::{ColumnUse, Model, Output};
 use crate::error::ModelError;
 use crate::request::Precision;
 use serde::Deserialize;
@@ -119,6 +119,14 @@ impl Model for LinearModel {
         self.features.len()
     }
 
+    fn column_uses(&self) -> Vec<ColumnUse> {
+        let used = ColumnUse {
+            numeric: true,
+            categorical: false,
+        };
+        vec![used; self.features.len()]
+    }
+
     fn n_outputs(&self, _: Output) -> usize {
         self.intercept.len()
     }
@@ -145,6 +153,20 @@ impl Model for LinearModel {
 
     fn objective(&self) -> &str {
         &self.objective
+    }
+
+    /// Each input's term `w·x` and the intercept last, per output: they sum to the margin,
+    /// as xgboost's `pred_contribs` reports a linear booster.
+    fn contributions(&self, row: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
+        let n = self.features.len();
+        for (k, dst) in out.chunks_exact_mut(n + 1).enumerate() {
+            let weights = &self.coefficients[k * n..(k + 1) * n];
+            for ((d, w), x) in dst.iter_mut().zip(weights).zip(row) {
+                *d = w * x;
+            }
+            dst[n] = self.intercept[k];
+        }
+        Ok(())
     }
 
     fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]) {

@@ -22,6 +22,21 @@ pub enum Output {
     Margin,
 }
 
+/// How a model reads one input column: what registration checks a schema against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnUse {
+    /// Some split compares the column with a threshold (or a linear term reads it).
+    pub numeric: bool,
+    /// Some split tests the column's value for membership in a category set.
+    pub categorical: bool,
+}
+
+impl ColumnUse {
+    pub fn is_used(self) -> bool {
+        self.numeric || self.categorical
+    }
+}
+
 /// A loaded model, shared read-only by every request.
 pub trait Model: Send + Sync {
     /// Length of the input vector the model reads.
@@ -43,6 +58,8 @@ pub trait Model: Send + Sync {
     fn objective(&self) -> &str;
     /// Bytes the loaded model holds on the heap, and its tree nodes (leaves included).
     fn footprint(&self) -> (usize, usize);
+    /// How each of the `n_features()` columns is read by the model.
+    fn column_uses(&self) -> Vec<ColumnUse>;
     /// Exact TreeSHAP contributions of one row: per output group, one value per feature and
     /// the bias last (`n_outputs(Margin) × (n_features + 1)` values), summing to the margin.
     fn contributions(&self, _row: &[f64], _out: &mut [f64]) -> Result<(), ModelError> {

@@ -4,7 +4,7 @@
 use super::lockstep::{self, Block, Forest, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH};
 use super::objective::Link;
 use super::treeshap::{self, ShapTree};
-use super::{Model, Output};
+use super::{ColumnUse, Model, Output};
 use crate::error::ModelError;
 use crate::request::Precision;
 use serde::Deserialize;
@@ -372,6 +372,21 @@ const INLINE_OUTPUTS: usize = 16;
 impl Model for XgbModel {
     fn n_features(&self) -> usize {
         self.n_features
+    }
+
+    fn column_uses(&self) -> Vec<ColumnUse> {
+        let mut uses = vec![ColumnUse::default(); self.n_features];
+        let inner = self.trees.iter().flat_map(|t| &t.nodes);
+        for n in inner.filter(|n| n.flags & LEAF == 0) {
+            if let Some(u) = uses.get_mut(n.feature as usize) {
+                if n.flags & CATEGORICAL != 0 {
+                    u.categorical = true;
+                } else {
+                    u.numeric = true;
+                }
+            }
+        }
+        uses
     }
 
     fn n_outputs(&self, output: Output) -> usize {

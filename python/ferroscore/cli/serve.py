@@ -1,21 +1,21 @@
 """`ferroscore serve` and `ferroscore migrate`: settings from the environment, the database
-(embedded unless DATABASE_URL is set), migrations, the demo model, then Robyn."""
+(embedded unless DATABASE_URL is set), migrations, the demo model, then the Robyn adapter."""
 
 from __future__ import annotations
 
-import argparse
 import errno
 import logging
 import socket
-import sys
-from dataclasses import replace
 from importlib import resources
 
-from ferroscore.config import ConfigError, Settings
+from psycopg_pool import ConnectionPool
+
+from ferroscore.config import Settings
 from ferroscore.embedded import start_embedded_postgres
 from ferroscore.lifecycle import block_stop_signals, on_stop_signal
 from ferroscore.migrations import migrate
 from ferroscore.registry import DEMO_MODEL, ModelRegistry
+from ferroscore.service import Service
 
 log = logging.getLogger("ferroscore")
 
@@ -55,7 +55,7 @@ def _stop_children() -> None:
             child.kill()
 
 
-def _serve(settings: Settings) -> int:
+def serve(settings: Settings) -> int:
     # Before any thread exists, so that every thread inherits the blocked mask.
     block_stop_signals()
     if not port_is_free(settings.host, settings.port):
@@ -65,11 +65,12 @@ def _serve(settings: Settings) -> int:
     applied = migrate(conninfo)
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
-    registry = ModelRegistry(conninfo, limits=settings.limits())
-    if registry.ensure_demo():
-        log.info("registered the demo model %r", DEMO_MODEL)
+    with ConnectionPool(conninfo, min_size=1, max_size=1, open=True) as pool:
+        registry = ModelRegistry(pool, Service(settings, conninfo).build_endpoint)
+        if registry.ensure_demo():
+            log.info("registered the demo model %r", DEMO_MODEL)
 
-    from ferroscore.app import create_app  # imports Robyn, which reads sys.argv
+    from ferroscore.adapters.robyn import create_app  # imports Robyn, which reads sys.argv
 
     app = create_app(settings, conninfo)
     if settings.processes > 1:
@@ -87,36 +88,7 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-def _migrate(settings: Settings) -> int:
+def migrate_only(settings: Settings) -> int:
     applied = migrate(database_url(settings))
     print("applied: " + (", ".join(applied) or "nothing, the schema is current"))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ferroscore", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve the active models over HTTP")
-    serve.add_argument("--host", help="overrides FERROSCORE_HOST")
-    serve.add_argument("--port", type=int, help="overrides FERROSCORE_PORT")
-    serve.add_argument("--processes", type=int, help="overrides FERROSCORE_PROCESSES")
-    serve.add_argument("--workers", type=int, help="overrides FERROSCORE_WORKERS")
-    sub.add_parser("migrate", help="apply the database migrations and exit")
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigError as e:
-        print(f"ferroscore: configuration error: {e}", file=sys.stderr)
-        return 2
-    overrides = {
-        k: v
-        for k in ("host", "port", "processes", "workers")
-        if (v := getattr(args, k, None)) is not None
-    }
-    settings = replace(settings, **overrides)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.command == "serve":
-        return _serve(settings)
-    return _migrate(settings)

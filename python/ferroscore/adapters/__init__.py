@@ -1,0 +1,1 @@
+"""Adapters from web frameworks to ferroscore's own pipeline (`ferroscore.pipeline`)."""

@@ -1,0 +1,178 @@
+"""The only module that knows Robyn (0.88): it registers the route table, turns Robyn's
+request into a `Call` and a `Reply` into Robyn's response, and owns Robyn's quirks —
+
+- routes go in without Robyn's Python wrapper, which converts every part of the request to
+  Python on every call whatever the handler reads (+20% requests/s on a two-field handler,
+  wrk, one core); `test_robyn_adapter` notices when those internals change;
+- a path's other methods get a JSON 405 with `Allow`, where Robyn answers 404 text/plain;
+- Robyn decodes `multipart/form-data` itself before any handler runs, keeping text fields by
+  name but files only by file name (`_form` maps them back), and answers a malformed form
+  with a text/plain 500 that no hook of ours can reach (its global request headers, which
+  could have steered it, are never applied in 0.88). The production front renames the media
+  type so the raw body reaches `ferroscore.forms`, which decodes it strictly;
+- Robyn takes over SIGINT/SIGTERM and then neither exits nor runs shutdown handlers, so the
+  stop signals are blocked in every thread and handled by `lifecycle`;
+- an exception in a handler becomes a JSON 500 and a log line, never Robyn's text/plain.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from robyn import Request, Response, Robyn
+from robyn.argument_parser import Config
+
+from ferroscore.app import handlers, routes
+from ferroscore.config import Settings
+from ferroscore.forms import SEVERAL_FILES
+from ferroscore.lifecycle import on_stop_signal, stop_and_exit
+from ferroscore.pipeline import Call, Handler, Reply, Route, error_reply
+from ferroscore.service import Service
+
+log = logging.getLogger(__name__)
+
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+
+class _Lookup(Mapping[str, str]):
+    """Robyn's Headers or QueryParams as a read-only mapping, converted only when read."""
+
+    __slots__ = ("_get", "_source")
+
+    def __init__(self, source: Any, get: Any) -> None:
+        self._source = source
+        self._get = get
+
+    def __getitem__(self, key: str) -> str:
+        value = self._get(key)
+        if value is None:
+            raise KeyError(key)
+        return str(value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._get(key)
+        return default if value is None else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._source.to_dict())
+
+    def __len__(self) -> int:
+        return len(self._source.to_dict())
+
+
+def _form(request: Request) -> dict[str, bytes]:
+    """The fields of a form Robyn has already decoded, by field name.
+
+    Robyn keeps text fields by name and files only by file name, so a file is taken as the
+    `model` field when it is the only file and no text field is named `model`; every other
+    field must come as text (`curl -F 'schema=<schema.json'`). Several files cannot be told
+    apart, so they are refused (the `__files__` field) rather than guessed."""
+    form: dict[str, bytes] = {k: v.encode() for k, v in request.form_data.items()}
+    files = list(request.files.values())
+    if len(files) == 1 and "model" not in form:
+        form["model"] = bytes(files[0])
+    elif files:
+        form[SEVERAL_FILES] = b""
+    return form
+
+
+def to_call(request: Request, path: str) -> Call:
+    query = request.query_params
+    headers = request.headers
+    content_type = headers.get("content-type") or ""
+    call = Call(
+        method=request.method,
+        path=path,
+        params=request.path_params,
+        query=_Lookup(query, lambda key: query.get(key, None)),
+        headers=_Lookup(headers, headers.get),
+        body=request.body,
+        form=_form(request) if "multipart/form-data" in content_type else None,
+    )
+    call.state["peer"] = request.ip_addr
+    return call
+
+
+def to_response(reply: Reply) -> Response:
+    return Response(status_code=reply.status, headers=reply.headers, description=reply.body)
+
+
+def _robyn_path(path: str) -> str:
+    return path.replace("{", ":").replace("}", "")
+
+
+def _endpoint(route: Route, handler: Handler) -> Any:
+    path = route.path
+
+    def endpoint(request: Request) -> Response:
+        try:
+            reply = handler(to_call(request, path))
+        except Exception:
+            log.exception("%s %s failed", route.method, path)
+            reply = error_reply(500, "internal_error", "the server failed; see its log")
+        return to_response(reply)
+
+    endpoint.__name__ = f"{route.method.lower()}_{path}"
+    return endpoint
+
+
+def _method_not_allowed(allowed: list[str]) -> Any:
+    allow = ", ".join(sorted(allowed))
+    reply = error_reply(405, "method_not_allowed", f"this path answers {allow}")
+    reply.headers["allow"] = allow
+
+    def endpoint(request: Request) -> Response:
+        return to_response(reply)
+
+    return endpoint
+
+
+def add_route(app: Robyn, method: str, path: str, endpoint: Any) -> None:
+    """Registers `endpoint` without Robyn's Python wrapper; falls back to Robyn's decorator
+    if its internals are not the ones this was written against (robyn 0.88)."""
+    try:
+        from robyn.robyn import FunctionInfo, HttpMethod
+        from robyn.router import Route as RobynRoute
+
+        params = dict(inspect.signature(endpoint).parameters)
+        function = FunctionInfo(endpoint, False, len(params), params, {})
+        http_method = getattr(HttpMethod, method)
+        app.router.routes.append(
+            RobynRoute(http_method, path, function, False, False, endpoint.__name__, [])
+        )
+    except (ImportError, AttributeError, TypeError):
+        log.warning("Robyn's route internals changed; %s %s goes through its wrapper", method, path)
+        app.add_route(method, path, endpoint)
+
+
+def create_app(settings: Settings, conninfo: str) -> Robyn:
+    """A Robyn app serving the route table of a `Service` on the registry at `conninfo`."""
+    config = Config()
+    config.processes = settings.processes
+    config.workers = settings.workers
+    config.log_level = "WARN"
+    # Robyn 0.88's generated OpenAPI document is malformed and its /docs needs a CDN.
+    config.disable_openapi = True
+    app = Robyn(__file__, config=config)
+    service = Service(settings, conninfo)
+
+    def start() -> None:
+        # In each serving process: after the fork when there are several.
+        service.start()
+        single = settings.processes == 1
+        on_stop_signal(lambda: stop_and_exit(service.stop, run_atexit=single))
+
+    app.startup_handler(start)
+    methods: dict[str, list[str]] = {}
+    for route, handler in handlers(routes(service)):
+        path = _robyn_path(route.path)
+        add_route(app, route.method, path, _endpoint(route, handler))
+        methods.setdefault(path, []).append(route.method)
+    for path, allowed in methods.items():
+        for method in METHODS:
+            if method not in allowed:
+                add_route(app, method, path, _method_not_allowed(allowed))
+    return app

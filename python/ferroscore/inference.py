@@ -1,0 +1,210 @@
+"""Input schemas inferred from a model and its training data (Parquet or CSV, read with
+pyarrow): one feature per model column, typed from the data, bounded by the data's range
+widened by a margin, categorical vocabularies mapped to the codes the model was trained with,
+nullable where the data has missing values. Also the reference profile (per-feature and score
+distributions) that drift monitoring compares live traffic with."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ferroscore._core import Model
+
+SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+PROFILE_BINS = 10
+
+
+class InferenceError(ValueError):
+    """The data cannot describe the model's inputs."""
+
+
+@dataclass(frozen=True)
+class Options:
+    #: Bounds are the data's range widened by this share of it on each side; None: no bounds.
+    margin: float | None = 0.1
+    #: What a category the data never showed does: "missing" (score as missing) or "error".
+    unknown_category: str = "missing"
+    #: Data columns that are not model inputs (the label, ids) when the model names none.
+    exclude: Sequence[str] = ()
+
+
+def read_table(path: Path) -> pa.Table:
+    """A Parquet file or directory, or a CSV file, as an Arrow table."""
+    if path.suffix.lower() in (".csv", ".txt") or path.name.endswith(".csv.gz"):
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(path)
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def feature_columns(model: Model, table: pa.Table, exclude: Sequence[str]) -> list[str]:
+    """The data column feeding each model column: by the model's feature names, or in order."""
+    names = model.feature_names
+    if names is not None:
+        missing = [n for n in names if n not in table.column_names]
+        if missing:
+            raise InferenceError(
+                f"the data has no column {missing[0]!r}, which the model reads"
+                f" ({len(missing)} of {len(names)} missing)"
+            )
+        return list(names)
+    columns = [c for c in table.column_names if c not in set(exclude)]
+    if len(columns) != model.n_features:
+        raise InferenceError(
+            f"the model names no features and reads {model.n_features} columns, but the data has"
+            f" {len(columns)} (after --exclude): exclude the label and id columns"
+        )
+    return columns
+
+
+def _vocabulary(column: pa.ChunkedArray) -> dict[str, int]:
+    """Category → code as pandas (and so xgboost and LightGBM) numbered them in training: a
+    dictionary (pandas category) column's own order, else the sorted distinct values."""
+    if pa.types.is_dictionary(column.type):
+        combined = column.unify_dictionaries() if column.num_chunks > 1 else column
+        words = combined.chunk(0).dictionary.to_pylist() if combined.num_chunks else []
+    else:
+        words = sorted(pc.unique(column.drop_null()).to_pylist())
+    return {str(w): i for i, w in enumerate(words)}
+
+
+def _bounds(column: pa.ChunkedArray, margin: float, integer: bool) -> dict[str, float]:
+    values = column.drop_null()
+    if pa.types.is_floating(column.type):
+        values = pc.filter(values, pc.invert(pc.is_nan(values)))
+    if len(values) == 0:
+        return {}
+    lo, hi = (float(v) for v in pc.min_max(values).values())
+    pad = (hi - lo) * margin
+    lo, hi = lo - pad, hi + pad
+    if integer:
+        lo, hi = math.floor(lo), math.ceil(hi)
+    # 0 stays 0 when the data never goes below it: counts and amounts are never negative.
+    if margin and lo < 0 <= float(pc.min(values).as_py()):
+        lo = 0
+    return {"minimum": _plain(lo), "maximum": _plain(hi)}
+
+
+def _plain(x: float) -> float | int:
+    return int(x) if float(x).is_integer() and abs(x) < 2**53 else x
+
+
+def _has_missing(column: pa.ChunkedArray) -> bool:
+    if column.null_count:
+        return True
+    if pa.types.is_floating(column.type):
+        return bool(pc.any(pc.is_nan(column)).as_py())
+    return False
+
+
+def infer_schema(model: Model, table: pa.Table, options: Options | None = None) -> dict[str, Any]:
+    """The input schema of `model` inferred from its training `table`."""
+    o = options or Options()
+    if o.unknown_category not in ("missing", "error"):
+        raise InferenceError("unknown_category is 'missing' or 'error'")
+    columns = feature_columns(model, table, o.exclude)
+    kinds = model.column_kinds
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for i, name in enumerate(columns):
+        column = table.column(name)
+        t = column.type
+        spec: dict[str, Any]
+        categorical = kinds[i] in ("categorical", "both")
+        if (
+            categorical
+            or pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+            or (pa.types.is_dictionary(t))
+        ):
+            vocabulary = _vocabulary(column)
+            if not vocabulary:
+                raise InferenceError(f"column {name!r} has no values to learn its categories from")
+            spec = {"type": "string", "x-ferroscore-categories": vocabulary}
+            spec["x-ferroscore-unknown-category"] = o.unknown_category
+        elif pa.types.is_boolean(t):
+            spec = {"type": "boolean"}
+        elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            integer = pa.types.is_integer(t)
+            spec = {"type": "integer" if integer else "number"}
+            if o.margin is not None:
+                spec.update(_bounds(column, o.margin, integer))
+        else:
+            raise InferenceError(f"column {name!r} has type {t}, which no feature type fits")
+        if _has_missing(column):
+            spec["type"] = [spec["type"], "null"]
+        else:
+            required.append(name)
+        spec["x-ferroscore-column"] = i
+        properties[name] = spec
+    return {
+        "$schema": SCHEMA_URI,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def model_inputs(schema: dict[str, Any], table: pa.Table, n_features: int) -> np.ndarray:
+    """The training rows as the model reads them (float64, NaN = missing), through `schema`."""
+    x = np.full((table.num_rows, n_features), np.nan)
+    for name, spec in schema["properties"].items():
+        column = table.column(name)
+        codes = spec.get("x-ferroscore-categories")
+        if codes is not None:
+            words = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
+            x[:, spec["x-ferroscore-column"]] = [
+                codes.get(w, np.nan) if w is not None else np.nan for w in words.to_pylist()
+            ]
+        else:
+            values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            x[:, spec["x-ferroscore-column"]] = values
+    return x
+
+
+def _distribution(values: np.ndarray) -> dict[str, Any]:
+    present = values[~np.isnan(values)]
+    out: dict[str, Any] = {"missing_rate": 1 - len(present) / max(len(values), 1)}
+    if len(present):
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, PROFILE_BINS + 1)))
+        counts = np.histogram(present, bins=edges)[0] if len(edges) > 1 else np.array([1])
+        out["edges"] = edges.tolist()
+        out["proportions"] = (counts / counts.sum()).tolist()
+    return out
+
+
+def reference_profile(model: Model, schema: dict[str, Any], table: pa.Table) -> dict[str, Any]:
+    """Per-feature and score distributions of the training data: decile bins for numbers,
+    frequencies for categories, and the missing rate of each."""
+    x = model_inputs(schema, table, model.n_features)
+    features: dict[str, Any] = {}
+    for name, spec in schema["properties"].items():
+        values = x[:, spec["x-ferroscore-column"]]
+        codes = spec.get("x-ferroscore-categories")
+        if "boolean" in spec["type"]:
+            codes = {"false": 0, "true": 1}
+        if codes is not None:
+            present = values[~np.isnan(values)]
+            freq = {
+                w: float(np.mean(present == c)) if len(present) else 0.0 for w, c in codes.items()
+            }
+            features[name] = {
+                "missing_rate": 1 - len(present) / max(len(values), 1),
+                "frequencies": freq,
+            }
+        else:
+            features[name] = _distribution(values)
+    scores = model.predict(x)
+    score = _distribution(scores if scores.ndim == 1 else scores.max(axis=1))
+    return {"rows": table.num_rows, "features": features, "score": score}

@@ -1,0 +1,91 @@
+"""The request pipeline, free of any web framework: a `Call` in, a `Reply` out. Handlers are
+plain functions of a Call; middleware wraps a handler (`(call, next) -> Reply`), and the app
+composes them once. Only `adapters/robyn.py` translates to and from Robyn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+JSON = "application/json"
+
+
+@dataclass(slots=True)
+class Call:
+    """One HTTP request as handlers see it. Header names are lower-case."""
+
+    method: str
+    path: str
+    params: Mapping[str, str]
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes | str
+    #: Form fields when the server already decoded a `multipart/form-data` body.
+    form: Mapping[str, bytes] | None = None
+    #: Set by middleware (the caller's identity once keys exist, the request id, ...).
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name, default)
+
+    def body_bytes(self) -> bytes:
+        return self.body.encode() if isinstance(self.body, str) else self.body
+
+
+@dataclass(slots=True)
+class Reply:
+    """A response: status, headers, body bytes."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=lambda: {"content-type": JSON})
+
+
+Handler = Callable[[Call], Reply]
+Middleware = Callable[[Call, Handler], Reply]
+
+
+def json_reply(status: int, payload: Any) -> Reply:
+    return Reply(status, orjson.dumps(payload))
+
+
+def error_reply(
+    status: int, code: str, message: str, errors: Sequence[Mapping[str, str]] = ()
+) -> Reply:
+    """The one error body shape: `{"code", "message", "errors": [{pointer, code, message}]}`."""
+    return json_reply(status, {"code": code, "message": message, "errors": list(errors)})
+
+
+def compose(handler: Handler, middleware: Sequence[Middleware]) -> Handler:
+    """Wraps `handler` so the first middleware runs outermost."""
+    for m in reversed(middleware):
+        handler = _wrap(m, handler)
+    return handler
+
+
+def _wrap(m: Middleware, inner: Handler) -> Handler:
+    def wrapped(call: Call) -> Reply:
+        return m(call, inner)
+
+    return wrapped
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the route table: what the adapter registers and what the OpenAPI document,
+    scope checks and metrics labels read."""
+
+    method: str
+    path: str  # `{name}` parameters
+    handler: Handler
+    summary: str
+    scope: str = "read"
+    #: JSON Schema of the request body, when it has one; media type → schema.
+    request: Mapping[str, Any] | None = None
+    #: Status → description of the responses it gives.
+    responses: Mapping[int, str] = field(default_factory=dict)
+    #: Hot routes skip the middleware that only the admin routes need.
+    hot: bool = False
