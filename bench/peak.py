@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from stacks import Server, bench_database, free_port, mlserver_stack, stacks
+from stacks import Server, Stack, bench_database, free_port, mlserver_stack, stacks
 from timing import RESULTS, machine
 
 SERVER_CORE, CLIENT_CORE = 0, 1
@@ -170,6 +170,23 @@ def chart(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def before_stack(
+    python: Path, port: int, database_url: str, dbname: str = "ferroscore_before"
+) -> Stack:
+    """Another checkout's ferroscore, on a database of its own (its migrations may differ)."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {dbname}".encode())
+        conn.execute(f"CREATE DATABASE {dbname}".encode())
+    params = {**conninfo_to_dict(database_url), "dbname": dbname}
+    env = {"FERROSCORE_PORT": str(port), "FERROSCORE_LOG_LEVEL": "WARNING",
+           "DATABASE_URL": make_conninfo(**params)}  # fmt: skip
+    return Stack("ferroscore-before", [str(python), "-m", "ferroscore", "serve"],
+                 python.resolve().parents[2], env)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=8)
@@ -179,6 +196,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 s, 1 round: a smoke run")
     parser.add_argument(
         "--no-mlserver", action="store_true", help="skip MLServer (it installs into its own venv)"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="the python of another ferroscore checkout's venv: also run it, as"
+        " 'ferroscore-before', to measure a change side by side",
     )
     args = parser.parse_args()
     if args.quick:
@@ -196,7 +219,11 @@ def main() -> None:
         "fastapi-uvicorn-xgboost",
     ]
     ports = {n: free_port() for n in names}
-    chosen = [s for s in stacks(ports, bench_database()) if not args.only or s.name in args.only]
+    database = bench_database()
+    chosen = [s for s in stacks(ports, database) if not args.only or s.name in args.only]
+    if args.before:
+        ports["ferroscore-before"] = free_port()
+        chosen.insert(1, before_stack(args.before, ports["ferroscore-before"], database))
     if not (args.quick or args.no_mlserver or (args.only and "mlserver-xgboost" not in args.only)):
         ports["mlserver-xgboost"] = free_port()
         extra = mlserver_stack(ports["mlserver-xgboost"], RESULTS)

@@ -52,7 +52,8 @@ def routes(service: Service) -> list[Route]:
 
 def caller(call: Call, next_: Handler) -> Reply:
     """Who is calling, for the audit trail: the API key once keys exist, else the peer."""
-    call.state.setdefault("caller", call.state.get("peer") or "anonymous")
+    state = call.state = call.state or {}
+    state.setdefault("caller", state.get("peer") or "anonymous")
     return next_(call)
 
 

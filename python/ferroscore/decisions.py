@@ -7,7 +7,6 @@ import logging
 import queue
 import threading
 import time
-from typing import NamedTuple
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -27,9 +26,8 @@ class _Stop:
     """Sentinel: write what came before, then end the writer."""
 
 
-class _Logged(NamedTuple):
-    decision: Decision
-    role: str
+#: (decision, role): a plain tuple, as it is built on the request path.
+_Logged = tuple[Decision, str]
 
 
 class DecisionLog:
@@ -52,7 +50,7 @@ class DecisionLog:
     def record(self, decision: Decision, role: str = "champion") -> None:
         """Accepts one decision; never blocks on the database. `role` is "champion" for the
         version that answered, "shadow" for a challenger scored beside it."""
-        self._queue.put(_Logged(decision, role))
+        self._queue.put((decision, role))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every decision recorded before this call is written."""
@@ -76,7 +74,7 @@ class DecisionLog:
             except queue.Empty:
                 continue
             while True:
-                if isinstance(item, _Logged):
+                if isinstance(item, tuple):
                     batch.append(item)
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
@@ -117,10 +115,10 @@ class DecisionLog:
             try:
                 self._copy([d])
             except psycopg.Error:
-                log.exception("decision log: could not write decision %s", d.decision.request_id)
+                log.exception("decision log: could not write decision %s", d[0].request_id)
 
     def _copy(self, batch: list[_Logged]) -> None:
         # The rows are formatted as COPY text in Rust; Python only hands the bytes over.
-        data = b"".join(d.decision.copy_rows(d.role) for d in batch)
+        data = b"".join(decision.copy_rows(role) for decision, role in batch)
         with self._pool.connection() as conn, conn.cursor() as cur, cur.copy(_COPY) as copy:
             copy.write(data)

@@ -6,30 +6,46 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 JSON = "application/json"
+JSON_HEADERS = {"content-type": JSON}
+
+
+class Headers(Protocol):
+    """Request headers by lower-case name (a dict will do)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+class Query(Protocol):
+    """Query parameters by name (a dict will do); the default is always passed."""
+
+    def get(self, name: str, default: None, /) -> str | None: ...
 
 
 @dataclass(slots=True)
 class Call:
-    """One HTTP request as handlers see it. Header names are lower-case."""
+    """One HTTP request as handlers see it. `headers` and `query` may be the server's own
+    objects, read only through `get`, so that nothing is converted that no one reads."""
 
     method: str
     path: str
     params: Mapping[str, str]
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
+    query: Query
+    headers: Headers
     body: bytes | str
     #: Form fields when the server already decoded a `multipart/form-data` body.
     form: Mapping[str, bytes] | None = None
-    #: Set by middleware (the caller's identity once keys exist, the request id, ...).
-    state: dict[str, Any] = field(default_factory=dict)
+    #: Set by the adapter and middleware (the peer, the caller once keys exist, ...); the
+    #: hot routes run without it.
+    state: dict[str, Any] | None = None
 
-    def header(self, name: str, default: str = "") -> str:
-        return self.headers.get(name, default)
+    def header(self, name: str) -> str:
+        """The header's value, or "" when absent."""
+        return self.headers.get(name) or ""
 
     def body_bytes(self) -> bytes:
         return self.body.encode() if isinstance(self.body, str) else self.body
@@ -37,11 +53,12 @@ class Call:
 
 @dataclass(slots=True)
 class Reply:
-    """A response: status, headers, body bytes."""
+    """A response: status, headers, body bytes. The default headers are one shared dict:
+    copy it before changing it."""
 
     status: int
     body: bytes
-    headers: dict[str, str] = field(default_factory=lambda: {"content-type": JSON})
+    headers: dict[str, str] = field(default_factory=lambda: JSON_HEADERS)
 
 
 Handler = Callable[[Call], Reply]

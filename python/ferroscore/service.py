@@ -67,16 +67,26 @@ class ShadowScorer:
 
 
 class Service:
-    """Per-process state, shared by the route handlers."""
+    """Per-process state, shared by the route handlers. Built before Robyn forks (nothing
+    opened, no thread started), started in each serving process after it."""
 
     def __init__(self, settings: Settings, conninfo: str) -> None:
         self.settings = settings
         self.conninfo = conninfo
-        self._pool: ConnectionPool | None = None
-        self._registry: ModelRegistry | None = None
-        self._catalog: Catalog | None = None
-        self._decisions: DecisionLog | None = None
-        self._shadow: ShadowScorer | None = None
+        self.pool = ConnectionPool(
+            conninfo, min_size=1, max_size=settings.db_pool_size, open=False, name="ferroscore"
+        )
+        self.registry = ModelRegistry(self.pool, self.build_endpoint)
+        self.catalog = Catalog(
+            self.registry, self.build_endpoint, conninfo, settings.catalog_reconcile_s
+        )
+        self.decisions = DecisionLog(
+            self.pool,
+            batch_size=settings.decision_batch_size,
+            flush_interval_s=settings.decision_flush_ms / 1000,
+        )
+        self.shadow = ShadowScorer(self.decisions)
+        self.started = False
 
     def build_endpoint(self, a: Artifact) -> Endpoint:
         """A served endpoint, with this process's request limits."""
@@ -90,73 +100,29 @@ class Service:
             **self.settings.limits(),
         )
 
-    @property
-    def pool(self) -> ConnectionPool:
-        if self._pool is None:
-            raise RuntimeError("the service has not started")
-        return self._pool
-
-    @property
-    def registry(self) -> ModelRegistry:
-        if self._registry is None:
-            raise RuntimeError("the service has not started")
-        return self._registry
-
-    @property
-    def catalog(self) -> Catalog:
-        if self._catalog is None:
-            raise RuntimeError("the service has not started")
-        return self._catalog
-
-    @property
-    def decisions(self) -> DecisionLog:
-        if self._decisions is None:
-            raise RuntimeError("the service has not started")
-        return self._decisions
-
-    @property
-    def shadow(self) -> ShadowScorer:
-        if self._shadow is None:
-            raise RuntimeError("the service has not started")
-        return self._shadow
-
     def start(self) -> None:
         """Opens the pool, loads the catalog, starts the decision writer and shadow scorer."""
-        s = self.settings
-        self._pool = ConnectionPool(
-            self.conninfo, min_size=1, max_size=s.db_pool_size, open=True, name="ferroscore"
-        )
-        self._registry = ModelRegistry(self._pool, self.build_endpoint)
-        self._catalog = Catalog(
-            self._registry, self.build_endpoint, self.conninfo, s.catalog_reconcile_s
-        )
-        self._catalog.start()
-        self._decisions = DecisionLog(
-            self._pool,
-            batch_size=s.decision_batch_size,
-            flush_interval_s=s.decision_flush_ms / 1000,
-        )
-        self._decisions.start()
-        self._shadow = ShadowScorer(self._decisions)
-        self._shadow.start()
+        self.pool.open()
+        self.catalog.start()
+        self.decisions.start()
+        self.shadow.start()
+        self.started = True
 
     def stop(self) -> None:
         """Scores the queued shadows, writes the queued decisions and closes the pool."""
-        if self._catalog is not None:
-            self._catalog.stop()
-        if self._shadow is not None:
-            self._shadow.close(timeout=5)
-        if self._decisions is not None:
-            self._decisions.close(timeout=10)
-        if self._pool is not None:
-            self._pool.close()
+        if not self.started:
+            return
+        self.catalog.stop()
+        self.shadow.close(timeout=5)
+        self.decisions.close(timeout=10)
+        self.pool.close()
 
     def is_ready(self) -> bool:
         """Ready when the models are loaded and the database answers."""
-        if self._pool is None or self._catalog is None or not self._catalog.current():
+        if not self.started or not self.catalog.current():
             return False
         try:
-            with self._pool.connection(timeout=1.0) as conn:
+            with self.pool.connection(timeout=1.0) as conn:
                 conn.execute("SELECT 1")
         except Exception:
             log.warning("readiness: database check failed", exc_info=True)

@@ -70,9 +70,11 @@ def test_push_activate_score_with_decision_and_reasons(
                            fraud.schema.read_text(), thresholds=THRESHOLDS,
                            metadata={"team": "risk"})  # fmt: skip
     assert status == 201, created
-    assert created["version"] == 1 and created["format"] == "lightgbm-text"
+    assert created["version"] == 1
+    assert created["format"] == "lightgbm-text"
     assert (created["n_features"], created["objective"]) == (4, "binary")
-    assert created["metadata"] == {"team": "risk"} and created["thresholds"] == THRESHOLDS
+    assert created["metadata"] == {"team": "risk"}
+    assert created["thresholds"] == THRESHOLDS
     assert created["active"] is False
     assert score(server, "fraud", RECORD)[0] == 404
     status, active = server.request("POST", "/v1/models/fraud/versions/1/activate")
@@ -139,7 +141,8 @@ def test_versions_rollback_shadow_delete_and_audit(
     status, listed = server.request("GET", "/v1/models/life/versions")
     assert [v["version"] for v in listed["versions"]] == [1, 2, 3]
     status, one = server.request("GET", "/v1/models/life/versions/2")
-    assert one["format"] == "xgboost-json" and one["input_schema"] == json.loads(schema)
+    assert one["format"] == "xgboost-json"
+    assert one["input_schema"] == json.loads(schema)
     assert server.request("POST", "/v1/models/life/versions/1/activate")[0] == 200
     assert server.request("POST", "/v1/models/life/versions/3/activate")[0] == 200
     status, back = server.request("POST", "/v1/models/life/rollback")
@@ -247,9 +250,7 @@ def test_unservable_pushes_are_refused(
     assert server.request("GET", "/v1/models/refused/versions")[0] == 404
 
 
-def test_names_sizes_and_bodies_that_are_refused(
-    server: ServerProcess, fraud: FraudModels
-) -> None:
+def test_names_sizes_and_bodies_that_are_refused(server: ServerProcess, fraud: FraudModels) -> None:
     lgb_bytes, schema = fraud.lightgbm.read_bytes(), fraud.schema.read_text()
     status, refused = push(server, "Not%20OK", lgb_bytes, schema)
     assert (status, refused["code"]) == (400, "invalid_name")
@@ -270,6 +271,16 @@ def test_names_sizes_and_bodies_that_are_refused(
     assert (status, refused["code"]) == (405, "method_not_allowed")
 
 
+def _status_or_timeout(request: urllib.request.Request) -> int | None:
+    try:
+        with urllib.request.urlopen(request, timeout=2) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+    except TimeoutError:
+        return None
+
+
 def test_a_truncated_form_never_stores_anything_nor_stops_the_server(
     server: ServerProcess, fraud: FraudModels
 ) -> None:
@@ -283,13 +294,7 @@ def test_a_truncated_form_never_stores_anything_nor_stops_the_server(
         # broken form with a 500, and one cut inside its closing boundary not at all (the
         # connection waits). Our own decoder (test_forms) gives 400; the front renames the
         # media type so that it is ours that decodes.
-        try:
-            with urllib.request.urlopen(request, timeout=2):
-                raise AssertionError("a truncated form was accepted")
-        except urllib.error.HTTPError as e:
-            assert e.code in (400, 500)
-        except TimeoutError:
-            pass
+        assert _status_or_timeout(request) in (400, 500, None)
         started = time.monotonic()
         assert server.request("GET", "/health/live")[0] == 200
         assert time.monotonic() - started < 1

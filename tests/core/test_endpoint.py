@@ -19,7 +19,6 @@ from ferroscore import (
     SchemaError,
     ValidationError,
 )
-from ferroscore._core import ModelLoadError
 
 DATA = load_breast_cancer()
 
@@ -55,8 +54,8 @@ def test_scores_equal_xgboost_and_decisions_carry_the_row(
             assert answer["score"] == pytest.approx(float(expected[i]), abs=1e-6)
             assert (answer["model"], answer["version"]) == ("demo", 3)
             assert answer["request_id"] == decision.request_id
-            [(index, features, scores)] = decision.rows()
-            assert (index, scores) == (0, [answer["score"]])
+            [(index, features, scores, decided)] = decision.rows()
+            assert (index, scores, decided) == (0, [answer["score"]], None)
             assert json.loads(features) == dict(zip(names, row, strict=True))
 
 
@@ -133,13 +132,22 @@ def test_schema_must_fit_the_model(demo_model_bytes: bytes) -> None:
     wrong_name = (
         '{"type": "object", "properties": {"radius": {"type": "number", "x-ferroscore-column": 0}}}'
     )
-    with pytest.raises(ModelLoadError, match="mean_radius"):
+    with pytest.raises(SchemaError, match="mean_radius") as e:
         Endpoint("m", 1, model, wrong_name)
+    assert e.value.pointer == "/properties/radius/x-ferroscore-column"
     out_of_range = (
         '{"type": "object", "properties": {"x": {"type": "number", "x-ferroscore-column": 30}}}'
     )
-    with pytest.raises(ModelLoadError, match="column 30"):
+    with pytest.raises(SchemaError, match="column 30"):
         Endpoint("m", 1, model, out_of_range)
+    # Only column 0 bound: the model reads 29 more, which would always be missing.
+    unbound = (
+        '{"type": "object", "properties": {"mean_radius": {"type": "number",'
+        ' "x-ferroscore-column": 0}}}'
+    )
+    with pytest.raises(SchemaError, match="mean_texture") as e:
+        Endpoint("m", 1, model, unbound)
+    assert (e.value.pointer, e.value.document) == ("/properties", "schema")
 
 
 def test_text_without_a_utf8_form_is_malformed(endpoint: Endpoint) -> None:

@@ -11,7 +11,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
-from ferroscore import Endpoint, Model, ModelLoadError
+from ferroscore import Endpoint, Model, SchemaError
 from ferroscore.linear import from_sklearn
 
 
@@ -63,7 +63,7 @@ def test_linear_models_need_every_input() -> None:
     model = Model.load(artifact)
     props = {n: {"type": "number", "x-ferroscore-column": i} for i, n in enumerate(_names(4))}
     optional = json.dumps({"type": "object", "properties": props})
-    with pytest.raises(ModelLoadError, match="missing input"):
+    with pytest.raises(SchemaError, match="missing input"):
         Endpoint("iris", 1, model, optional)
     required = json.dumps({"type": "object", "properties": props, "required": _names(4)})
     body, _ = Endpoint("iris", 1, model, required).score(

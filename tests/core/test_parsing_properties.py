@@ -56,7 +56,7 @@ def test_numbers_read_as_python_float_reads_them(
         assert info.value.errors[0]["code"] == "integer_range"
     else:
         _, decision = endpoint.score(body)
-        [(_, features, _)] = decision.rows()
+        [(_, features, _, _)] = decision.rows()
         assert json.loads(features)[names[0]] == expected
 
 

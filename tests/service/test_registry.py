@@ -43,7 +43,8 @@ def test_versions_count_up_and_activation_switches(
     assert (v1["version"], v2["version"]) == (1, 2)
     assert (v2["format"], v2["n_features"], v2["objective"]) == ("xgboost-json", 30,
                                                                  "binary:logistic")  # fmt: skip
-    assert v2["metadata"] == {"team": "risk"} and len(v2["sha256"]) == 64
+    assert v2["metadata"] == {"team": "risk"}
+    assert len(v2["sha256"]) == 64
     assert registry.served() == []
     assert registry.activate("m", 2)["active_version"] == 2
     status = registry.activate("m", 1)
@@ -78,8 +79,8 @@ def test_shadow_delete_and_rollback_rules(
     assert e.value.status == 404
     # Activating the shadow ends it; the old champion becomes the rollback target.
     status = registry.activate("m", 2)
-    assert (status["active_version"], status["previous_version"], status["shadow"]) == (2, 1,
-                                                                                        None)  # fmt: skip
+    served = (status["active_version"], status["previous_version"], status["shadow"])
+    assert served == (2, 1, None)
     actions = [(a["action"], a["from_version"], a["to_version"]) for a in registry.audit("m")]
     assert actions == [
         ("register", None, 1), ("register", None, 2), ("register", None, 3),

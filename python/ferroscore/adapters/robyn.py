@@ -17,9 +17,9 @@ request into a `Call` and a `Reply` into Robyn's response, and owns Robyn's quir
 
 from __future__ import annotations
 
+import gc
 import inspect
 import logging
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 from robyn import Request, Response, Robyn
@@ -29,38 +29,12 @@ from ferroscore.app import handlers, routes
 from ferroscore.config import Settings
 from ferroscore.forms import SEVERAL_FILES
 from ferroscore.lifecycle import on_stop_signal, stop_and_exit
-from ferroscore.pipeline import Call, Handler, Reply, Route, error_reply
+from ferroscore.pipeline import Call, Handler, Route, error_reply
 from ferroscore.service import Service
 
 log = logging.getLogger(__name__)
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
-
-
-class _Lookup(Mapping[str, str]):
-    """Robyn's Headers or QueryParams as a read-only mapping, converted only when read."""
-
-    __slots__ = ("_get", "_source")
-
-    def __init__(self, source: Any, get: Any) -> None:
-        self._source = source
-        self._get = get
-
-    def __getitem__(self, key: str) -> str:
-        value = self._get(key)
-        if value is None:
-            raise KeyError(key)
-        return str(value)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._get(key)
-        return default if value is None else value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._source.to_dict())
-
-    def __len__(self) -> int:
-        return len(self._source.to_dict())
 
 
 def _form(request: Request) -> dict[str, bytes]:
@@ -79,25 +53,20 @@ def _form(request: Request) -> dict[str, bytes]:
     return form
 
 
-def to_call(request: Request, path: str) -> Call:
-    query = request.query_params
+def to_call(request: Request, route: Route) -> Call:
+    """A `Call` of a Robyn request. Headers and query stay Robyn's objects (their `get`s
+    are what the pipeline asks of them); the peer and a decoded form are fetched only for
+    the routes that read them."""
     headers = request.headers
-    content_type = headers.get("content-type") or ""
     call = Call(
-        method=request.method,
-        path=path,
-        params=request.path_params,
-        query=_Lookup(query, lambda key: query.get(key, None)),
-        headers=_Lookup(headers, headers.get),
-        body=request.body,
-        form=_form(request) if "multipart/form-data" in content_type else None,
-    )
-    call.state["peer"] = request.ip_addr
+        route.method, route.path, request.path_params, request.query_params, headers,
+        request.body,
+    )  # fmt: skip
+    if not route.hot:
+        call.state = {"peer": request.ip_addr}
+        if "multipart/form-data" in (headers.get("content-type") or ""):
+            call.form = _form(request)
     return call
-
-
-def to_response(reply: Reply) -> Response:
-    return Response(status_code=reply.status, headers=reply.headers, description=reply.body)
 
 
 def _robyn_path(path: str) -> str:
@@ -105,27 +74,25 @@ def _robyn_path(path: str) -> str:
 
 
 def _endpoint(route: Route, handler: Handler) -> Any:
-    path = route.path
-
     def endpoint(request: Request) -> Response:
         try:
-            reply = handler(to_call(request, path))
+            reply = handler(to_call(request, route))
         except Exception:
-            log.exception("%s %s failed", route.method, path)
+            log.exception("%s %s failed", route.method, route.path)
             reply = error_reply(500, "internal_error", "the server failed; see its log")
-        return to_response(reply)
+        return Response(reply.status, reply.headers, reply.body)
 
-    endpoint.__name__ = f"{route.method.lower()}_{path}"
+    endpoint.__name__ = f"{route.method.lower()}_{route.path}"
     return endpoint
 
 
 def _method_not_allowed(allowed: list[str]) -> Any:
     allow = ", ".join(sorted(allowed))
     reply = error_reply(405, "method_not_allowed", f"this path answers {allow}")
-    reply.headers["allow"] = allow
+    reply.headers = {**reply.headers, "allow": allow}
 
     def endpoint(request: Request) -> Response:
-        return to_response(reply)
+        return Response(reply.status, reply.headers, reply.body)
 
     return endpoint
 
@@ -162,6 +129,9 @@ def create_app(settings: Settings, conninfo: str) -> Robyn:
     def start() -> None:
         # In each serving process: after the fork when there are several.
         service.start()
+        # What is loaded now lives as long as the process: out of the collector's sight,
+        # full collections stay cheap (3 µs less server CPU per request, bench/ab.py).
+        gc.freeze()
         single = settings.processes == 1
         on_stop_signal(lambda: stop_and_exit(service.stop, run_atexit=single))
 

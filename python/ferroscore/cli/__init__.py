@@ -73,7 +73,7 @@ def config(markdown: bool) -> None:
     table = Table("variable", "value", "default", "meaning")
     for s in SETTINGS:
         table.add_row(s.env, str(getattr(settings, s.field)), s.shown_default(), s.meaning)
-    Console().print(table)
+    _console().print(table)
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -97,11 +97,27 @@ def _print(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
         click.echo(json.dumps(data, indent=2, default=str))
         return
     rows = data if isinstance(data, list) else [data]
-    cols = columns or list(rows[0]) if rows else []
+    cols = columns or (list(rows[0]) if rows else [])
     table = Table(*cols)
     for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
-    Console().print(table)
+        table.add_row(*(_cell(c, r.get(c)) for c in cols))
+    _console().print(table)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if column == "sha256":
+        return str(value)[:12]
+    if column == "created_at":
+        return str(value)[:19].replace("T", " ")
+    return str(value)
+
+
+def _console() -> Console:
+    # Piped output is not cut at 80 columns.
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
 
 
 @cli.group()

@@ -42,19 +42,23 @@ def _bad_query(name: str, value: str, expected: str) -> Reply:
 
 
 def score(service: Service) -> Handler:
+    current, record = service.catalog.current, service.decisions.record
+
     def handle(call: Call) -> Reply:
-        served = service.catalog.current().get(name := call.params["name"])
+        served = current().get(name := call.params["name"])
         if served is None:
             return model_not_found(name)
-        media = call.header("content-type").split(";", 1)[0].strip().lower()
-        ndjson = media in NDJSON_TYPES
+        ndjson = False
+        if (media := call.headers.get("content-type")) is not None:
+            ndjson = media.split(";", 1)[0].strip().lower() in NDJSON_TYPES
         partial = False
-        if (flag := call.query.get("partial")) is not None:
+        query = call.query
+        if (flag := query.get("partial", None)) is not None:
             if flag.lower() not in _FLAGS:
                 return _bad_query("partial", flag, "use true or false")
             partial = _FLAGS[flag.lower()]
         explain = 0
-        if (k := call.query.get("explain")) is not None:
+        if (k := query.get("explain", None)) is not None:
             width = served.champion.model.n_features
             if not (k.isdigit() and int(k) <= width):
                 return _bad_query("explain", k, f"an integer from 0 to {width}")
@@ -65,7 +69,7 @@ def score(service: Service) -> Handler:
             )
         except RequestError as e:
             return request_error_reply(e)
-        service.decisions.record(decision)
+        record(decision)
         if served.shadow is not None and random.random() < served.share:
             service.shadow.submit(served.shadow, call.body, ndjson, partial, decision.request_id)
         return Reply(200, body)

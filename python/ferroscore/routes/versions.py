@@ -27,7 +27,7 @@ def _pointer_error(status: int, code: str, message: str, pointer: str) -> Reply:
 
 
 def _actor(call: Call) -> str:
-    return str(call.state.get("caller", "anonymous"))
+    return str((call.state or {}).get("caller", "anonymous"))
 
 
 def _version_param(call: Call) -> int:

@@ -343,6 +343,10 @@ impl Endpoint {
             Kind::Boolean { .. } => {
                 out.extend_from_slice(if x != 0.0 { b"true" } else { b"false" })
             }
+            // An integer feature shows as one: `12`, not `12.0`.
+            Kind::Number { integer: true, .. } if x.abs() < 9.0e15 => {
+                out.extend_from_slice((x as i64).to_string().as_bytes())
+            }
             Kind::Number { .. } => write_number(out, x),
         }
     }
