@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-ab bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,13 @@ bench-kernel: $(BUILT) ## scoring kernels vs xgboost, one thread: bench/results/
 
 bench-parse: $(BUILT) ## parse + validate vs orjson+msgspec and Pydantic v2: bench/results/parse.md
 	$(PY) bench/parsing.py
+
+bench-explain: $(BUILT) ## reason codes (TreeSHAP) vs xgboost pred_contribs, LightGBM, shap: bench/results/explain.md
+	maturin develop --release --extras dev,embedded,bench,explain
+	$(PY) bench/explain.py
+
+bench-ab: $(BUILT) ## A/B of the HTTP path: BEFORE=<other checkout's venv python> (e.g. a git worktree's .venv/bin/python)
+	cd bench && ../$(PY) ab.py before=$(BEFORE) after=../$(PY) --rounds 5
 
 bench-engines: $(BUILT) ## tree engines side by side (onnxruntime, tl2cgen, lleaves, ...): bench/results/engines.md
 	maturin develop --release --extras dev,embedded,bench,engines

@@ -16,5 +16,5 @@ def test_live_and_ready(server: ServerProcess) -> None:
 
 
 def test_the_score_route_skips_robyns_python_wrapper(server: ServerProcess) -> None:
-    # routes/raw.py falls back to the wrapper, with this warning, if Robyn's internals moved.
+    # adapters/robyn.py falls back to the wrapper, with this warning, if its internals moved.
     assert "route internals changed" not in server.log()

@@ -242,6 +242,8 @@ pub struct LgbModel {
     forest: Forest<Lgb>,
     /// Some split has missing type Zero: near-zero inputs are missing too.
     zero_missing: bool,
+    /// Each tree's expected value, for contributions.
+    shap_bias: std::sync::OnceLock<Vec<f64>>,
 }
 
 impl LgbModel {
@@ -295,6 +297,7 @@ impl LgbModel {
             forest.push(laid_out.then_some(tree), tree.depth, n_features);
         }
         Ok(LgbModel {
+            shap_bias: std::sync::OnceLock::new(),
             forest,
             zero_missing,
             trees,
@@ -436,21 +439,23 @@ impl Model for LgbModel {
             ));
         }
         let width = self.n_features + 1;
+        let lacks_counts = |t: &Tree| !t.nodes.is_empty() && t.counts.iter().all(|&c| c == 0.0);
+        if self.trees.iter().any(lacks_counts) {
+            return Err(ModelError::Unsupported(
+                "contributions need leaf_count and internal_count, which this model lacks".into(),
+            ));
+        }
         out.fill(0.0);
+        let bias = treeshap::expected_values(&self.shap_bias, self.trees.iter());
+        let mut scratch = treeshap::Scratch::default();
         for (t, tree) in self.trees.iter().enumerate() {
             let group = &mut out[(t % self.per_iteration) * width..][..width];
             if tree.nodes.is_empty() {
                 group[self.n_features] += tree.leaf_value[0];
                 continue;
             }
-            if tree.counts.iter().all(|&c| c == 0.0) {
-                return Err(ModelError::Unsupported(
-                    "contributions need leaf_count and internal_count, which this model lacks"
-                        .into(),
-                ));
-            }
-            treeshap::add_contributions(tree, row, group, 1.0, tree.depth);
-            group[self.n_features] += treeshap::expected_value(tree, 0);
+            treeshap::add_contributions(tree, row, group, 1.0, tree.depth, &mut scratch);
+            group[self.n_features] += bias[t];
         }
         Ok(())
     }

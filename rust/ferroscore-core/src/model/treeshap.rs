@@ -24,6 +24,26 @@ pub(crate) fn expected_value(tree: &impl ShapTree, node: usize) -> f64 {
     (expected_value(tree, l) * cl + expected_value(tree, r) * cr) / tree.cover(node)
 }
 
+/// 1/n for the path lengths of trees up to depth 126: the algorithm divides by small
+/// integers in its innermost loops, and a multiplication costs a fraction of a division.
+const INV: [f64; 128] = {
+    let mut table = [0.0; 128];
+    let mut n = 1;
+    while n < 128 {
+        table[n] = 1.0 / n as f64;
+        n += 1;
+    }
+    table
+};
+
+#[inline]
+fn inv(n: usize) -> f64 {
+    match INV.get(n) {
+        Some(&x) => x,
+        None => 1.0 / n as f64,
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct PathElement {
     feature: Option<usize>,
@@ -32,6 +52,10 @@ struct PathElement {
     pweight: f64,
 }
 
+/// The paths of one walk, kept across the trees of a row so that a row allocates once.
+#[derive(Default)]
+pub(crate) struct Scratch(Vec<PathElement>);
+
 /// Adds `scale` × each feature's contribution to `phi` (one slot per feature).
 pub(crate) fn add_contributions(
     tree: &impl ShapTree,
@@ -39,17 +63,30 @@ pub(crate) fn add_contributions(
     phi: &mut [f64],
     scale: f64,
     depth: usize,
+    scratch: &mut Scratch,
 ) {
     // Each level of recursion copies its parent's path; depth + 2 levels at most.
     let levels = depth + 2;
-    let mut paths = vec![PathElement::default(); levels * (levels + 1) / 2];
+    let needed = levels * (levels + 1) / 2;
+    if scratch.0.len() < needed {
+        scratch.0.resize(needed, PathElement::default());
+    }
     let mut shap = Shap {
         tree,
         row,
         phi,
         scale,
     };
-    shap.recurse(0, &mut paths, 0, 0, 1.0, 1.0, None);
+    shap.recurse(0, &mut scratch.0, 0, 0, 1.0, 1.0, None);
+}
+
+/// Each tree's expected value (its bias column), computed on the first call for contributions
+/// and kept: it depends on the model alone.
+pub(crate) fn expected_values<'a, T: ShapTree + 'a>(
+    cache: &'a std::sync::OnceLock<Vec<f64>>,
+    trees: impl Iterator<Item = &'a T>,
+) -> &'a [f64] {
+    cache.get_or_init(|| trees.map(|t| expected_value(t, 0)).collect())
 }
 
 struct Shap<'t, 'r, 'p, T> {
@@ -131,25 +168,27 @@ fn extend(path: &mut [PathElement], depth: usize, zero: f64, one: f64, feature: 
         pweight: if depth == 0 { 1.0 } else { 0.0 },
     };
     let d = depth as f64;
+    let inv_d1 = inv(depth + 1);
     for i in (0..depth).rev() {
         let fi = i as f64;
-        path[i + 1].pweight += one * path[i].pweight * (fi + 1.0) / (d + 1.0);
-        path[i].pweight = zero * path[i].pweight * (d - fi) / (d + 1.0);
+        path[i + 1].pweight += one * path[i].pweight * (fi + 1.0) * inv_d1;
+        path[i].pweight = zero * path[i].pweight * (d - fi) * inv_d1;
     }
 }
 
 fn unwind(path: &mut [PathElement], depth: usize, index: usize) {
     let (one, zero) = (path[index].one_fraction, path[index].zero_fraction);
     let d = depth as f64;
+    let (inv_d1, inv_one, inv_zero) = (inv(depth + 1), 1.0 / one, 1.0 / zero);
     let mut next_one = path[depth].pweight;
     for i in (0..depth).rev() {
         let fi = i as f64;
         if one != 0.0 {
             let tmp = path[i].pweight;
-            path[i].pweight = next_one * (d + 1.0) / ((fi + 1.0) * one);
-            next_one = tmp - path[i].pweight * zero * (d - fi) / (d + 1.0);
+            path[i].pweight = next_one * (d + 1.0) * inv(i + 1) * inv_one;
+            next_one = tmp - path[i].pweight * zero * (d - fi) * inv_d1;
         } else {
-            path[i].pweight = path[i].pweight * (d + 1.0) / (zero * (d - fi));
+            path[i].pweight = path[i].pweight * (d + 1.0) * inv_zero * inv(depth - i);
         }
     }
     for i in index..depth {
@@ -163,16 +202,20 @@ fn unwind(path: &mut [PathElement], depth: usize, index: usize) {
 fn unwound_sum(path: &[PathElement], depth: usize, index: usize) -> f64 {
     let (one, zero) = (path[index].one_fraction, path[index].zero_fraction);
     let d = depth as f64;
+    let inv_d1 = inv(depth + 1);
     let mut next_one = path[depth].pweight;
     let mut total = 0.0;
-    for i in (0..depth).rev() {
-        let fi = i as f64;
-        if one != 0.0 {
-            let tmp = next_one * (d + 1.0) / ((fi + 1.0) * one);
+    if one != 0.0 {
+        let scale = (d + 1.0) / one;
+        for i in (0..depth).rev() {
+            let tmp = next_one * scale * inv(i + 1);
             total += tmp;
-            next_one = path[i].pweight - tmp * zero * ((d - fi) / (d + 1.0));
-        } else if zero != 0.0 {
-            total += (path[i].pweight / zero) / ((d - fi) / (d + 1.0));
+            next_one = path[i].pweight - tmp * zero * ((d - i as f64) * inv_d1);
+        }
+    } else if zero != 0.0 {
+        let scale = (d + 1.0) / zero;
+        for i in (0..depth).rev() {
+            total += path[i].pweight * scale * inv(depth - i);
         }
     }
     total

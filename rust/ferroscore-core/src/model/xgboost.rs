@@ -250,6 +250,8 @@ pub struct XgbModel {
     feature_names: Vec<String>,
     /// "xgboost-json" or "xgboost-ubjson": how the artifact was encoded.
     pub(crate) format: &'static str,
+    /// Each tree's expected value, for contributions.
+    shap_bias: std::sync::OnceLock<Vec<f64>>,
 }
 
 impl XgbModel {
@@ -336,6 +338,7 @@ impl XgbModel {
             forest.push(laid_out.then_some(tree), tree.depth, n_features);
         }
         Ok(XgbModel {
+            shap_bias: std::sync::OnceLock::new(),
             forest,
             trees,
             tree_group,
@@ -430,17 +433,19 @@ impl Model for XgbModel {
 
     fn contributions(&self, row: &[f64], out: &mut [f64]) -> Result<(), ModelError> {
         let width = self.n_features + 1;
+        if self.trees.iter().any(|t| t.covers.is_empty()) {
+            return Err(ModelError::Unsupported(
+                "contributions need node covers (sum_hessian), which this model lacks".into(),
+            ));
+        }
         out.fill(0.0);
+        let bias = treeshap::expected_values(&self.shap_bias, self.trees.iter());
+        let mut scratch = treeshap::Scratch::default();
         for (t, tree) in self.trees.iter().enumerate() {
-            if tree.covers.is_empty() {
-                return Err(ModelError::Unsupported(
-                    "contributions need node covers (sum_hessian), which this model lacks".into(),
-                ));
-            }
             let weight = self.tree_weight.as_ref().map_or(1.0, |w| f64::from(w[t]));
             let group = &mut out[self.tree_group[t] as usize * width..][..width];
-            treeshap::add_contributions(tree, row, group, weight, tree.depth);
-            group[self.n_features] += treeshap::expected_value(tree, 0) * weight;
+            treeshap::add_contributions(tree, row, group, weight, tree.depth, &mut scratch);
+            group[self.n_features] += bias[t] * weight;
         }
         for (g, &base) in self.base_margin.iter().enumerate() {
             out[g * width + self.n_features] += f64::from(base);

@@ -1,0 +1,87 @@
+"""The README's commands run as written: the API tour against a live server, and the "Serve
+your own model" walk-through against `ferroscore serve` on its embedded PostgreSQL, as
+`make serve` runs it. Only the address changes, to the test server's."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from support import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+ADDRESS = "http://127.0.0.1:8000"
+
+
+@dataclass(frozen=True)
+class Command:
+    line: str
+    shown: str  # the output the README shows, if any
+
+
+def commands(section: str, until: str) -> list[Command]:
+    """The `$ ` lines of the ```console blocks between two headings, with their outputs."""
+    text = README[README.index(section) : README.index(until)]
+    found: list[Command] = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+            line, _, shown = chunk.partition("\n")
+            found.append(Command(line, shown.strip()))
+    return found
+
+
+def run(command: Command, url: str, cwd: Path) -> str:
+    env = {**os.environ, "FERROSCORE_URL": url,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    line = command.line.replace(ADDRESS, url)
+    done = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, f"{command.line}\n{done.stdout}\n{done.stderr}"
+    if command.line.startswith("curl"):
+        answer = json.loads(done.stdout)
+        shown_error = command.shown.startswith('{"code"')
+        assert ("code" in answer) == shown_error, f"{command.line}\n{done.stdout}"
+        for key in re.findall(r'"(\w+)":', command.shown):
+            assert f'"{key}"' in done.stdout, f"{command.line}: no {key!r} in {done.stdout}"
+    return done.stdout
+
+
+def test_the_api_tour(module_database: str, spawn_server: Callable[..., ServerProcess]) -> None:
+    server = spawn_server({"DATABASE_URL": module_database})
+    server.wait_ready()
+    tour = commands("## API tour", "## Serve your own model")
+    assert len(tour) >= 10
+    for command in tour:
+        run(command, server.url, ROOT)
+
+
+def test_serve_your_own_model(tmp_path: Path, spawn_server: Callable[..., ServerProcess]) -> None:
+    # As `make serve` runs it: no DATABASE_URL, the embedded PostgreSQL in a data directory.
+    server = spawn_server({"FERROSCORE_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": ""})
+    server.wait_ready()
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    walk = commands("## Serve your own model", "### The lifecycle API")
+    assert len(walk) >= 12
+    for command in walk:
+        run(command, server.url, work)
+    _, versions = server.request("GET", "/v1/models/card-fraud/versions")
+    assert [(v["version"], v["active"]) for v in versions["versions"]] == [
+        (1, True), (2, False), (3, False)
+    ]  # fmt: skip
+    _, audit = server.request("GET", "/v1/models/card-fraud/audit")
+    actions = [a["action"] for a in audit["audit"]]
+    assert actions == ["register", "activate", "register", "shadow", "activate", "rollback",
+                       "register"]  # fmt: skip
