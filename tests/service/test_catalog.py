@@ -4,30 +4,37 @@ when a notification was missed; a reader's snapshot never changes under it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import psycopg
-import pytest
-from psycopg_pool import ConnectionPool
 
 from ferroscore.catalog import Catalog
 from ferroscore.registry import ModelRegistry
 
-from support import build, empty
+from support import build
 
 
-@pytest.fixture
-def registry(database_url: str) -> Iterator[ModelRegistry]:
-    empty(database_url)
-    with ConnectionPool(database_url, min_size=1, max_size=2, open=True) as pool:
-        yield ModelRegistry(pool, build)
-    empty(database_url)
+@contextmanager
+def serving_version_1(
+    registry: ModelRegistry, url: str, model: bytes, schema: str, reconcile_s: float
+) -> Iterator[Catalog]:
+    """Two versions of "m", the first active, and a started catalog of them."""
+    for _ in range(2):
+        registry.register("m", model, schema)
+    registry.activate("m", 1)
+    catalog = Catalog(registry, build, url, reconcile_s=reconcile_s)
+    catalog.start()
+    try:
+        yield catalog
+    finally:
+        catalog.stop()
 
 
-def wait_for(predicate: object, timeout: float) -> float:
+def wait_for(predicate: Callable[[], bool], timeout: float) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return time.monotonic() - start
         time.sleep(0.01)
     raise AssertionError(f"not within {timeout}s")
@@ -36,13 +43,8 @@ def wait_for(predicate: object, timeout: float) -> float:
 def test_notify_swaps_the_snapshot_within_a_second(
     registry: ModelRegistry, database_url: str, demo_model_bytes: bytes, demo_schema: str
 ) -> None:
-    for _ in range(2):
-        registry.register("m", demo_model_bytes, demo_schema)
-    registry.activate("m", 1)
     # A long reconcile period: only the NOTIFY can be what swaps it in time.
-    catalog = Catalog(registry, build, database_url, reconcile_s=60)
-    catalog.start()
-    try:
+    with serving_version_1(registry, database_url, demo_model_bytes, demo_schema, 60) as catalog:
         before = catalog.current()
         assert before["m"].champion.version == 1
         assert before["m"].shadow is None
@@ -58,23 +60,14 @@ def test_notify_swaps_the_snapshot_within_a_second(
         assert (served.shadow.version, served.share) == (1, 0.3)
         # Unchanged versions are not rebuilt.
         assert served.champion is catalog.current()["m"].champion
-    finally:
-        catalog.stop()
 
 
 def test_reconcile_catches_a_missed_notification(
     registry: ModelRegistry, database_url: str, demo_model_bytes: bytes, demo_schema: str
 ) -> None:
-    for _ in range(2):
-        registry.register("m", demo_model_bytes, demo_schema)
-    registry.activate("m", 1)
-    catalog = Catalog(registry, build, database_url, reconcile_s=1)
-    catalog.start()
-    try:
+    with serving_version_1(registry, database_url, demo_model_bytes, demo_schema, 1) as catalog:
         # A change made behind the registry's back sends no NOTIFY.
         with psycopg.connect(database_url) as conn:
             conn.execute("UPDATE active_models SET version = 2 WHERE name = 'm'")
         took = wait_for(lambda: catalog.current()["m"].champion.version == 2, 3.0)
         assert took <= 2.5
-    finally:
-        catalog.stop()

@@ -4,27 +4,16 @@ champion, rollback target and shadow of each model, auditing every change."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import lightgbm as lgb
 import numpy as np
 import pytest
-from psycopg_pool import ConnectionPool
 from sklearn.datasets import load_iris
 
 from ferroscore import ModelLoadError, SchemaError
 from ferroscore.registry import DEMO_MODEL, ModelRegistry, RegistryError
 
-from support import build, empty
-
-
-@pytest.fixture
-def registry(database_url: str) -> Iterator[ModelRegistry]:
-    """An empty registry, left empty again for whatever runs next on the session database."""
-    empty(database_url)
-    with ConnectionPool(database_url, min_size=1, max_size=2, open=True) as pool:
-        yield ModelRegistry(pool, build)
-    empty(database_url)
+from support import build
 
 
 def test_demo_is_registered_once_and_served(registry: ModelRegistry) -> None:

@@ -217,24 +217,14 @@ impl Endpoint {
             }
             out.push(b']');
             if self.has_thresholds() {
-                out.extend_from_slice(b",\"decisions\":[");
-                for i in 0..s.rows.len() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.write_decision(&mut out, s, i);
-                }
-                out.push(b']');
+                write_per_row(&mut out, b",\"decisions\":[", s, |o, i| {
+                    self.write_decision(o, s, i)
+                });
             }
             if !s.reasons.is_empty() {
-                out.extend_from_slice(b",\"reasons\":[");
-                for i in 0..s.rows.len() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    self.write_reasons(&mut out, s, i);
-                }
-                out.push(b']');
+                write_per_row(&mut out, b",\"reasons\":[", s, |o, i| {
+                    self.write_reasons(o, s, i)
+                });
             }
             if !s.rows.errors.is_empty() {
                 out.extend_from_slice(b",\"errors\":");
@@ -368,6 +358,23 @@ impl Endpoint {
         // Only JSON text was written: valid UTF-8.
         String::from_utf8(out).unwrap_or_default()
     }
+}
+
+/// `head`, then one value per row of the batch written by `write`, then `]`.
+fn write_per_row(
+    out: &mut Vec<u8>,
+    head: &[u8],
+    s: &Scored,
+    mut write: impl FnMut(&mut Vec<u8>, usize),
+) {
+    out.extend_from_slice(head);
+    for i in 0..s.rows.len() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, i);
+    }
+    out.push(b']');
 }
 
 fn write_outputs(out: &mut Vec<u8>, values: &[f64]) {
