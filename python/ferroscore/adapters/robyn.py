@@ -146,3 +146,27 @@ def create_app(settings: Settings, conninfo: str) -> Robyn:
             if method not in allowed:
                 add_route(app, method, path, _method_not_allowed(allowed))
     return app
+
+
+def _stop_children() -> None:
+    """The parent of several serving processes forwards the stop and waits for them."""
+    import multiprocess  # Robyn forks its processes with it
+
+    children = multiprocess.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout=15)
+        if child.is_alive():
+            log.warning("serving process %s did not stop; killing it", child.pid)
+            child.kill()
+
+
+def run(settings: Settings, conninfo: str) -> None:
+    """Serves until stopped. The port must have been checked free: Robyn binds it with
+    SO_REUSEPORT, and with `_check_port` it would loop forever asking for another one."""
+    app = create_app(settings, conninfo)
+    if settings.processes > 1:
+        # Robyn's main thread returns once the children are gone; Python then exits normally.
+        on_stop_signal(_stop_children)
+    app.start(host=settings.host, port=settings.port, _check_port=False)

@@ -12,7 +12,7 @@ from psycopg_pool import ConnectionPool
 
 from ferroscore.config import Settings
 from ferroscore.embedded import start_embedded_postgres
-from ferroscore.lifecycle import block_stop_signals, on_stop_signal
+from ferroscore.lifecycle import block_stop_signals
 from ferroscore.migrations import migrate
 from ferroscore.registry import DEMO_MODEL, ModelRegistry
 from ferroscore.service import Service
@@ -41,20 +41,6 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def _stop_children() -> None:
-    """The parent of several serving processes forwards the stop and waits for them."""
-    import multiprocess  # Robyn forks its processes with it
-
-    children = multiprocess.active_children()
-    for child in children:
-        child.terminate()
-    for child in children:
-        child.join(timeout=15)
-        if child.is_alive():
-            log.warning("serving process %s did not stop; killing it", child.pid)
-            child.kill()
-
-
 def serve(settings: Settings) -> int:
     # Before any thread exists, so that every thread inherits the blocked mask.
     block_stop_signals()
@@ -70,12 +56,8 @@ def serve(settings: Settings) -> int:
         if registry.ensure_demo():
             log.info("registered the demo model %r", DEMO_MODEL)
 
-    from ferroscore.adapters.robyn import create_app  # imports Robyn, which reads sys.argv
+    from ferroscore.adapters.robyn import run  # imports Robyn, which reads sys.argv
 
-    app = create_app(settings, conninfo)
-    if settings.processes > 1:
-        # Robyn's main thread returns once the children are gone; Python then exits normally.
-        on_stop_signal(_stop_children)
     example = resources.files("ferroscore.demo").joinpath("example.json")
     url = f"http://{settings.host}:{settings.port}"
     print(f"ferroscore serving on {url}", flush=True)
@@ -84,7 +66,7 @@ def serve(settings: Settings) -> int:
         f"-H 'content-type: application/json' -d @{example}",
         flush=True,
     )
-    app.start(host=settings.host, port=settings.port, _check_port=False)
+    run(settings, conninfo)
     return 0
 
 
