@@ -6,9 +6,11 @@ distributions) that drift monitoring compares live traffic with."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,44 @@ def feature_columns(model: Model, table: pa.Table, exclude: Sequence[str]) -> li
     return columns
 
 
+def trained_vocabularies(artifact: bytes) -> dict[int, list[str]]:
+    """The category lists the training library stored in the artifact, by model column: the
+    codes it was trained with, whatever order the data at hand lists them in. LightGBM keeps
+    pandas' categories (`pandas_categorical`, one list per categorical column in order);
+    xgboost >= 3.1 keeps them in its JSON (`cats`). Empty when the artifact has none."""
+    if artifact.startswith(b"tree"):
+        return _lightgbm_vocabularies(artifact.decode(errors="replace"))
+    if artifact.lstrip().startswith(b"{"):
+        try:
+            document = json.loads(artifact)
+        except ValueError:
+            return {}
+        booster = document.get("learner", {}).get("gradient_booster", {})
+        model = booster.get("model") or booster.get("gbtree", {}).get("model", {})
+        encodings = (model.get("cats") or {}).get("enc") or []
+        found = {}
+        for column, enc in enumerate(encodings):
+            offsets, values = enc.get("offsets") or [], bytes(enc.get("values") or [])
+            if offsets:
+                found[column] = [values[a:b].decode() for a, b in pairwise(offsets)]
+        return found
+    return {}
+
+
+def _lightgbm_vocabularies(text: str) -> dict[int, list[str]]:
+    infos = next((line for line in text.splitlines() if line.startswith("feature_infos=")), "")
+    marker = "\npandas_categorical:"
+    if marker not in text:
+        return {}
+    lists = json.loads(text.rsplit(marker, 1)[1].splitlines()[0] or "null") or []
+    # Categorical columns list their categories ("-1:2:3:0:1"); numeric ones a "[min:max]".
+    columns = [
+        i for i, info in enumerate(infos.removeprefix("feature_infos=").split())
+        if not info.startswith("[") and info != "none"
+    ]  # fmt: skip
+    return {c: [str(w) for w in words] for c, words in zip(columns, lists, strict=False)}
+
+
 def _vocabulary(column: pa.ChunkedArray) -> dict[str, int]:
     """Category → code as pandas (and so xgboost and LightGBM) numbered them in training: a
     dictionary (pandas category) column's own order, else the sorted distinct values."""
@@ -107,9 +147,14 @@ def _has_missing(column: pa.ChunkedArray) -> bool:
     return False
 
 
-def infer_schema(model: Model, table: pa.Table, options: Options | None = None) -> dict[str, Any]:
-    """The input schema of `model` inferred from its training `table`."""
+def infer_schema(
+    model: Model, table: pa.Table, options: Options | None = None, artifact: bytes | None = None
+) -> dict[str, Any]:
+    """The input schema of `model` inferred from its training `table`. With the model's
+    `artifact`, the category codes it stored (see `trained_vocabularies`) take precedence
+    over the data's."""
     o = options or Options()
+    trained = trained_vocabularies(artifact) if artifact is not None else {}
     if o.unknown_category not in ("missing", "error"):
         raise InferenceError("unknown_category is 'missing' or 'error'")
     columns = feature_columns(model, table, o.exclude)
@@ -127,7 +172,11 @@ def infer_schema(model: Model, table: pa.Table, options: Options | None = None) 
             or pa.types.is_large_string(t)
             or (pa.types.is_dictionary(t))
         ):
-            vocabulary = _vocabulary(column)
+            vocabulary = (
+                {w: code for code, w in enumerate(trained[i])}
+                if i in trained
+                else _vocabulary(column)
+            )
             if not vocabulary:
                 raise InferenceError(f"column {name!r} has no values to learn its categories from")
             spec = {"type": "string", "x-ferroscore-categories": vocabulary}

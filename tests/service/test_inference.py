@@ -69,20 +69,34 @@ def test_inferred_schemas_score_the_training_data_exactly(
     np.testing.assert_allclose(scores(model, schema, x), want, atol=1e-6)
 
 
-def test_categories_keep_the_order_they_were_trained_in(tmp_path: Path) -> None:
+@pytest.mark.parametrize("library", ["lightgbm", "xgboost"])
+def test_categories_keep_the_codes_they_were_trained_with(tmp_path: Path, library: str) -> None:
     frame = fraud_frame(2000, seed=3)
     order = ["travel", "online", "grocery", "fuel"]
     frame["merchant"] = frame["merchant"].cat.reorder_categories(order)
     x, y = frame.drop(columns="label"), frame["label"]
-    booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_per_group": 5},
-                        lgb.Dataset(x, y), num_boost_round=20)  # fmt: skip
+    if library == "lightgbm":
+        booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_per_group": 5},
+                            lgb.Dataset(x, y), num_boost_round=20)  # fmt: skip
+        artifact, want = booster.model_to_string().encode(), booster.predict(x)
+    else:
+        fitted = xgb.XGBClassifier(n_estimators=20, max_depth=4, enable_categorical=True,
+                                   tree_method="hist").fit(x, y)  # fmt: skip
+        artifact = bytes(fitted.get_booster().save_raw("json"))
+        want = fitted.predict_proba(x)[:, 1]
     frame.to_parquet(tmp_path / "d.parquet")
-    model = Model.load(booster.model_to_string().encode())
-    schema = infer_schema(model, read_table(tmp_path / "d.parquet"))
-    assert schema["properties"]["merchant"]["x-ferroscore-categories"] == {
-        w: i for i, w in enumerate(order)
-    }
-    np.testing.assert_allclose(scores(model, schema, x), booster.predict(x), atol=1e-6)
+    # In CSV the categories are plain strings: their sorted order is not the trained one.
+    frame.astype({"merchant": str}).to_csv(tmp_path / "d.csv", index=False)
+    model = Model.load(artifact)
+    trained = {w: i for i, w in enumerate(order)}
+    for source in ("d.parquet", "d.csv"):
+        schema = infer_schema(model, read_table(tmp_path / source), artifact=artifact)
+        assert schema["properties"]["merchant"]["x-ferroscore-categories"] == trained
+        np.testing.assert_allclose(scores(model, schema, x), want, atol=1e-6)
+    # Without the artifact's own list, CSV's sorted order maps the codes wrong: the reason
+    # the artifact's list comes first.
+    guessed = infer_schema(model, read_table(tmp_path / "d.csv"))
+    assert guessed["properties"]["merchant"]["x-ferroscore-categories"] != trained
 
 
 def test_margins_strictness_and_unseen_categories(fraud: FraudModels) -> None:

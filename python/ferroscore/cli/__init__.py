@@ -187,7 +187,7 @@ def models_push(
         try:
             loaded = Model.load(artifact)
             table = read_table(data)
-            inferred = infer_schema(loaded, table)
+            inferred = infer_schema(loaded, table, artifact=artifact)
             fields["schema"] = json.dumps(inferred).encode()
             fields["profile"] = json.dumps(reference_profile(loaded, inferred, table)).encode()
         except (FerroscoreError, ValueError, OSError) as e:
@@ -329,9 +329,10 @@ def schema_infer(
         exclude=exclude,
     )
     try:
-        loaded = Model.load(model)
+        artifact = model.read_bytes()
+        loaded = Model.load(artifact)
         table = read_table(data)
-        inferred = infer_schema(loaded, table, options)
+        inferred = infer_schema(loaded, table, options, artifact)
         if profile is not None:
             profile.write_text(json.dumps(reference_profile(loaded, inferred, table)))
     except (FerroscoreError, ValueError, OSError) as e:

@@ -116,12 +116,20 @@ impl<T: ShapTree> Shap<'_, '_, '_, T> {
         let tree = self.tree;
         if tree.is_leaf(node) {
             let value = tree.leaf_value(node) * self.scale;
+            // Every element the row does not follow (one = 0) has the same unwound sum up to
+            // its zero fraction, so its term, -zero × sum / zero, is one sum for them all.
+            let mut cold = None;
             for i in 1..=depth {
-                let w = unwound_sum(path, depth, i);
                 let el = path[i];
-                if let Some(f) = el.feature {
-                    self.phi[f] += w * (el.one_fraction - el.zero_fraction) * value;
-                }
+                let Some(f) = el.feature else { continue };
+                let term = if el.one_fraction != 0.0 {
+                    unwound_sum(path, depth, i) * (el.one_fraction - el.zero_fraction)
+                } else if el.zero_fraction != 0.0 {
+                    -*cold.get_or_insert_with(|| cold_sum(path, depth))
+                } else {
+                    0.0
+                };
+                self.phi[f] += term * value;
             }
             return;
         }
@@ -196,6 +204,12 @@ fn unwind(path: &mut [PathElement], depth: usize, index: usize) {
         path[i].zero_fraction = path[i + 1].zero_fraction;
         path[i].one_fraction = path[i + 1].one_fraction;
     }
+}
+
+/// `unwound_sum` × zero fraction of any element with one fraction 0: the same for them all.
+fn cold_sum(path: &[PathElement], depth: usize) -> f64 {
+    let d1 = depth as f64 + 1.0;
+    (0..depth).map(|i| path[i].pweight * d1 * inv(depth - i)).sum()
 }
 
 /// The total weight the path would have with element `index` unwound, without unwinding it.
