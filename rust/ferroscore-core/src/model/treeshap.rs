@@ -44,9 +44,13 @@ fn inv(n: usize) -> f64 {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// `PathElement::feature` of the root element, which stands for no feature.
+const NO_FEATURE: u32 = u32::MAX;
+
+/// 32 bytes: a path is copied at every node of the walk.
+#[derive(Debug, Clone, Copy)]
 struct PathElement {
-    feature: Option<usize>,
+    feature: u32,
     zero_fraction: f64,
     one_fraction: f64,
     pweight: f64,
@@ -55,6 +59,17 @@ struct PathElement {
 /// The paths of one walk, kept across the trees of a row so that a row allocates once.
 #[derive(Default)]
 pub(crate) struct Scratch(Vec<PathElement>);
+
+impl Default for PathElement {
+    fn default() -> Self {
+        PathElement {
+            feature: NO_FEATURE,
+            zero_fraction: 0.0,
+            one_fraction: 0.0,
+            pweight: 0.0,
+        }
+    }
+}
 
 /// Adds `scale` × each feature's contribution to `phi` (one slot per feature).
 pub(crate) fn add_contributions(
@@ -77,7 +92,7 @@ pub(crate) fn add_contributions(
         phi,
         scale,
     };
-    shap.recurse(0, &mut scratch.0, 0, 0, 1.0, 1.0, None);
+    shap.recurse(0, &mut scratch.0, 0, 0, 1.0, 1.0, NO_FEATURE);
 }
 
 /// Each tree's expected value (its bias column), computed on the first call for contributions
@@ -106,7 +121,7 @@ impl<T: ShapTree> Shap<'_, '_, '_, T> {
         mut depth: usize,
         zero_fraction: f64,
         one_fraction: f64,
-        feature: Option<usize>,
+        feature: u32,
     ) {
         // This level's path lives right after the parent's, which has `depth` elements.
         let start = parent_start + depth;
@@ -121,7 +136,9 @@ impl<T: ShapTree> Shap<'_, '_, '_, T> {
             let mut cold = None;
             for i in 1..=depth {
                 let el = path[i];
-                let Some(f) = el.feature else { continue };
+                if el.feature == NO_FEATURE {
+                    continue;
+                }
                 let term = if el.one_fraction != 0.0 {
                     unwound_sum(path, depth, i) * (el.one_fraction - el.zero_fraction)
                 } else if el.zero_fraction != 0.0 {
@@ -129,11 +146,12 @@ impl<T: ShapTree> Shap<'_, '_, '_, T> {
                 } else {
                     0.0
                 };
-                self.phi[f] += term * value;
+                self.phi[el.feature as usize] += term * value;
             }
             return;
         }
-        let split = tree.split_feature(node);
+        // Feature indices are u32 in every model format.
+        let split = tree.split_feature(node) as u32;
         let hot = tree.hot_child(node, self.row);
         let (l, r) = tree.children(node);
         let cold = if hot == l { r } else { l };
@@ -141,7 +159,7 @@ impl<T: ShapTree> Shap<'_, '_, '_, T> {
         let (hot_zero, cold_zero) = (tree.cover(hot) / cover, tree.cover(cold) / cover);
         let (mut incoming_zero, mut incoming_one) = (1.0, 1.0);
         // A feature split on higher up: undo that split and redo it here.
-        if let Some(k) = (1..=depth).find(|&k| path[k].feature == Some(split)) {
+        if let Some(k) = (1..=depth).find(|&k| path[k].feature == split) {
             incoming_zero = path[k].zero_fraction;
             incoming_one = path[k].one_fraction;
             unwind(path, depth, k);
@@ -154,7 +172,7 @@ impl<T: ShapTree> Shap<'_, '_, '_, T> {
             depth + 1,
             hot_zero * incoming_zero,
             incoming_one,
-            Some(split),
+            split,
         );
         self.recurse(
             cold,
@@ -163,12 +181,12 @@ impl<T: ShapTree> Shap<'_, '_, '_, T> {
             depth + 1,
             cold_zero * incoming_zero,
             0.0,
-            Some(split),
+            split,
         );
     }
 }
 
-fn extend(path: &mut [PathElement], depth: usize, zero: f64, one: f64, feature: Option<usize>) {
+fn extend(path: &mut [PathElement], depth: usize, zero: f64, one: f64, feature: u32) {
     path[depth] = PathElement {
         feature,
         zero_fraction: zero,
@@ -209,7 +227,9 @@ fn unwind(path: &mut [PathElement], depth: usize, index: usize) {
 /// `unwound_sum` × zero fraction of any element with one fraction 0: the same for them all.
 fn cold_sum(path: &[PathElement], depth: usize) -> f64 {
     let d1 = depth as f64 + 1.0;
-    (0..depth).map(|i| path[i].pweight * d1 * inv(depth - i)).sum()
+    (0..depth)
+        .map(|i| path[i].pweight * d1 * inv(depth - i))
+        .sum()
 }
 
 /// The total weight the path would have with element `index` unwound, without unwinding it.
