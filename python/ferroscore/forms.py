@@ -6,11 +6,11 @@ that Robyn 0.88 hands the body over raw instead of decoding it itself (see the a
 
 from __future__ import annotations
 
+import json
+
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 MEDIA_TYPES = (b"multipart/form-data", b"multipart/x-ferroscore-form")
-#: The field an adapter adds when a server decoded a form into files it cannot name.
-SEVERAL_FILES = "__files__"
 
 
 class FormError(ValueError):
@@ -78,3 +78,35 @@ def parse_form(content_type: str, body: bytes) -> dict[str, bytes]:
     if not ended:
         raise FormError("the multipart/form-data body ends before its closing boundary")
     return fields
+
+
+def name_files(fields: dict[str, bytes], files: tuple[bytes, ...]) -> dict[str, bytes]:
+    """Names the files of a push form whose field names the server lost (Robyn 0.88), by
+    what each document is: an input schema (a JSON object with "properties"), thresholds (a
+    JSON list), a profile (a JSON object with "features" and "score"), else the model. Text
+    fields keep their names; a name claimed twice is refused rather than guessed."""
+    named = dict(fields)
+    for data in files:
+        name = _kind_of(data)
+        if name in named:
+            raise FormError(
+                f"two parts of the form are a {name!r}; send the artifact as the only file and"
+                " every other field as text (curl -F 'schema=<schema.json')"
+            )
+        named[name] = data
+    return named
+
+
+def _kind_of(data: bytes) -> str:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return "model"
+    if isinstance(document, list):
+        return "thresholds"
+    if isinstance(document, dict):
+        if "properties" in document and "learner" not in document:
+            return "schema"
+        if {"features", "score"} <= document.keys():
+            return "profile"
+    return "model"

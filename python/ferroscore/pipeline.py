@@ -39,6 +39,8 @@ class Call:
     body: bytes | str
     #: Form fields when the server already decoded a `multipart/form-data` body.
     form: Mapping[str, bytes] | None = None
+    #: The files of such a form, when the server did not keep their field names.
+    form_files: tuple[bytes, ...] = ()
     #: Set by the adapter and middleware (the peer, the caller once keys exist, ...); the
     #: hot routes run without it.
     state: dict[str, Any] | None = None

@@ -179,6 +179,21 @@ def test_versions_rollback_shadow_delete_and_audit(
     assert all(a["actor"] == "127.0.0.1" for a in audit["audit"])
 
 
+def test_files_named_by_what_they_are(server: ServerProcess, fraud: FraudModels) -> None:
+    # As `curl -F model=@m.txt -F schema=@schema.json -F thresholds=@t.json` sends them: the
+    # server keeps no field names for files, so each is named by the document it is.
+    files = {"model": fraud.lightgbm.read_bytes(), "schema": fraud.schema.read_bytes(),
+             "thresholds": json.dumps(THRESHOLDS).encode()}  # fmt: skip
+    status, created = server.upload("/v1/models/files/versions", files, {"metadata": "{}"})
+    assert status == 201, created
+    assert created["thresholds"] == THRESHOLDS
+    status, refused = server.upload("/v1/models/files/versions",
+                                    {"model": files["model"], "again": files["model"]},
+                                    {"schema": fraud.schema.read_text()})  # fmt: skip
+    assert (status, refused["code"]) == (400, "malformed_form")
+    assert "two parts of the form are a 'model'" in refused["message"]
+
+
 def _mismatched_schemas(fraud: FraudModels) -> list[tuple[dict[str, Any], str, str]]:
     good = json.loads(fraud.schema.read_text())
 
@@ -229,7 +244,7 @@ def test_schemas_that_would_score_silently_wrong_are_refused(
         ({}, {"schema": "{}"}, 422, "missing", "/model"),
         ({"model": b"x"}, {}, 422, "missing", "/schema"),
         ({"model": b"x"}, {"schema": "{}", "colour": "red"}, 422, "unknown_field", "/colour"),
-        ({"model": b"x", "schema": b"{}"}, {}, 422, "unknown_field", "/__files__"),
+        ({"model": b"x", "other": b"{}"}, {}, 400, "malformed_form", None),
         ("lgb", {"thresholds": '[{"min": 0.5, "decision": "x"}]'}, 422, "invalid_thresholds",
          "/thresholds/0"),
         ("lgb", {"thresholds": "[1,"}, 400, "malformed_json", None),

@@ -13,7 +13,7 @@ import pytest
 from ferroscore import Endpoint, Model
 from ferroscore.catalog import Served
 from ferroscore.config import Settings
-from ferroscore.forms import FormError, parse_form
+from ferroscore.forms import FormError, name_files, parse_form
 from ferroscore.pipeline import Call, Handler, Reply, compose, json_reply
 from ferroscore.routes import score, versions
 from ferroscore.service import Service
@@ -109,3 +109,15 @@ def test_the_push_handler_refuses_before_storing(service: Service) -> None:
     assert (cut.status, json.loads(cut.body)["code"]) == (400, "malformed_form")
     bad_name = handle(call(body, {"content-type": content_type}, name="../etc"))
     assert (bad_name.status, json.loads(bad_name.body)["code"]) == (400, "invalid_name")
+
+
+def test_files_are_named_by_the_document_they_are() -> None:
+    model, schema = b"tree\nversion=v4\n", b'{"type": "object", "properties": {}}'
+    profile = b'{"rows": 1, "features": {}, "score": {}}'
+    named = name_files({"metadata": b"{}"}, (schema, model, b"[]", profile))
+    assert named == {"metadata": b"{}", "model": model, "schema": schema, "thresholds": b"[]",
+                     "profile": profile}  # fmt: skip
+    xgboost = b'{"learner": {"properties": 1}}'
+    assert name_files({}, (xgboost,)) == {"model": xgboost}
+    with pytest.raises(FormError, match="two parts of the form are a 'schema'"):
+        name_files({"schema": schema}, (schema,))

@@ -6,10 +6,11 @@ request into a `Call` and a `Reply` into Robyn's response, and owns Robyn's quir
   wrk, one core); `test_robyn_adapter` notices when those internals change;
 - a path's other methods get a JSON 405 with `Allow`, where Robyn answers 404 text/plain;
 - Robyn decodes `multipart/form-data` itself before any handler runs, keeping text fields by
-  name but files only by file name (`_form` maps them back), and answers a malformed form
-  with a text/plain 500 that no hook of ours can reach (its global request headers, which
-  could have steered it, are never applied in 0.88). The production front renames the media
-  type so the raw body reaches `ferroscore.forms`, which decodes it strictly;
+  name but files only by file name (`forms.name_files` names them back), and answers a
+  malformed form with a text/plain 500 that no hook of ours can reach (its global request
+  headers, which could have steered it, are never applied in 0.88). The production front
+  renames the media type so the raw body reaches `ferroscore.forms`, which decodes it
+  strictly;
 - Robyn takes over SIGINT/SIGTERM and then neither exits nor runs shutdown handlers, so the
   stop signals are blocked in every thread and handled by `lifecycle`;
 - an exception in a handler becomes a JSON 500 and a log line, never Robyn's text/plain.
@@ -27,7 +28,6 @@ from robyn.argument_parser import Config
 
 from ferroscore.app import handlers, routes
 from ferroscore.config import Settings
-from ferroscore.forms import SEVERAL_FILES
 from ferroscore.lifecycle import on_stop_signal, stop_and_exit
 from ferroscore.pipeline import Call, Handler, Route, error_reply
 from ferroscore.service import Service
@@ -35,22 +35,6 @@ from ferroscore.service import Service
 log = logging.getLogger(__name__)
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
-
-
-def _form(request: Request) -> dict[str, bytes]:
-    """The fields of a form Robyn has already decoded, by field name.
-
-    Robyn keeps text fields by name and files only by file name, so a file is taken as the
-    `model` field when it is the only file and no text field is named `model`; every other
-    field must come as text (`curl -F 'schema=<schema.json'`). Several files cannot be told
-    apart, so they are refused (the `__files__` field) rather than guessed."""
-    form: dict[str, bytes] = {k: v.encode() for k, v in request.form_data.items()}
-    files = list(request.files.values())
-    if len(files) == 1 and "model" not in form:
-        form["model"] = bytes(files[0])
-    elif files:
-        form[SEVERAL_FILES] = b""
-    return form
 
 
 def to_call(request: Request, route: Route) -> Call:
@@ -65,7 +49,9 @@ def to_call(request: Request, route: Route) -> Call:
     if not route.hot:
         call.state = {"peer": request.ip_addr}
         if "multipart/form-data" in (headers.get("content-type") or ""):
-            call.form = _form(request)
+            # Robyn keeps a form's text fields by name, but its files only by file name.
+            call.form = {k: v.encode() for k, v in request.form_data.items()}
+            call.form_files = tuple(bytes(f) for f in request.files.values())
     return call
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from ferroscore._core import ModelLoadError, SchemaError
-from ferroscore.forms import SEVERAL_FILES, FormError, parse_form
+from ferroscore.forms import FormError, name_files, parse_form
 from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply
 from ferroscore.registry import RegistryError, check_name
 from ferroscore.service import Service
@@ -51,7 +51,7 @@ def _guarded(handle: Callable[[Call], Reply]) -> Handler:
 
 def _form(call: Call) -> Mapping[str, bytes]:
     if call.form is not None:
-        return call.form
+        return name_files(dict(call.form), call.form_files)
     return parse_form(call.header("content-type"), call.body_bytes())
 
 
@@ -92,11 +92,6 @@ def push(service: Service) -> Handler:
         unknown = sorted(set(form) - set(FIELDS))
         if unknown:
             message = f"unknown form field {unknown[0]!r}; the fields are {', '.join(FIELDS)}"
-            if unknown[0] == SEVERAL_FILES:
-                message = (
-                    "several files in one form: send only the model as a file and the other"
-                    " fields as text (curl -F 'schema=<schema.json')"
-                )
             return _pointer_error(422, "unknown_field", message, f"/{unknown[0]}")
         for required in ("model", "schema"):
             if not form.get(required):
