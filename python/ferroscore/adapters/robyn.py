@@ -18,9 +18,11 @@ request into a `Call` and a `Reply` into Robyn's response, and owns Robyn's quir
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import inspect
 import logging
+import threading
 from typing import Any
 
 from robyn import Request, Response, Robyn
@@ -59,8 +61,31 @@ def _robyn_path(path: str) -> str:
     return path.replace("{", ":").replace("}", "")
 
 
+#: OS threads whose Python thread state we keep (see `keep_thread_state`).
+_kept_threads: set[int] = set()
+
+
+def keep_thread_state() -> None:
+    """Keeps the calling thread's Python thread state alive after Robyn releases it.
+
+    Robyn's worker threads have no lasting thread state: each call creates one (pyo3's
+    `PyGILState_Ensure`) and destroys it on release, with its frame stack, which cost a fifth
+    of the serving core in mmap/munmap and page faults. One more `PyGILState_Ensure` on the
+    thread, never released, leaves the count above zero, so the state outlives each request;
+    the GIL is still released between requests. Done once per OS thread; the process ends
+    with `os._exit`, so nothing needs releasing."""
+    ident = threading.get_ident()
+    if ident in _kept_threads:
+        return
+    _kept_threads.add(ident)
+    ctypes.pythonapi.PyGILState_Ensure()
+    log.debug("keeping the Python thread state of thread %d (%d kept)", ident, len(_kept_threads))
+
+
 def _endpoint(route: Route, handler: Handler) -> Any:
     def endpoint(request: Request) -> Response:
+        if threading.get_ident() not in _kept_threads:
+            keep_thread_state()
         try:
             reply = handler(to_call(request, route))
         except Exception:
