@@ -13,7 +13,11 @@ request into a `Call` and a `Reply` into Robyn's response, and owns Robyn's quir
   strictly;
 - Robyn takes over SIGINT/SIGTERM and then neither exits nor runs shutdown handlers, so the
   stop signals are blocked in every thread and handled by `lifecycle`;
-- an exception in a handler becomes a JSON 500 and a log line, never Robyn's text/plain.
+- an exception in a handler becomes a JSON 500 and a log line, never Robyn's text/plain;
+- Robyn's worker threads get a Python thread state per request, created and destroyed each
+  time; `keep_thread_state` keeps one per thread instead (half the server CPU per request,
+  `bench/ab.py`), and `test_robyn_calls_us_on_long_lived_threads` notices if Robyn starts
+  using fresh threads.
 """
 
 from __future__ import annotations
@@ -75,8 +79,6 @@ def keep_thread_state() -> None:
     the GIL is still released between requests. Done once per OS thread; the process ends
     with `os._exit`, so nothing needs releasing."""
     ident = threading.get_ident()
-    if ident in _kept_threads:
-        return
     _kept_threads.add(ident)
     ctypes.pythonapi.PyGILState_Ensure()
     log.debug("keeping the Python thread state of thread %d (%d kept)", ident, len(_kept_threads))
