@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: Shadow requests waiting to be scored; past this, new ones are skipped (and counted).
 SHADOW_QUEUE = 1024
+#: Seconds between two checks that the database answers, for readiness.
+DATABASE_CHECK_S = 1.0
 
 
 class ShadowScorer:
@@ -87,6 +89,9 @@ class Service:
         )
         self.shadow = ShadowScorer(self.decisions)
         self.started = False
+        self.database_ok = False
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_database, name="readiness", daemon=True)
 
     def build_endpoint(self, a: Artifact) -> Endpoint:
         """A served endpoint, with this process's request limits."""
@@ -106,25 +111,39 @@ class Service:
         self.catalog.start()
         self.decisions.start()
         self.shadow.start()
+        self.database_ok = self._database_answers()
+        self._watcher.start()
         self.started = True
 
     def stop(self) -> None:
         """Scores the queued shadows, writes the queued decisions and closes the pool."""
         if not self.started:
             return
+        self._stopping.set()
         self.catalog.stop()
         self.shadow.close(timeout=5)
         self.decisions.close(timeout=10)
         self.pool.close()
 
     def is_ready(self) -> bool:
-        """Ready when the models are loaded and the database answers."""
-        if not self.started or not self.catalog.current():
-            return False
+        """Ready when the models are loaded and the database answered its last check. Read
+        from state a thread keeps fresh, so a probe never waits on the database (and never
+        holds up the scoring that shares its worker)."""
+        return self.started and self.database_ok and bool(self.catalog.current())
+
+    def _database_answers(self) -> bool:
         try:
-            with self.pool.connection(timeout=1.0) as conn:
+            with self.pool.connection(timeout=DATABASE_CHECK_S) as conn:
                 conn.execute("SELECT 1")
-        except Exception:
-            log.warning("readiness: database check failed", exc_info=True)
+        except Exception as e:
+            if self.database_ok:
+                log.warning("readiness: the database does not answer (%s)", e)
             return False
         return True
+
+    def _watch_database(self) -> None:
+        while not self._stopping.wait(DATABASE_CHECK_S):
+            ok = self._database_answers()
+            if ok and not self.database_ok:
+                log.info("readiness: the database answers again")
+            self.database_ok = ok
