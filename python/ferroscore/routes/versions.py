@@ -37,16 +37,20 @@ def _version_param(call: Call) -> int:
     return int(raw)
 
 
-def _guarded(handle: Callable[[Call], Reply]) -> Handler:
-    """Turns the registry's refusals into their replies."""
+def _route(fn: Callable[[Service, Call], Reply]) -> Callable[[Service], Handler]:
+    """A lifecycle route bound to its service, with the registry's refusals as their replies."""
 
-    def guarded(call: Call) -> Reply:
-        try:
-            return handle(call)
-        except RegistryError as e:
-            return error_reply(e.status, e.code, e.message)
+    def bind(service: Service) -> Handler:
+        def handle(call: Call) -> Reply:
+            try:
+                return fn(service, call)
+            except RegistryError as e:
+                return error_reply(e.status, e.code, e.message)
 
-    return guarded
+        return handle
+
+    bind.__doc__ = fn.__doc__
+    return bind
 
 
 def _form(call: Call) -> Mapping[str, bytes]:
@@ -72,145 +76,121 @@ def _json_field(form: Mapping[str, bytes], name: str, kind: type) -> Any:
     return value
 
 
-def push(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        name = call.params["name"]
-        check_name(name)
-        limit = service.settings.max_artifact_bytes
-        declared = call.header("content-length")
-        size = int(declared) if declared.isdigit() else len(call.body)
-        if size > limit:
-            return error_reply(
-                413,
-                "payload_too_large",
-                f"the upload is {size} bytes; the limit (FERROSCORE_MAX_ARTIFACT_BYTES) is {limit}",
-            )
-        try:
-            form = _form(call)
-        except FormError as e:
-            return error_reply(400, "malformed_form", str(e))
-        unknown = sorted(set(form) - set(FIELDS))
-        if unknown:
-            message = f"unknown form field {unknown[0]!r}; the fields are {', '.join(FIELDS)}"
-            return _pointer_error(422, "unknown_field", message, f"/{unknown[0]}")
-        for required in ("model", "schema"):
-            if not form.get(required):
-                return _pointer_error(
-                    422, "missing", f"the form field {required!r} is required", f"/{required}"
-                )
-        try:
-            schema = form["schema"].decode()
-        except UnicodeDecodeError:
-            return _pointer_error(400, "malformed_json", "the schema is not UTF-8 text", "/schema")
-        thresholds = _json_field(form, "thresholds", list)
-        metadata = _json_field(form, "metadata", dict)
-        profile = _json_field(form, "profile", dict)
-        try:
-            created = service.registry.register(
-                name,
-                form["model"],
-                schema,
-                thresholds=orjson.dumps(thresholds).decode() if thresholds is not None else None,
-                metadata=metadata,
-                profile=profile,
-                actor=_actor(call),
-            )
-        except ModelLoadError as e:
-            return _pointer_error(422, "model_not_loadable", str(e), "/model")
-        except SchemaError as e:
-            document = getattr(e, "document", "schema")
-            pointer = f"/{document}{getattr(e, 'pointer', '')}"
-            code = "invalid_thresholds" if document == "thresholds" else "schema_mismatch"
-            return _pointer_error(422, code, getattr(e, "message", str(e)), pointer)
-        return json_reply(201, created)
-
-    return _guarded(handle)
-
-
-def list_versions(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        return json_reply(200, {"versions": service.registry.versions(call.params["name"])})
-
-    return _guarded(handle)
-
-
-def get_version(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        found = service.registry.version(call.params["name"], _version_param(call))
-        return json_reply(200, found)
-
-    return _guarded(handle)
-
-
-def activate(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        status = service.registry.activate(call.params["name"], _version_param(call), _actor(call))
-        return json_reply(200, status)
-
-    return _guarded(handle)
-
-
-def rollback(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        return json_reply(200, service.registry.rollback(call.params["name"], _actor(call)))
-
-    return _guarded(handle)
-
-
-def delete_version(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        service.registry.delete(call.params["name"], _version_param(call), _actor(call))
-        return Reply(204, b"", {})
-
-    return _guarded(handle)
-
-
-def put_shadow(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        try:
-            body = orjson.loads(call.body_bytes())
-        except orjson.JSONDecodeError as e:
-            return error_reply(400, "malformed_json", f"the body is not JSON: {e}")
-        if not isinstance(body, dict):
-            return _pointer_error(422, "type", 'expected {"version": v, "share": s}', "")
-        version, share = body.get("version"), body.get("share")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            return _pointer_error(422, "type", "version must be a positive integer", "/version")
-        if not isinstance(share, int | float) or isinstance(share, bool):
-            return _pointer_error(422, "type", "share must be a number from 0 to 1", "/share")
-        if not math.isfinite(share) or not 0 <= share <= 1:
-            return _pointer_error(422, "maximum", "share must be a number from 0 to 1", "/share")
-        if extra := sorted(set(body) - {"version", "share"}):
-            return _pointer_error(
-                422, "unknown_field", f"unknown field {extra[0]!r}", f"/{extra[0]}"
-            )
-        status = service.registry.set_shadow(
-            call.params["name"], version, float(share), _actor(call)
+@_route
+def push(service: Service, call: Call) -> Reply:
+    name = call.params["name"]
+    check_name(name)
+    limit = service.settings.max_artifact_bytes
+    declared = call.header("content-length")
+    size = int(declared) if declared.isdigit() else len(call.body)
+    if size > limit:
+        return error_reply(
+            413,
+            "payload_too_large",
+            f"the upload is {size} bytes; the limit (FERROSCORE_MAX_ARTIFACT_BYTES) is {limit}",
         )
-        return json_reply(200, status)
+    try:
+        form = _form(call)
+    except FormError as e:
+        return error_reply(400, "malformed_form", str(e))
+    unknown = sorted(set(form) - set(FIELDS))
+    if unknown:
+        message = f"unknown form field {unknown[0]!r}; the fields are {', '.join(FIELDS)}"
+        return _pointer_error(422, "unknown_field", message, f"/{unknown[0]}")
+    for required in ("model", "schema"):
+        if not form.get(required):
+            return _pointer_error(
+                422, "missing", f"the form field {required!r} is required", f"/{required}"
+            )
+    try:
+        schema = form["schema"].decode()
+    except UnicodeDecodeError:
+        return _pointer_error(400, "malformed_json", "the schema is not UTF-8 text", "/schema")
+    thresholds = _json_field(form, "thresholds", list)
+    metadata = _json_field(form, "metadata", dict)
+    profile = _json_field(form, "profile", dict)
+    try:
+        created = service.registry.register(
+            name,
+            form["model"],
+            schema,
+            thresholds=orjson.dumps(thresholds).decode() if thresholds is not None else None,
+            metadata=metadata,
+            profile=profile,
+            actor=_actor(call),
+        )
+    except ModelLoadError as e:
+        return _pointer_error(422, "model_not_loadable", str(e), "/model")
+    except SchemaError as e:
+        document = getattr(e, "document", "schema")
+        pointer = f"/{document}{getattr(e, 'pointer', '')}"
+        code = "invalid_thresholds" if document == "thresholds" else "schema_mismatch"
+        return _pointer_error(422, code, getattr(e, "message", str(e)), pointer)
+    return json_reply(201, created)
 
-    return _guarded(handle)
+
+@_route
+def list_versions(service: Service, call: Call) -> Reply:
+    return json_reply(200, {"versions": service.registry.versions(call.params["name"])})
 
 
-def delete_shadow(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        return json_reply(200, service.registry.clear_shadow(call.params["name"], _actor(call)))
-
-    return _guarded(handle)
-
-
-def audit(service: Service) -> Handler:
-    def handle(call: Call) -> Reply:
-        rows = service.registry.audit(call.params["name"])
-        for r in rows:
-            r["at"] = r["at"].isoformat()
-        return json_reply(200, {"audit": rows})
-
-    return _guarded(handle)
+@_route
+def get_version(service: Service, call: Call) -> Reply:
+    found = service.registry.version(call.params["name"], _version_param(call))
+    return json_reply(200, found)
 
 
-def registry(service: Service) -> Handler:
-    def handle(_: Call) -> Reply:
-        return json_reply(200, {"models": service.registry.models()})
+@_route
+def activate(service: Service, call: Call) -> Reply:
+    status = service.registry.activate(call.params["name"], _version_param(call), _actor(call))
+    return json_reply(200, status)
 
-    return _guarded(handle)
+
+@_route
+def rollback(service: Service, call: Call) -> Reply:
+    return json_reply(200, service.registry.rollback(call.params["name"], _actor(call)))
+
+
+@_route
+def delete_version(service: Service, call: Call) -> Reply:
+    service.registry.delete(call.params["name"], _version_param(call), _actor(call))
+    return Reply(204, b"", {})
+
+
+@_route
+def put_shadow(service: Service, call: Call) -> Reply:
+    try:
+        body = orjson.loads(call.body_bytes())
+    except orjson.JSONDecodeError as e:
+        return error_reply(400, "malformed_json", f"the body is not JSON: {e}")
+    if not isinstance(body, dict):
+        return _pointer_error(422, "type", 'expected {"version": v, "share": s}', "")
+    version, share = body.get("version"), body.get("share")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return _pointer_error(422, "type", "version must be a positive integer", "/version")
+    if not isinstance(share, int | float) or isinstance(share, bool):
+        return _pointer_error(422, "type", "share must be a number from 0 to 1", "/share")
+    if not math.isfinite(share) or not 0 <= share <= 1:
+        return _pointer_error(422, "maximum", "share must be a number from 0 to 1", "/share")
+    if extra := sorted(set(body) - {"version", "share"}):
+        return _pointer_error(422, "unknown_field", f"unknown field {extra[0]!r}", f"/{extra[0]}")
+    status = service.registry.set_shadow(call.params["name"], version, float(share), _actor(call))
+    return json_reply(200, status)
+
+
+@_route
+def delete_shadow(service: Service, call: Call) -> Reply:
+    return json_reply(200, service.registry.clear_shadow(call.params["name"], _actor(call)))
+
+
+@_route
+def audit(service: Service, call: Call) -> Reply:
+    rows = service.registry.audit(call.params["name"])
+    for r in rows:
+        r["at"] = r["at"].isoformat()
+    return json_reply(200, {"audit": rows})
+
+
+@_route
+def registry(service: Service, _: Call) -> Reply:
+    return json_reply(200, {"models": service.registry.models()})
