@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-ab bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-ab bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,20 +20,20 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip 'maturin>=1.9,<2'
 
 $(BUILT): $(PY) $(RUST_SOURCES) pyproject.toml
-	maturin develop --release --extras dev,embedded,bench
+	maturin develop --release --extras dev,embedded,bench,offline
 	@touch $@
 
 install: $(BUILT) ## create .venv, install the dependencies, build the extension (release)
 
 build-dev: $(PY) ## build the extension in debug mode, for quick Rust iterations
-	maturin develop --extras dev,embedded,bench
+	maturin develop --extras dev,embedded,bench,offline
 	@rm -f $(BUILT)
 
 build-prod: $(BUILT) ## build the extension in release mode (fat LTO)
 
 lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -D warnings
-	ruff check python tests scripts bench
-	ruff format --check python tests scripts bench
+	ruff check python tests scripts bench examples
+	ruff format --check python tests scripts bench examples
 	mypy
 	$(PY) -m mypy.stubtest ferroscore._core
 	cargo fmt --all --check
@@ -65,21 +65,25 @@ bench-parse: $(BUILT) ## parse + validate vs orjson+msgspec and Pydantic v2: ben
 	$(PY) bench/parsing.py
 
 bench-explain: $(BUILT) ## reason codes (TreeSHAP) vs xgboost pred_contribs, LightGBM, shap: bench/results/explain.md
-	maturin develop --release --extras dev,embedded,bench,explain
+	maturin develop --release --extras dev,embedded,bench,offline,explain
 	$(PY) bench/explain.py
+
+bench-offline: $(BUILT) ## offline scoring: CLI, Dask, Ray, Spark vs LightGBM's predict: bench/results/offline.md
+	$(PY) bench/offline.py
 
 bench-ab: $(BUILT) ## A/B of the HTTP path: BEFORE=<other checkout's venv python> (e.g. a git worktree's .venv/bin/python)
 	cd bench && ../$(PY) ab.py before=$(BEFORE) after=../$(PY) --rounds 5
 
 bench-engines: $(BUILT) ## tree engines side by side (onnxruntime, tl2cgen, lleaves, ...): bench/results/engines.md
-	maturin develop --release --extras dev,embedded,bench,engines
+	maturin develop --release --extras dev,embedded,bench,offline,engines
 	$(PY) bench/engines.py
 
 bench-quick: $(BUILT) ## smoke-run every Python benchmark (reports come out; no speed is asserted)
 	$(PY) bench/kernel.py --quick > /dev/null
 	$(PY) bench/parsing.py --quick > /dev/null
+	$(PY) bench/offline.py --quick > /dev/null
 	cd bench && ../$(PY) peak.py --quick > /dev/null
-	@test -s bench/results/kernel.md && test -s bench/results/parse.md
+	@test -s bench/results/kernel.md && test -s bench/results/parse.md && test -s bench/results/offline.md
 	@grep -q '^| ferroscore |' bench/results/latest.md && test -s bench/results/latest.png
 
 bench-core: ## criterion benches of the Rust core alone (parse, score, whole endpoint)

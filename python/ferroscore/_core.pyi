@@ -1,12 +1,21 @@
 """Type stubs of the Rust extension `ferroscore._core`; checked against it by mypy stubtest."""
 
 import os
-from typing import Literal, final
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
+
+_Cells: TypeAlias = (
+    npt.NDArray[np.float64]
+    | npt.NDArray[np.int64]
+    | npt.NDArray[np.bool_]
+    | tuple[npt.NDArray[np.int32], list[str], bool]
+    | str
+)
 __all__ = [
     "Decision",
     "Endpoint",
@@ -75,6 +84,14 @@ class Model:
     @property
     def feature_names(self) -> list[str] | None: ...
     @property
+    def artifact(self) -> bytes:
+        """The artifact's bytes, as loaded."""
+
+    def __reduce__(self) -> tuple[Callable[[bytes], Model], tuple[bytes]]:
+        """Pickles as the artifact's bytes; `ferroscore.pickling` rebuilds each artifact once
+        per process, however many tasks carry it."""
+
+    @property
     def column_kinds(self) -> list[str]:
         """How each input column is read: "numeric", "categorical", "both" or "unused"."""
 
@@ -139,6 +156,32 @@ class Endpoint:
         RequestError subclass; with `partial`, a batch scores its valid rows instead. With
         `explain` (or the body's `"explain"`), each row carries its top reasons; with
         thresholds, its decision. `request_id` is generated unless given."""
+
+    def score_table(
+        self,
+        columns: Sequence[tuple[str, _Cells, npt.NDArray[np.bool_] | None]],
+        n_rows: int,
+        *,
+        first_row: int = 0,
+        explain: int = 0,
+        max_errors: int = 50,
+        threads: int | None = None,
+    ) -> tuple[
+        npt.NDArray[np.float64],
+        npt.NDArray[np.bool_],
+        npt.NDArray[np.int32],
+        npt.NDArray[np.int32],
+        npt.NDArray[np.float64],
+        list[tuple[str, str, str]],
+    ]:
+        """Reads a table's columns by the schema and scores every row (see
+        `ferroscore.scorer`). `columns` are `(name, cells, nulls)`: `cells` a float64, int64 or
+        bool array, `(int32 codes, words, text)`, or the name of a type no feature reads;
+        `nulls` a bool array or None. Returns scores (rows x outputs, NaN where refused),
+        whether each row is valid, each row's decision as its rule's index (-1: none), the
+        model columns of its top reasons and their contributions (rows x explain; -1 and NaN
+        past the last), and the problems as `(pointer, code, message)`, at most `max_errors`.
+        Large tables are split over `threads` threads (default: the global pool)."""
 
 @final
 class Decision:

@@ -205,6 +205,35 @@ def infer_schema(
     }
 
 
+def open_schema(model: Model, data: pa.Schema | None = None) -> dict[str, Any]:
+    """The schema of a model that comes without one: a feature per column the model reads,
+    named as the model names it (`f0`, `f1`, ... otherwise), nullable and unbounded; a string
+    of the model's own categories where it stored them (others score as missing), else typed
+    as the columns of `data` (a boolean, an integer) or a number."""
+    trained = trained_vocabularies(model.artifact)
+    names = model.feature_names or [f"f{i}" for i in range(model.n_features)]
+    properties: dict[str, Any] = {}
+    for i, (name, kind) in enumerate(zip(names, model.column_kinds, strict=True)):
+        if kind == "unused":
+            continue
+        t = data.field(name).type if data is not None and name in data.names else pa.float64()
+        spec: dict[str, Any] = {"type": [_open_type(t), "null"]}
+        if i in trained:
+            spec = {
+                "type": ["string", "null"],
+                "x-ferroscore-categories": {w: code for code, w in enumerate(trained[i])},
+                "x-ferroscore-unknown-category": "missing",
+            }
+        properties[name] = {**spec, "x-ferroscore-column": i}
+    return {"$schema": SCHEMA_URI, "type": "object", "properties": properties}
+
+
+def _open_type(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "boolean"
+    return "integer" if pa.types.is_integer(t) else "number"
+
+
 def model_inputs(schema: dict[str, Any], table: pa.Table, n_features: int) -> np.ndarray:
     """The training rows as the model reads them (float64, NaN = missing), through `schema`."""
     x = np.full((table.num_rows, n_features), np.nan)

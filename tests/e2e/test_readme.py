@@ -1,6 +1,6 @@
-"""The README's commands run as written: the API tour against a live server, and the "Serve
-your own model" walk-through against `ferroscore serve` on its embedded PostgreSQL, as
-`make serve` runs it. Only the address changes, to the test server's."""
+"""The README's commands run as written: the API tour against a live server, the "Serve your
+own model" walk-through against `ferroscore serve` on its embedded PostgreSQL, as `make serve`
+runs it, and the offline job. Only the address changes, to the test server's."""
 
 from __future__ import annotations
 
@@ -85,3 +85,22 @@ def test_serve_your_own_model(tmp_path: Path, spawn_server: Callable[..., Server
     actions = [a["action"] for a in audit["audit"]]
     assert actions == ["register", "activate", "register", "shadow", "activate", "rollback",
                        "register"]  # fmt: skip
+
+
+def test_offline_and_at_scale(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    steps = commands("## Offline and at scale", "## Configuration")
+    assert len(steps) >= 4
+    for command in steps:
+        run(command, ADDRESS, tmp_path)
+    import pyarrow.parquet as pq
+
+    scores = pq.read_table(tmp_path / "loans" / "scores.parquet")
+    assert scores.num_rows == 200_000
+    assert {"application_id", "score", "decision"} <= set(scores.column_names)
+    reasons = (tmp_path / "loans" / "reasons.csv").read_text().splitlines()
+    assert reasons[0] == '"application_id","score","reason_1","reason_1_contribution",' + (
+        '"reason_2","reason_2_contribution"'
+    )
+    dask = pq.read_table(tmp_path / "loans" / "dask-scores").sort_by("application_id")
+    assert dask.column("score").equals(scores.sort_by("application_id").column("score"))

@@ -1,6 +1,6 @@
 """The `ferroscore` command: `serve` and `migrate` run the service; `models ...` drive a running
 server's lifecycle API; `schema infer` writes a model's input schema from its training data;
-`config` prints the settings table."""
+`score` scores files offline; `config` prints the settings table."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ferroscore._core import FerroscoreError, Model, __version__
 from ferroscore.cli.client import ApiError, Client
+from ferroscore.cli.score import score
 from ferroscore.config import ConfigError, Settings, markdown_table
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -37,7 +38,8 @@ def _settings(**overrides: Any) -> Settings:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ferroscore")
 def cli() -> None:
-    """Real-time model scoring: serve models, manage their versions, infer their schemas."""
+    """Real-time model scoring: serve models, manage their versions, infer their schemas, score
+    files offline."""
 
 
 @cli.command()
@@ -338,6 +340,9 @@ def schema_infer(
     except (FerroscoreError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(json.dumps(inferred, indent=2))
+
+
+cli.add_command(score)
 
 
 def main(argv: list[str] | None = None) -> int:

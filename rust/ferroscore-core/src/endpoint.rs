@@ -1,9 +1,10 @@
 //! A served model version: its compiled schema bound to its loaded model. Turns request bytes
 //! into the response bytes and the decision to record, in one pass and without Python.
 
+use crate::columns::{read_columns, Column};
 use crate::error::{FieldError, RequestError, SchemaError};
 use crate::fit::check_fit;
-use crate::model::{Model, Output};
+use crate::model::{predict_parallel, Model, Output};
 use crate::request::{parse_request, Format, Limits, Rows};
 use crate::schema::{Kind, Schema};
 use crate::thresholds::Thresholds;
@@ -162,12 +163,48 @@ impl Endpoint {
         explain: usize,
         request_id: Option<String>,
     ) -> Result<Scored, RequestError> {
-        let model = self.model.as_ref();
         let rows = self.parse(body, format, partial)?;
-        let explain = rows.explain.unwrap_or(explain).min(model.n_features());
+        let explain = rows.explain.unwrap_or(explain);
+        let mut scored = self.evaluate(rows, explain, request_id, false);
+        scored.response = self.response(&scored);
+        Ok(scored)
+    }
+
+    /// Reads a table's columns by this version's schema (see `columns::read_columns`).
+    pub fn read_columns(
+        &self,
+        columns: &[Column<'_>],
+        n_rows: usize,
+        first_row: usize,
+        max_errors: usize,
+    ) -> Rows {
+        let model = self.model.as_ref();
+        read_columns(
+            &self.schema,
+            model.precision(),
+            model.n_features(),
+            columns,
+            n_rows,
+            first_row,
+            max_errors,
+        )
+    }
+
+    /// Scores rows already read, from a request or a table, with `explain` reasons per row;
+    /// the response bytes are left empty. With `parallel`, a large batch is split over
+    /// rayon's pool (offline scoring; the service keeps one request on one thread).
+    pub fn evaluate(
+        &self,
+        rows: Rows,
+        explain: usize,
+        request_id: Option<String>,
+        parallel: bool,
+    ) -> Scored {
+        let model = self.model.as_ref();
+        let explain = explain.min(model.n_features());
         let n_outputs = model.n_outputs(Output::Response);
         let mut scores = vec![f64::NAN; rows.len() * n_outputs];
-        model.predict_rows(&rows.values, Output::Response, &mut scores);
+        predict_parallel(model, &rows.values, Output::Response, &mut scores, parallel);
         // Rows a partial batch refused were scored with the rest; their scores are not given.
         for (i, out) in scores.chunks_exact_mut(n_outputs.max(1)).enumerate() {
             if !rows.valid[i] {
@@ -182,9 +219,9 @@ impl Endpoint {
         let reasons = if explain == 0 {
             Vec::new()
         } else {
-            self.reasons(&rows, explain)
+            self.reasons(&rows, explain, parallel)
         };
-        let mut scored = Scored {
+        Scored {
             request_id,
             rows,
             n_outputs,
@@ -192,9 +229,15 @@ impl Endpoint {
             reasons,
             response: Vec::new(),
             scored_at_ns,
-        };
-        scored.response = self.response(&scored);
-        Ok(scored)
+        }
+    }
+
+    /// The threshold decision of row `i` as the index of its rule.
+    pub fn decision_index(&self, scored: &Scored, i: usize) -> Option<usize> {
+        match scored.row_scores(i) {
+            [score] if scored.rows.valid[i] => self.thresholds.decide_index(*score),
+            _ => None,
+        }
     }
 
     fn response(&self, s: &Scored) -> Vec<u8> {
@@ -248,45 +291,67 @@ impl Endpoint {
 
     /// The top `k` columns of each valid row by absolute contribution to the margin of the
     /// row's leading output (the predicted class of a multiclass model).
-    fn reasons(&self, rows: &Rows, k: usize) -> Vec<Vec<Reason>> {
+    fn reasons(&self, rows: &Rows, k: usize, parallel: bool) -> Vec<Vec<Reason>> {
+        use rayon::prelude::*;
+        let model = self.model.as_ref();
+        let groups = model.n_outputs(Output::Margin);
+        let scratch = || {
+            let contributions = vec![0.0; groups * (model.n_features() + 1)];
+            (contributions, vec![0.0; groups])
+        };
+        let row = |(contributions, margin): &mut (Vec<f64>, Vec<f64>), i: usize| {
+            if rows.valid[i] {
+                self.row_reasons(rows.row(i), k, contributions, margin)
+            } else {
+                Vec::new()
+            }
+        };
+        // TreeSHAP costs tens of microseconds a row: a few hundred rows repay the threads.
+        if parallel && rows.len() >= 256 {
+            (0..rows.len())
+                .into_par_iter()
+                .map_init(scratch, row)
+                .collect()
+        } else {
+            let mut s = scratch();
+            (0..rows.len()).map(|i| row(&mut s, i)).collect()
+        }
+    }
+
+    fn row_reasons(
+        &self,
+        x: &[f64],
+        k: usize,
+        contributions: &mut [f64],
+        margin: &mut [f64],
+    ) -> Vec<Reason> {
         let model = self.model.as_ref();
         let n = model.n_features();
-        let groups = model.n_outputs(Output::Margin);
-        let mut contributions = vec![0.0; groups * (n + 1)];
-        let mut margin = vec![0.0; groups];
-        (0..rows.len())
-            .map(|i| {
-                if !rows.valid[i]
-                    || model
-                        .contributions(rows.row(i), &mut contributions)
-                        .is_err()
-                {
-                    return Vec::new();
-                }
-                model.predict_row(rows.row(i), Output::Margin, &mut margin);
-                let group = (0..groups)
-                    .max_by(|&a, &b| margin[a].total_cmp(&margin[b]))
-                    .unwrap_or(0);
-                let row = &contributions[group * (n + 1)..group * (n + 1) + n];
-                let mut ranked: Vec<Reason> = row
-                    .iter()
-                    .enumerate()
-                    .filter(|(c, _)| self.feature_of_column[*c].is_some())
-                    .map(|(column, &contribution)| Reason {
-                        column,
-                        contribution,
-                    })
-                    .collect();
-                ranked.sort_by(|a, b| {
-                    b.contribution
-                        .abs()
-                        .total_cmp(&a.contribution.abs())
-                        .then(a.column.cmp(&b.column))
-                });
-                ranked.truncate(k);
-                ranked
+        if model.contributions(x, contributions).is_err() {
+            return Vec::new();
+        }
+        model.predict_row(x, Output::Margin, margin);
+        let group = (0..margin.len())
+            .max_by(|&a, &b| margin[a].total_cmp(&margin[b]))
+            .unwrap_or(0);
+        let row = &contributions[group * (n + 1)..group * (n + 1) + n];
+        let mut ranked: Vec<Reason> = row
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| self.feature_of_column[*c].is_some())
+            .map(|(column, &contribution)| Reason {
+                column,
+                contribution,
             })
-            .collect()
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.contribution
+                .abs()
+                .total_cmp(&a.contribution.abs())
+                .then(a.column.cmp(&b.column))
+        });
+        ranked.truncate(k);
+        ranked
     }
 
     fn write_decision(&self, out: &mut Vec<u8>, s: &Scored, i: usize) {

@@ -2,6 +2,7 @@
 //! validate them against a model's compiled input schema, score exactly, write the response.
 #![forbid(unsafe_code)]
 
+pub mod columns;
 pub mod decision;
 pub mod endpoint;
 pub mod error;

@@ -97,11 +97,11 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
 }
 
 #[cold]
-fn feature_tail(name: &str) -> String {
+pub(crate) fn feature_tail(name: &str) -> String {
     format!("/features/{}", escape_token(name))
 }
 
-fn missing_value(f: &Feature) -> f64 {
+pub(crate) fn missing_value(f: &Feature) -> f64 {
     match f.missing {
         Missing::Nan => f64::NAN,
         Missing::Default(x) => x,
@@ -110,7 +110,7 @@ fn missing_value(f: &Feature) -> f64 {
 
 /// Checks one value against its feature; on success, the number the model reads.
 #[inline]
-fn check(
+pub(crate) fn check(
     feature: &Feature,
     value: &Scalar<'_>,
     precision: Precision,

@@ -91,13 +91,17 @@ impl Thresholds {
 
     /// The decision for a score; NaN (an unscored row) has none.
     pub fn decide(&self, score: f64) -> Option<&str> {
-        if self.rules.is_empty() || score.is_nan() {
+        self.decide_index(score).map(|i| self.rules[i].1.as_str())
+    }
+
+    /// The decision for a score as the index of its rule.
+    pub fn decide_index(&self, score: f64) -> Option<usize> {
+        if score.is_nan() {
             return None;
         }
         self.rules
             .iter()
-            .find(|(min, _)| min.is_none_or(|m| score >= m))
-            .map(|(_, d)| d.as_str())
+            .position(|(min, _)| min.is_none_or(|m| score >= m))
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::errors::{malformed_text, request_error, schema_error};
 use crate::gil::{release_gil_if, DETACH_ABOVE_BYTES};
 use crate::model::Model;
+use crate::table;
 use ferroscore_core::{self as core, Format, Limits};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -15,6 +16,7 @@ const DEFAULT: Limits = Limits::DEFAULT;
 #[pyclass(module = "ferroscore._core", frozen)]
 pub struct Endpoint {
     inner: Arc<core::Endpoint>,
+    source: Arc<[u8]>,
     schema: String,
     thresholds: Option<String>,
 }
@@ -62,6 +64,7 @@ impl Endpoint {
                 .map_err(|e| schema_error(py, e))?;
         Ok(Endpoint {
             inner: Arc::new(inner),
+            source: model.source.clone(),
             schema: schema.to_owned(),
             thresholds: thresholds.map(str::to_owned),
         })
@@ -81,6 +84,7 @@ impl Endpoint {
     fn model(&self) -> Model {
         Model {
             inner: self.inner.model_arc(),
+            source: self.source.clone(),
         }
     }
 
@@ -142,6 +146,47 @@ impl Endpoint {
             }
             Err(e) => Err(request_error(py, &e)),
         }
+    }
+
+    /// Reads a table's columns by the schema and scores every row, as `ferroscore.offline`
+    /// calls it: `columns` are `(name, cells, nulls)` (see `table::hold`), `first_row`
+    /// numbers the rows in the errors' pointers, `max_errors` caps the problems kept. Large
+    /// tables are split over the thread pool (`threads` threads, else the global pool), with
+    /// the GIL released throughout.
+    #[pyo3(signature = (columns, n_rows, *, first_row=0, explain=0, max_errors=50, threads=None))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments, as Python sees them
+    fn score_table<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Vec<Bound<'py, PyAny>>,
+        n_rows: usize,
+        first_row: usize,
+        explain: usize,
+        max_errors: usize,
+        threads: Option<usize>,
+    ) -> PyResult<table::ScoredTable<'py>> {
+        let held = columns
+            .iter()
+            .map(table::hold)
+            .collect::<PyResult<Vec<_>>>()?;
+        let borrowed = held
+            .iter()
+            .map(|c| c.borrow(n_rows))
+            .collect::<PyResult<Vec<_>>>()?;
+        let endpoint = self.inner.as_ref();
+        let explain = explain.min(endpoint.model().n_features());
+        let pool = threads.map(table::pool).transpose()?;
+        let scored = py.detach(|| {
+            let work = || {
+                let rows = endpoint.read_columns(&borrowed, n_rows, first_row, max_errors);
+                endpoint.evaluate(rows, explain, None, true)
+            };
+            match pool {
+                Some(p) => p.install(work),
+                None => work(),
+            }
+        });
+        table::scored_table(py, endpoint, scored, explain)
     }
 }
 

@@ -5,6 +5,7 @@ mod endpoint;
 mod errors;
 mod gil;
 mod model;
+mod table;
 
 use pyo3::prelude::*;
 

@@ -17,6 +17,8 @@ use std::sync::Arc;
 #[pyclass(module = "ferroscore._core", frozen)]
 pub struct Model {
     pub inner: Arc<dyn core::Model>,
+    /// The artifact it was loaded from: what a pickle carries.
+    pub source: Arc<[u8]>,
 }
 
 fn output_kind(output: &str) -> PyResult<Output> {
@@ -116,19 +118,35 @@ impl Model {
     #[staticmethod]
     #[pyo3(signature = (source, format=None))]
     fn load(py: Python<'_>, source: &Bound<'_, PyAny>, format: Option<&str>) -> PyResult<Self> {
-        let inner = if let Ok(bytes) = source.cast::<PyBytes>() {
-            let data = bytes.as_bytes();
-            py.detach(|| core::load_model(data, format))
+        let data: Arc<[u8]> = if let Ok(bytes) = source.cast::<PyBytes>() {
+            bytes.as_bytes().into()
         } else {
             let path: PathBuf = source.extract().map_err(|_| {
                 PyTypeError::new_err("source must be bytes or a path to a model file")
             })?;
-            let data = py.detach(|| std::fs::read(&path))?;
-            py.detach(|| core::load_model(&data, format))
+            py.detach(|| std::fs::read(&path))?.into()
         };
+        let inner = py.detach(|| core::load_model(&data, format));
         Ok(Model {
             inner: inner.map_err(model_error)?,
+            source: data,
         })
+    }
+
+    /// The artifact's bytes, as loaded.
+    #[getter]
+    fn artifact<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.source)
+    }
+
+    /// Pickles as the artifact's bytes; `ferroscore.pickling` rebuilds each artifact once per
+    /// process, however many tasks carry it.
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let restore = py.import("ferroscore.pickling")?.getattr("restore_model")?;
+        Ok((restore, (self.artifact(py),)))
     }
 
     #[getter]
