@@ -183,6 +183,48 @@ def test_categorical_bitsets_match_lightgbm() -> None:
     assert "cat_threshold=" in text
 
 
+def test_categorical_splits_without_missing_values_match_lightgbm() -> None:
+    # No missing input in a block: the walk takes the one-comparison test.
+    x, y = _categorical()
+    x = np.nan_to_num(x[10:], nan=2.0)
+    _parity({"objective": "binary", "max_cat_to_onehot": 1, "min_data_per_group": 5},
+            x, y[10:], categorical_feature=[0])  # fmt: skip
+
+
+def test_more_distinct_categorical_splits_than_derived_inputs_match_lightgbm() -> None:
+    # Hundreds of categories split hundreds of ways: past the derived inputs' limit, those
+    # trees are walked node by node.
+    rng = np.random.default_rng(5)
+    n = 6000
+    cat = rng.integers(0, 400, n).astype(np.float64)
+    num = rng.normal(size=n)
+    y = ((cat % 7 < 3) ^ (num > 0)).astype(np.float64)
+    x = np.column_stack([cat, num, rng.integers(0, 50, n).astype(np.float64)])
+    text = _parity(
+        {"objective": "binary", "max_cat_to_onehot": 1, "min_data_per_group": 2,
+         "cat_smooth": 1, "max_cat_threshold": 200, "num_leaves": 31},
+        x, y, rounds=40, categorical_feature=[0, 2],
+    )  # fmt: skip
+    assert _distinct_categorical_splits(text) > 256
+
+
+def _distinct_categorical_splits(text: str) -> int:
+    """The distinct (column, bitset) pairs of the model's categorical splits."""
+    keys = set()
+    for block in text.split("\nTree=")[1:]:
+        f = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if "cat_boundaries" not in f:
+            continue
+        bounds = [int(b) for b in f["cat_boundaries"].split()]
+        words = f["cat_threshold"].split()
+        for column, kind, at in zip(f["split_feature"].split(), f["decision_type"].split(),
+                                    f["threshold"].split(), strict=True):  # fmt: skip
+            if int(kind) & 1:
+                c = int(float(at))
+                keys.add((column, tuple(words[bounds[c] : bounds[c + 1]])))
+    return len(keys)
+
+
 def test_ranking_scores_match_lightgbm() -> None:
     x, y = DIABETES.data, np.floor(DIABETES.target / 100)
     _parity({"objective": "lambdarank"}, x, y, group=[len(x) // 2, len(x) - len(x) // 2])

@@ -64,6 +64,9 @@ struct Tree {
     /// Training rows through each inner node, then each leaf: TreeSHAP's cover.
     counts: Vec<f64>,
     depth: usize,
+    /// Per inner node, for a categorical split in the lock-step layout, the derived input
+    /// that holds its outcome (see `Derived`).
+    derived: Vec<Option<u32>>,
 }
 
 impl Tree {
@@ -76,19 +79,14 @@ impl Tree {
         node - inner
     }
 
-    /// Left iff the category's bit is set; NaN, negatives and values past the bitset go right.
-    fn categorical_left(&self, n: usize, x: f64) -> bool {
-        // LightGBM truncates to int first: -0.5 is category 0, -1 is negative.
-        let t = x.trunc();
-        if x.is_nan() || t < 0.0 || t >= f64::from(i32::MAX) {
-            return false;
-        }
-        let category = t as usize;
+    /// The bitset of categorical node `n`: the categories that go left.
+    fn bitset(&self, n: usize) -> &[u32] {
         let c = self.nodes[n].threshold as usize;
-        let words = &self.cat_threshold[self.cat_boundaries[c]..self.cat_boundaries[c + 1]];
-        words
-            .get(category / 32)
-            .is_some_and(|w| (w >> (category % 32)) & 1 == 1)
+        &self.cat_threshold[self.cat_boundaries[c]..self.cat_boundaries[c + 1]]
+    }
+
+    fn categorical_left(&self, n: usize, x: f64) -> bool {
+        in_bitset(self.bitset(n), x)
     }
 
     /// The next node of inner node `n` for `row`, in TreeSHAP's numbering (leaves after
@@ -153,6 +151,77 @@ fn numeric_left(dt: u8, x: f64, threshold: f64) -> bool {
     }
 }
 
+/// Whether category `x` goes left: its bit is set. NaN, negatives and values past the bitset
+/// go right.
+fn in_bitset(words: &[u32], x: f64) -> bool {
+    // LightGBM truncates to int first: -0.5 is category 0, -1 is negative.
+    let t = x.trunc();
+    if x.is_nan() || t < 0.0 || t >= f64::from(i32::MAX) {
+        return false;
+    }
+    let category = t as usize;
+    words
+        .get(category / 32)
+        .is_some_and(|w| (w >> (category % 32)) & 1 == 1)
+}
+
+/// Categorical splits brought into the lock-step layout. Each distinct (column, bitset) is a
+/// derived input, 0.0 where the category goes left and 1.0 where it goes right, computed once
+/// per row; the split becomes the numeric split `derived > 0.5` on it, never missing. A row
+/// pays one bitset lookup per distinct split instead of a node-by-node walk of every tree
+/// that has one.
+#[derive(Debug, Default)]
+struct Derived {
+    splits: Vec<(usize, Vec<u32>)>,
+}
+
+impl Derived {
+    /// More distinct splits than this cost a row more lookups than walking saves.
+    const MAX: usize = 256;
+
+    /// Numbers the distinct categorical splits of `trees` after the `n_features` inputs and
+    /// records each node's input in its tree; none when there are more than `MAX`.
+    fn number(trees: &mut [Tree], n_features: usize) -> Self {
+        let mut index: FxHashMap<(usize, Vec<u32>), u32> = FxHashMap::default();
+        let mut splits = Vec::new();
+        // Linear trees keep the node-by-node walk: their leaves read the row.
+        for tree in trees.iter_mut().filter(|t| t.linear.is_none()) {
+            tree.derived = (0..tree.nodes.len())
+                .map(|n| {
+                    let node = &tree.nodes[n];
+                    if node.decision_type & CATEGORICAL == 0 {
+                        return None;
+                    }
+                    let key = (node.feature as usize, tree.bitset(n).to_vec());
+                    let next = (n_features + splits.len()) as u32;
+                    Some(*index.entry(key.clone()).or_insert_with(|| {
+                        splits.push(key);
+                        next
+                    }))
+                })
+                .collect();
+        }
+        if splits.len() > Self::MAX {
+            trees.iter_mut().for_each(|t| t.derived.clear());
+            return Derived::default();
+        }
+        Derived { splits }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.splits.is_empty()
+    }
+
+    /// Appends the derived inputs of `row` to `out`.
+    fn extend(&self, row: &[f64], out: &mut Vec<f64>) {
+        out.extend(
+            self.splits
+                .iter()
+                .map(|(c, words)| if in_bitset(words, row[*c]) { 0.0 } else { 1.0 }),
+        );
+    }
+}
+
 /// LightGBM's decision in the lock-step layout: `numeric_left` with the missing type worked
 /// out at load, so a non-missing input costs one comparison.
 #[derive(Debug)]
@@ -180,6 +249,11 @@ impl Rule for Lgb {
 impl Source<Lgb> for Tree {
     fn split(&self, node: usize) -> Option<(Node<f64>, usize, usize)> {
         let n = self.nodes.get(node)?;
+        let children = (self.node_id(n.left), self.node_id(n.right));
+        if let Some(&Some(input)) = self.derived.get(node) {
+            let split = Node::split(0.5, input as usize, 0);
+            return Some((split, children.0, children.1));
+        }
         let dt = n.decision_type;
         // Where NaN goes: the default side for missing types Zero and NaN, else where 0.0 goes.
         let mut flags = 0;
@@ -190,7 +264,7 @@ impl Source<Lgb> for Tree {
             flags |= ZERO_MISSING;
         }
         let split = Node::split(n.threshold, n.feature as usize, flags);
-        Some((split, self.node_id(n.left), self.node_id(n.right)))
+        Some((split, children.0, children.1))
     }
 
     fn leaf(&self, node: usize) -> f64 {
@@ -238,8 +312,10 @@ pub struct LgbModel {
     objective: String,
     n_features: usize,
     feature_names: Vec<String>,
-    /// The lock-step layout of the numeric trees without linear leaves.
+    /// The lock-step layout of the trees without linear leaves whose categorical splits (if
+    /// any) are derived inputs.
     forest: Forest<Lgb>,
+    derived: Derived,
     /// Some split has missing type Zero: near-zero inputs are missing too.
     zero_missing: bool,
     /// Each tree's expected value, for contributions.
@@ -287,18 +363,21 @@ impl LgbModel {
             n.decision_type & CATEGORICAL == 0
                 && (n.decision_type >> MISSING_SHIFT) & 3 == MISSING_ZERO
         });
+        let derived = Derived::number(&mut trees, n_features);
+        let width = n_features + derived.splits.len();
         let mut forest = Forest::new();
         for tree in &trees {
-            let numeric = tree
-                .nodes
-                .iter()
-                .all(|n| n.decision_type & CATEGORICAL == 0);
-            let laid_out = numeric && tree.linear.is_none();
-            forest.push(laid_out.then_some(tree), tree.depth, n_features);
+            let categorical = |(n, node): (usize, &LgbNode)| {
+                node.decision_type & CATEGORICAL != 0
+                    && tree.derived.get(n).is_none_or(|d| d.is_none())
+            };
+            let laid_out = !tree.nodes.iter().enumerate().any(categorical) && tree.linear.is_none();
+            forest.push(laid_out.then_some(tree), tree.depth, width);
         }
         Ok(LgbModel {
             shap_bias: std::sync::OnceLock::new(),
             forest,
+            derived,
             zero_missing,
             trees,
             per_iteration,
@@ -314,7 +393,14 @@ impl LgbModel {
         out.fill(0.0);
         let k = self.per_iteration;
         let row = &row[..self.n_features];
-        let xs = Row::new(row, f64::NAN, |x| x);
+        let xs = if self.derived.is_empty() {
+            Row::new(row, f64::NAN, |x| x)
+        } else {
+            let mut wide = Vec::with_capacity(self.n_features + self.derived.splits.len());
+            wide.extend_from_slice(row);
+            self.derived.extend(row, &mut wide);
+            Row::new(&wide, f64::NAN, |x| x)
+        };
         self.forest.for_each_leaf(
             &xs,
             self.present(row),
@@ -469,10 +555,21 @@ impl Model for LgbModel {
             return;
         }
         let mut xs = Block::new();
+        let mut wide = Vec::new();
         for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
             dst.fill(0.0);
             let present = self.present(block);
-            xs.fill(block, width, f64::NAN, |x| x);
+            if self.derived.is_empty() {
+                xs.fill(block, width, f64::NAN, |x| x);
+            } else {
+                wide.clear();
+                for row in block.chunks_exact(width) {
+                    wide.extend_from_slice(row);
+                    self.derived.extend(row, &mut wide);
+                }
+                let wide_width = width + self.derived.splits.len();
+                xs.fill(&wide, wide_width, f64::NAN, |x| x);
+            }
             for (t, tree) in self.trees.iter().enumerate() {
                 let g = t % k;
                 self.forest.walk_block(
@@ -622,6 +719,7 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
         linear,
         counts,
         depth,
+        derived: Vec::new(),
     };
     Ok(tree)
 }
