@@ -195,6 +195,47 @@ def test_categorical_splits_match_xgboost(tmp_path: Path) -> None:
     _assert_parity(booster, x, tmp_path, **dm)
 
 
+@pytest.mark.parametrize("missing", [0.05, 0.0], ids=["some-missing", "none-missing"])
+def test_categorical_splits_with_odd_categories_match_xgboost(
+    missing: float, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(2)
+    n = 3000
+    cat = rng.integers(0, 40, n).astype(np.float64)
+    num = rng.normal(size=n)
+    y = (np.isin(cat, [1, 4, 7, 9, 33, 38]) ^ (num > 0.3)).astype(np.float64)
+    x = np.column_stack([cat, num])
+    x[rng.random(x.shape) < missing] = np.nan
+    dm = {"feature_types": ["c", "q"], "enable_categorical": True}
+    params = {"objective": "binary:logistic", "max_depth": 5, "max_cat_to_onehot": 1}
+    booster = _train(params, x, y, rounds=30, **dm)
+    # Unseen, negative, fractional and huge categories at prediction time.
+    x[:9, 0] = [-1, -0.5, 0.7, 41, 1e9, 2.9, 63, 64, 33.2]
+    _assert_parity(booster, x, tmp_path, **dm)
+
+
+def test_more_distinct_category_sets_than_derived_inputs_match_xgboost(tmp_path: Path) -> None:
+    # Hundreds of categories split hundreds of ways: past the derived inputs' limit, the trees
+    # that split on them are walked node by node.
+    rng = np.random.default_rng(4)
+    n = 6000
+    cat = rng.integers(0, 400, n).astype(np.float64)
+    num = rng.normal(size=n)
+    y = ((cat % 7 < 3) ^ (num > 0)).astype(np.float64)
+    x = np.column_stack([cat, num])
+    dm = {"feature_types": ["c", "q"], "enable_categorical": True}
+    params = {"objective": "binary:logistic", "max_depth": 6, "max_cat_to_onehot": 1,
+              "max_cat_threshold": 200}  # fmt: skip
+    booster = _train(params, x, y, rounds=40, **dm)
+    trees = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
+    sets = set()
+    for t in trees:
+        bounds = zip(t["categories_segments"], t["categories_sizes"], strict=True)
+        sets |= {tuple(t["categories"][a : a + k]) for a, k in bounds}
+    assert len(sets) > 256
+    _assert_parity(booster, x, tmp_path, **dm)
+
+
 def test_bad_input_is_refused_clearly(demo_model_bytes: bytes) -> None:
     model = Model.load(demo_model_bytes)
     with pytest.raises(ValueError, match="30 features"):

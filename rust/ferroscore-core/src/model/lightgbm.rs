@@ -3,7 +3,7 @@
 //! and every built-in objective's output transform, all in float64 as LightGBM computes.
 
 use super::lockstep::{
-    Block, Forest, Node, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH, ZERO_MISSING,
+    Block, Derived, Forest, Node, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH, ZERO_MISSING,
 };
 use super::treeshap::{self, ShapTree};
 use super::{ColumnUse, Model, Output};
@@ -165,60 +165,13 @@ fn in_bitset(words: &[u32], x: f64) -> bool {
         .is_some_and(|w| (w >> (category % 32)) & 1 == 1)
 }
 
-/// Categorical splits brought into the lock-step layout. Each distinct (column, bitset) is a
-/// derived input, 0.0 where the category goes left and 1.0 where it goes right, computed once
-/// per row; the split becomes the numeric split `derived > 0.5` on it, never missing. A row
-/// pays one bitset lookup per distinct split instead of a node-by-node walk of every tree
-/// that has one.
-#[derive(Debug, Default)]
-struct Derived {
-    splits: Vec<(usize, Vec<u32>)>,
-}
-
-impl Derived {
-    /// More distinct splits than this cost a row more lookups than walking saves.
-    const MAX: usize = 256;
-
-    /// Numbers the distinct categorical splits of `trees` after the `n_features` inputs and
-    /// records each node's input in its tree; none when there are more than `MAX`.
-    fn number(trees: &mut [Tree], n_features: usize) -> Self {
-        let mut index: FxHashMap<(usize, Vec<u32>), u32> = FxHashMap::default();
-        let mut splits = Vec::new();
-        // Linear trees keep the node-by-node walk: their leaves read the row.
-        for tree in trees.iter_mut().filter(|t| t.linear.is_none()) {
-            tree.derived = (0..tree.nodes.len())
-                .map(|n| {
-                    let node = &tree.nodes[n];
-                    if node.decision_type & CATEGORICAL == 0 {
-                        return None;
-                    }
-                    let key = (node.feature as usize, tree.bitset(n).to_vec());
-                    let next = (n_features + splits.len()) as u32;
-                    Some(*index.entry(key.clone()).or_insert_with(|| {
-                        splits.push(key);
-                        next
-                    }))
-                })
-                .collect();
-        }
-        if splits.len() > Self::MAX {
-            trees.iter_mut().for_each(|t| t.derived.clear());
-            return Derived::default();
-        }
-        Derived { splits }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.splits.is_empty()
-    }
-
-    /// Appends the derived inputs of `row` to `out`.
-    fn extend(&self, row: &[f64], out: &mut Vec<f64>) {
-        out.extend(
-            self.splits
-                .iter()
-                .map(|(c, words)| if in_bitset(words, row[*c]) { 0.0 } else { 1.0 }),
-        );
+/// A categorical split's outcome as a derived input (see `lockstep::Derived`): 0.0 where the
+/// category goes left, 1.0 where it goes right; never missing, so the split is `> 0.5`.
+fn outcome(words: &[u32], x: f64) -> f64 {
+    if in_bitset(words, x) {
+        0.0
+    } else {
+        1.0
     }
 }
 
@@ -315,7 +268,7 @@ pub struct LgbModel {
     /// The lock-step layout of the trees without linear leaves whose categorical splits (if
     /// any) are derived inputs.
     forest: Forest<Lgb>,
-    derived: Derived,
+    derived: Derived<Vec<u32>>,
     /// Some split has missing type Zero: near-zero inputs are missing too.
     zero_missing: bool,
     /// Each tree's expected value, for contributions.
@@ -363,8 +316,24 @@ impl LgbModel {
             n.decision_type & CATEGORICAL == 0
                 && (n.decision_type >> MISSING_SHIFT) & 3 == MISSING_ZERO
         });
-        let derived = Derived::number(&mut trees, n_features);
-        let width = n_features + derived.splits.len();
+        // Linear trees keep the node-by-node walk: their leaves read the row.
+        let (derived, inputs) = Derived::number(
+            n_features,
+            trees.iter().map(|t| {
+                (0..t.nodes.len())
+                    .map(|n| {
+                        let node = &t.nodes[n];
+                        let categorical = node.decision_type & CATEGORICAL != 0;
+                        (categorical && t.linear.is_none())
+                            .then(|| (node.feature as usize, t.bitset(n).to_vec()))
+                    })
+                    .collect()
+            }),
+        );
+        for (tree, inputs) in trees.iter_mut().zip(inputs) {
+            tree.derived = inputs;
+        }
+        let width = n_features + derived.len();
         let mut forest = Forest::new();
         for tree in &trees {
             let categorical = |(n, node): (usize, &LgbNode)| {
@@ -396,9 +365,9 @@ impl LgbModel {
         let xs = if self.derived.is_empty() {
             Row::new(row, f64::NAN, |x| x)
         } else {
-            let mut wide = Vec::with_capacity(self.n_features + self.derived.splits.len());
-            wide.extend_from_slice(row);
-            self.derived.extend(row, &mut wide);
+            let mut wide = Vec::with_capacity(self.n_features + self.derived.len());
+            self.derived
+                .widen(row, self.n_features, &mut wide, |set, x| outcome(set, x));
             Row::new(&wide, f64::NAN, |x| x)
         };
         self.forest.for_each_leaf(
@@ -562,13 +531,9 @@ impl Model for LgbModel {
             if self.derived.is_empty() {
                 xs.fill(block, width, f64::NAN, |x| x);
             } else {
-                wide.clear();
-                for row in block.chunks_exact(width) {
-                    wide.extend_from_slice(row);
-                    self.derived.extend(row, &mut wide);
-                }
-                let wide_width = width + self.derived.splits.len();
-                xs.fill(&wide, wide_width, f64::NAN, |x| x);
+                self.derived
+                    .widen(block, width, &mut wide, |set, x| outcome(set, x));
+                xs.fill(&wide, width + self.derived.len(), f64::NAN, |x| x);
             }
             for (t, tree) in self.trees.iter().enumerate() {
                 let g = t % k;

@@ -7,6 +7,9 @@
 //! results are bit-identical to the node-by-node walk. Rows with nothing missing take a test
 //! of one comparison.
 
+use rustc_hash::FxHashMap;
+use std::hash::Hash;
+
 /// Trees deeper than this keep the node-by-node walk: a lock-step walk takes every path as
 /// long as the longest.
 const MAX_DEPTH: usize = 64;
@@ -332,6 +335,72 @@ fn lanes(chunk: &[Option<Root>]) -> Option<[Root; LANES]> {
         *root = (*tree)?;
     }
     Some(roots)
+}
+
+/// Categorical splits brought into the layout. Each distinct (column, set) of a model's
+/// categorical splits becomes a derived input after the row's own, holding the split's outcome
+/// as a number the model's rule computes once per row; the split becomes a numeric one on it.
+/// A row then pays one set lookup per distinct split instead of a node-by-node walk of every
+/// tree that has one.
+#[derive(Debug)]
+pub struct Derived<K> {
+    splits: Vec<(usize, K)>,
+}
+
+impl<K: Eq + Hash + Clone> Derived<K> {
+    /// More distinct splits than this would cost a row more lookups than walking saves.
+    pub const MAX: usize = 256;
+
+    /// Numbers the distinct `(column, set)` splits after the `n_features` inputs. `trees`
+    /// gives each tree's nodes, `Some((column, set))` for a categorical split; the result
+    /// gives each such node's derived input. None at all when there are more than `MAX`.
+    pub fn number(
+        n_features: usize,
+        trees: impl Iterator<Item = Vec<Option<(usize, K)>>>,
+    ) -> (Self, Vec<Vec<Option<u32>>>) {
+        let mut index: FxHashMap<(usize, K), u32> = FxHashMap::default();
+        let mut splits = Vec::new();
+        let mut inputs = Vec::new();
+        for nodes in trees {
+            let tree = nodes.into_iter().map(|key| {
+                let key = key?;
+                let next = (n_features + splits.len()) as u32;
+                Some(*index.entry(key.clone()).or_insert_with(|| {
+                    splits.push(key);
+                    next
+                }))
+            });
+            inputs.push(tree.collect::<Vec<_>>());
+        }
+        if splits.len() > Self::MAX {
+            inputs.iter_mut().for_each(Vec::clear);
+            splits.clear();
+        }
+        (Derived { splits }, inputs)
+    }
+
+    pub fn len(&self) -> usize {
+        self.splits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.splits.is_empty()
+    }
+
+    /// Each row of `rows` (`width` inputs) followed by its derived inputs, into `out`.
+    pub fn widen(
+        &self,
+        rows: &[f64],
+        width: usize,
+        out: &mut Vec<f64>,
+        outcome: impl Fn(&K, f64) -> f64,
+    ) {
+        out.clear();
+        for row in rows.chunks_exact(width) {
+            out.extend_from_slice(row);
+            out.extend(self.splits.iter().map(|(c, set)| outcome(set, row[*c])));
+        }
+    }
 }
 
 #[cfg(test)]

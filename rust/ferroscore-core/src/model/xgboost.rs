@@ -1,7 +1,9 @@
 //! XGBoost JSON models (xgboost 2.x and 3.x): gbtree and DART, numeric and categorical splits,
 //! scalar or per-output `base_score`, summed in float32 in file order as xgboost does.
 
-use super::lockstep::{self, Block, Forest, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH};
+use super::lockstep::{
+    self, Block, Derived, Forest, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH,
+};
 use super::objective::Link;
 use super::treeshap::{self, ShapTree};
 use super::{ColumnUse, Model, Output};
@@ -132,6 +134,9 @@ struct Tree {
     depth: usize,
     /// Sorted per node, so membership is a binary search.
     categories: Vec<u32>,
+    /// Per node, for a categorical split in the lock-step layout, the derived input that
+    /// holds its outcome (see `lockstep::Derived`).
+    derived: Vec<Option<u32>>,
 }
 
 impl Tree {
@@ -161,13 +166,33 @@ impl Tree {
         (if left { n.left } else { n.right }) as usize
     }
 
-    /// Right iff the category is in the node's set; negatives and values past 2^24 go left.
     fn goes_right(&self, n: &Node, x: f32) -> bool {
-        if !(0.0..16_777_216.0).contains(&x) {
-            return false;
-        }
-        let set = &self.categories[n.cat_start as usize..(n.cat_start + n.cat_len) as usize];
-        set.binary_search(&(x as u32)).is_ok()
+        in_set(self.set(n), x)
+    }
+
+    /// The categories that go right at categorical node `n`, sorted.
+    fn set(&self, n: &Node) -> &[u32] {
+        &self.categories[n.cat_start as usize..(n.cat_start + n.cat_len) as usize]
+    }
+}
+
+/// Right iff the category is in the set; negatives and values past 2^24 go left.
+fn in_set(set: &[u32], x: f32) -> bool {
+    (0.0..16_777_216.0).contains(&x) && set.binary_search(&(x as u32)).is_ok()
+}
+
+/// A categorical split's outcome as a derived input (see `lockstep::Derived`): 1.0 where the
+/// category goes right, 0.0 where it goes left, NaN where it is missing (the split's flags
+/// send it to the default side), so the split is `>= 0.5`.
+fn outcome(set: &[u32], x: f64) -> f64 {
+    // xgboost reads its input as float32 before testing it.
+    let x = x as f32;
+    if x.is_nan() {
+        f64::NAN
+    } else if in_set(set, x) {
+        1.0
+    } else {
+        0.0
     }
 }
 
@@ -199,7 +224,10 @@ impl Source<Xgb> for Tree {
         } else {
             0
         };
-        let split = lockstep::Node::split(n.value, n.feature as usize, flags);
+        let split = match self.derived.get(node) {
+            Some(&Some(input)) => lockstep::Node::split(0.5, input as usize, flags),
+            _ => lockstep::Node::split(n.value, n.feature as usize, flags),
+        };
         (n.flags & LEAF == 0).then_some((split, n.left as usize, n.right as usize))
     }
 
@@ -239,8 +267,9 @@ impl ShapTree for Tree {
 #[derive(Debug)]
 pub struct XgbModel {
     trees: Vec<Tree>,
-    /// The lock-step layout of the trees without categorical splits.
+    /// The lock-step layout of the trees whose categorical splits (if any) are derived inputs.
     forest: Forest<Xgb>,
+    derived: Derived<Vec<u32>>,
     tree_group: Vec<u32>,
     tree_weight: Option<Vec<f32>>,
     base_margin: Vec<f32>,
@@ -332,14 +361,37 @@ impl XgbModel {
                 "feature_names does not match num_feature".into(),
             ));
         }
+        let mut trees = trees;
+        let (derived, inputs) = Derived::number(
+            n_features,
+            trees.iter().map(|t| {
+                let split = |n: &Node| (n.feature as usize, t.set(n).to_vec());
+                let categorical = |n: &&Node| n.flags & (CATEGORICAL | LEAF) == CATEGORICAL;
+                t.nodes
+                    .iter()
+                    .map(|n| Some(n).filter(categorical).map(split))
+                    .collect()
+            }),
+        );
+        for (tree, inputs) in trees.iter_mut().zip(inputs) {
+            tree.derived = inputs;
+        }
         let mut forest = Forest::new();
         for tree in &trees {
-            let laid_out = tree.nodes.iter().all(|n| n.flags & CATEGORICAL == 0);
-            forest.push(laid_out.then_some(tree), tree.depth, n_features);
+            let laid_out = tree.nodes.iter().enumerate().all(|(i, n)| {
+                n.flags & (CATEGORICAL | LEAF) != CATEGORICAL
+                    || tree.derived.get(i).is_some_and(Option::is_some)
+            });
+            forest.push(
+                laid_out.then_some(tree),
+                tree.depth,
+                n_features + derived.len(),
+            );
         }
         Ok(XgbModel {
             shap_bias: std::sync::OnceLock::new(),
             forest,
+            derived,
             trees,
             tree_group,
             tree_weight: weights,
@@ -356,7 +408,14 @@ impl XgbModel {
         m.copy_from_slice(&self.base_margin);
         // xgboost reads its input as float32.
         let row = &row[..self.n_features];
-        let xs = Row::new(row, f32::NAN, |x| x as f32);
+        let xs = if self.derived.is_empty() {
+            Row::new(row, f32::NAN, |x| x as f32)
+        } else {
+            let mut wide = Vec::with_capacity(self.n_features + self.derived.len());
+            self.derived
+                .widen(row, self.n_features, &mut wide, |set, x| outcome(set, x));
+            Row::new(&wide, f32::NAN, |x| x as f32)
+        };
         self.forest.for_each_leaf(
             &xs,
             !row.iter().any(|x| x.is_nan()),
@@ -463,11 +522,18 @@ impl Model for XgbModel {
             return;
         }
         let mut xs = Block::new();
+        let mut wide = Vec::new();
         let mut acc = vec![0f32; BLOCK * groups];
         for (block, dst) in rows.chunks(BLOCK * width).zip(out.chunks_mut(BLOCK * k)) {
             let n = block.len() / width;
             // xgboost reads its input as float32: convert each value once per block.
-            xs.fill(block, width, f32::NAN, |x| x as f32);
+            if self.derived.is_empty() {
+                xs.fill(block, width, f32::NAN, |x| x as f32);
+            } else {
+                self.derived
+                    .widen(block, width, &mut wide, |set, x| outcome(set, x));
+                xs.fill(&wide, width + self.derived.len(), f32::NAN, |x| x as f32);
+            }
             let present = !block.iter().any(|x| x.is_nan());
             let acc = &mut acc[..n * groups];
             for m in acc.chunks_exact_mut(groups) {
@@ -616,6 +682,7 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
         covers,
         depth,
         categories,
+        derived: Vec::new(),
     })
 }
 
