@@ -72,7 +72,7 @@ bench-offline: $(BUILT) ## offline scoring: CLI, Dask, Ray, Spark vs LightGBM's 
 	$(PY) bench/offline.py
 
 bench-ab: $(BUILT) ## A/B of the HTTP path: BEFORE=<other checkout's venv python> (e.g. a git worktree's .venv/bin/python)
-	cd bench && ../$(PY) ab.py before=$(BEFORE) after=../$(PY) --rounds 5
+	cd bench && ../$(PY) ab.py before=$(BEFORE) after=$(abspath $(PY)) --rounds 5
 
 bench-engines: $(BUILT) ## tree engines side by side (onnxruntime, tl2cgen, lleaves, ...): bench/results/engines.md
 	maturin develop --release --extras dev,embedded,bench,offline,engines
