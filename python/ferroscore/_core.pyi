@@ -202,3 +202,17 @@ class Decision:
 
     def rows(self) -> list[tuple[int, str, list[float], str | None]]:
         """The scored rows: `(row_index, features_json, scores, decision)`."""
+
+    def records(self) -> list[tuple[int, str, list[float], str | None]]:
+        """Each row as hooks read it: `(row_index, values_json, scores, decision)`, the
+        values as the caller sent them (a category as its string, missing as null), valid
+        rows only."""
+
+    def inputs(self) -> npt.NDArray[np.float64]:
+        """The model's input rows (rows x features, NaN = missing), every row of the
+        request."""
+
+    def with_decisions(self, decisions: list[str | None]) -> Decision:
+        """This decision with `decisions` (one per row of the request) as the final
+        decisions, in place of the thresholds': what the log records after a decision
+        hook."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ferroscore.pipeline import Call, Handler, Middleware, Reply, Route, compose
-from ferroscore.routes import health, models, score, versions
+from ferroscore.routes import extensions, health, models, score, versions
 from ferroscore.service import Service
 
 MODEL = "/v1/models/{name}"
@@ -47,6 +47,7 @@ def routes(service: Service) -> list[Route]:
         r("GET", "/health/live", health.live, "The process answers", scope="public"),
         r("GET", "/health/ready", health.ready(s), "Models loaded and the database answers",
           scope="public"),
+        *extensions.routes(s),
     ]  # fmt: skip
 
 

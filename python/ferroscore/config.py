@@ -113,6 +113,12 @@ SETTINGS: tuple[Setting, ...] = (
             2, 100),
     Setting("log_level", "FERROSCORE_LOG_LEVEL", "INFO", "log level",
             choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting("hooks", "FERROSCORE_HOOKS", None,
+            "the Python module whose hooks the service runs (`package.module`; see "
+            "[Extend it in Python](#extend-it-in-python))"),
+    Setting("hook_budget_ms", "FERROSCORE_HOOK_BUDGET_MS", 250,
+            "a hook's time budget unless it declares its own; past it, 503 `hook_timeout`",
+            1, 60_000),
 )  # fmt: skip
 
 _CHECKS: dict[str, Callable[[str], None]] = {"DATABASE_URL": _check_database_url}
@@ -139,6 +145,8 @@ class Settings:
     decision_flush_ms: int
     db_pool_size: int
     log_level: str
+    hooks: str | None
+    hook_budget_ms: int
 
     def limits(self) -> dict[str, int]:
         """The request limits, as `Endpoint` takes them."""

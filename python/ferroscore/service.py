@@ -10,6 +10,7 @@ import threading
 
 from psycopg_pool import ConnectionPool
 
+from ferroscore import hooks
 from ferroscore._core import Endpoint, Model, RequestError
 from ferroscore.catalog import Catalog
 from ferroscore.config import Settings
@@ -88,10 +89,21 @@ class Service:
             flush_interval_s=settings.decision_flush_ms / 1000,
         )
         self.shadow = ShadowScorer(self.decisions)
+        self.hooks = hooks.load(settings.hooks)
+        self.hook_runner = hooks.Runner(settings.hook_budget_ms)
+        self.hook_cache = hooks.TTLCache()
         self.started = False
         self.database_ok = False
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch_database, name="readiness", daemon=True)
+
+    def hook_context(self, request_id: str, model: str | None = None,
+                     version: int | None = None) -> hooks.Context:  # fmt: skip
+        """What a hook of this process knows of its request."""
+        return hooks.Context(
+            request_id, model, version, None, None, self.pool if self.started else None,
+            self.hook_cache,
+        )  # fmt: skip
 
     def build_endpoint(self, a: Artifact) -> Endpoint:
         """A served endpoint, with this process's request limits."""
@@ -123,6 +135,7 @@ class Service:
         self.catalog.stop()
         self.shadow.close(timeout=5)
         self.decisions.close(timeout=10)
+        self.hook_runner.close()
         self.pool.close()
 
     def is_ready(self) -> bool:

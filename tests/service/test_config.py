@@ -137,6 +137,11 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _started(env, url).pool.max_size == 3),
     "FERROSCORE_LOG_LEVEL": ({"FERROSCORE_LOG_LEVEL": "debug"},
         lambda env, url: Settings.from_env(env).log_level == "DEBUG"),
+    # Any importable module is a hooks module, with or without hooks.
+    "FERROSCORE_HOOKS": ({"FERROSCORE_HOOKS": "json"},
+        lambda env, url: _service(env, url).hooks.module == "json"),
+    "FERROSCORE_HOOK_BUDGET_MS": ({"FERROSCORE_HOOK_BUDGET_MS": "7"},
+        lambda env, url: _service(env, url).hook_runner.budget_ms == 7),
 }  # fmt: skip
 
 

@@ -47,11 +47,21 @@ def cli() -> None:
 @click.option("--port", type=int, help="overrides FERROSCORE_PORT")
 @click.option("--processes", type=int, help="overrides FERROSCORE_PROCESSES")
 @click.option("--workers", type=int, help="overrides FERROSCORE_WORKERS")
-def serve(host: str | None, port: int | None, processes: int | None, workers: int | None) -> None:
+@click.option("--hooks", help="overrides FERROSCORE_HOOKS: the module of your hooks")
+def serve(
+    host: str | None, port: int | None, processes: int | None, workers: int | None,
+    hooks: str | None,
+) -> None:  # fmt: skip
     """Serve the active models over HTTP."""
+    from ferroscore.lifecycle import block_stop_signals
+
+    # Before anything starts a thread: numpy's OpenBLAS starts its own at import, and a
+    # thread that does not block SIGTERM would let Robyn take it.
+    block_stop_signals()
     from ferroscore.cli.serve import serve as run
 
-    sys.exit(run(_settings(host=host, port=port, processes=processes, workers=workers)))
+    settings = _settings(host=host, port=port, processes=processes, workers=workers, hooks=hooks)
+    sys.exit(run(settings))
 
 
 @cli.command()

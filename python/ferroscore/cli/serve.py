@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
+import sys
 from importlib import resources
 
 from psycopg_pool import ConnectionPool
 
+from ferroscore import hooks
 from ferroscore.config import Settings
 from ferroscore.embedded import start_embedded_postgres
 from ferroscore.lifecycle import block_stop_signals
@@ -44,6 +47,17 @@ def port_is_free(host: str, port: int) -> bool:
 def serve(settings: Settings) -> int:
     # Before any thread exists, so that every thread inherits the blocked mask.
     block_stop_signals()
+    # A hooks module is found where the command runs, as an app module is by uvicorn.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        declared = hooks.load(settings.hooks)
+    except hooks.HookError as e:
+        log.error("%s", e)
+        return 2
+    if declared.module:
+        names = [h.name for h in (*declared.decide.values(), *declared.routes)]
+        log.info("hooks from %s: %s", declared.module, ", ".join(names) or "none declared")
     if not port_is_free(settings.host, settings.port):
         log.error("port %s:%d is already in use; set FERROSCORE_PORT", settings.host, settings.port)
         return 2

@@ -12,6 +12,7 @@ import random
 
 from ferroscore._core import MalformedRequestError, PayloadTooLargeError, RequestError
 from ferroscore.pipeline import Call, Handler, Reply, error_reply
+from ferroscore.routes.decide import decide
 from ferroscore.service import Service
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
@@ -43,6 +44,8 @@ def _bad_query(name: str, value: str, expected: str) -> Reply:
 
 def score(service: Service) -> Handler:
     current, record = service.catalog.current, service.decisions.record
+    # None without decision hooks: the hot path then pays one comparison for them.
+    hooked = service.hooks.decide or None
 
     def handle(call: Call) -> Reply:
         served = current().get(name := call.params["name"])
@@ -69,9 +72,13 @@ def score(service: Service) -> Handler:
             )
         except RequestError as e:
             return request_error_reply(e)
+        if hooked is not None and (hook := hooked.get(name)) is not None:
+            reply, decision = decide(service, hook, served.champion, body, decision)
+        else:
+            reply = Reply(200, body)
         record(decision)
         if served.shadow is not None and random.random() < served.share:
             service.shadow.submit(served.shadow, call.body, ndjson, partial, decision.request_id)
-        return Reply(200, body)
+        return reply
 
     return handle

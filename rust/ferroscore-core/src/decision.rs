@@ -6,8 +6,15 @@
 use crate::endpoint::{write_number, Endpoint, Scored};
 
 /// Appends one COPY line per scored row of `scored` to `out`; `role` says whether the
-/// version answered the caller ("champion") or was scored beside it ("shadow").
-pub fn copy_rows(endpoint: &Endpoint, scored: &Scored, role: &str, out: &mut Vec<u8>) {
+/// version answered the caller ("champion") or was scored beside it ("shadow"). `decisions`,
+/// one per row, replaces the thresholds' (a decision hook's final say).
+pub fn copy_rows(
+    endpoint: &Endpoint,
+    scored: &Scored,
+    role: &str,
+    decisions: Option<&[Option<String>]>,
+    out: &mut Vec<u8>,
+) {
     let mut created_at = Vec::with_capacity(32);
     write_timestamp(&mut created_at, scored.scored_at_ns);
     for i in (0..scored.rows.len()).filter(|&i| scored.rows.valid[i]) {
@@ -32,7 +39,11 @@ pub fn copy_rows(endpoint: &Endpoint, scored: &Scored, role: &str, out: &mut Vec
         out.push(b'\t');
         out.extend_from_slice(&created_at);
         out.push(b'\t');
-        match endpoint.decision(scored, i) {
+        let decision = match decisions {
+            Some(d) => d.get(i).and_then(Option::as_deref),
+            None => endpoint.decision(scored, i),
+        };
+        match decision {
             Some(d) => escape(out, d.as_bytes()),
             None => out.extend_from_slice(b"\\N"),
         }

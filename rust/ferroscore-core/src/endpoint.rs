@@ -406,6 +406,25 @@ impl Endpoint {
         }
     }
 
+    /// The features of row `i` as the caller sent them: keyed by schema name, a category as
+    /// its string, a boolean as such, missing as null. What hooks read.
+    pub fn values_json(&self, scored: &Scored, i: usize) -> String {
+        let row = scored.rows.row(i);
+        let mut out = Vec::with_capacity(24 * self.schema.features().len());
+        out.push(b'{');
+        for (k, f) in self.schema.features().iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            write_string(&mut out, &f.name);
+            out.push(b':');
+            self.write_value(&mut out, k, row[f.column]);
+        }
+        out.push(b'}');
+        // Only JSON text was written: valid UTF-8.
+        String::from_utf8(out).unwrap_or_default()
+    }
+
     /// The features of row `i` as a JSON object keyed by schema name (missing → null).
     pub fn features_json(&self, scored: &Scored, i: usize) -> String {
         let row = scored.rows.row(i);

@@ -6,7 +6,9 @@ use crate::gil::{release_gil_if, DETACH_ABOVE_BYTES};
 use crate::model::Model;
 use crate::table;
 use ferroscore_core::{self as core, Format, Limits};
-use pyo3::exceptions::PyTypeError;
+use numpy::ndarray::Array2;
+use numpy::{IntoPyArray, PyArray2};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use std::sync::Arc;
@@ -141,6 +143,7 @@ impl Endpoint {
                     Decision {
                         endpoint: self.inner.clone(),
                         scored,
+                        decisions: None,
                     },
                 ))
             }
@@ -209,6 +212,8 @@ fn body_bytes<'a>(py: Python<'_>, body: &'a Bound<'_, PyAny>) -> PyResult<&'a [u
 pub struct Decision {
     endpoint: Arc<core::Endpoint>,
     scored: core::Scored,
+    /// A decision hook's final decision per row, in place of the thresholds'.
+    decisions: Option<Vec<Option<String>>>,
 }
 
 #[pymethods]
@@ -244,7 +249,8 @@ impl Decision {
     #[pyo3(signature = (role="champion"))]
     fn copy_rows<'py>(&self, py: Python<'py>, role: &str) -> Bound<'py, PyBytes> {
         let mut out = Vec::with_capacity(1024);
-        core::decision::copy_rows(&self.endpoint, &self.scored, role, &mut out);
+        let decisions = self.decisions.as_deref();
+        core::decision::copy_rows(&self.endpoint, &self.scored, role, decisions, &mut out);
         PyBytes::new(py, &out)
     }
 
@@ -258,9 +264,56 @@ impl Decision {
                     i,
                     self.endpoint.features_json(s, i),
                     s.row_scores(i).to_vec(),
-                    self.endpoint.decision(s, i),
+                    self.decision_of(i),
                 )
             })
             .collect()
+    }
+
+    /// Each row as hooks read it: `(row_index, values_json, scores, decision)`, the values
+    /// as the caller sent them (a category as its string, missing as null), valid rows only.
+    fn records(&self) -> Vec<(usize, String, Vec<f64>, Option<&str>)> {
+        let s = &self.scored;
+        (0..s.rows.len())
+            .filter(|&i| s.rows.valid[i])
+            .map(|i| {
+                let values = self.endpoint.values_json(s, i);
+                (i, values, s.row_scores(i).to_vec(), self.decision_of(i))
+            })
+            .collect()
+    }
+
+    /// The model's input rows (rows × features, NaN = missing), every row of the request.
+    fn inputs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let rows = &self.scored.rows;
+        Array2::from_shape_vec((rows.len(), rows.width), rows.values.clone())
+            .map(|a| a.into_pyarray(py))
+            .map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    /// This decision with `decisions` (one per row of the request) as the final decisions,
+    /// in place of the thresholds': what the log records after a decision hook.
+    fn with_decisions(&self, decisions: Vec<Option<String>>) -> PyResult<Self> {
+        if decisions.len() != self.scored.rows.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} decisions for {} rows",
+                decisions.len(),
+                self.scored.rows.len()
+            )));
+        }
+        Ok(Decision {
+            endpoint: self.endpoint.clone(),
+            scored: self.scored.clone(),
+            decisions: Some(decisions),
+        })
+    }
+}
+
+impl Decision {
+    fn decision_of(&self, i: usize) -> Option<&str> {
+        match &self.decisions {
+            Some(d) => d.get(i).and_then(Option::as_deref),
+            None => self.endpoint.decision(&self.scored, i),
+        }
     }
 }

@@ -1,0 +1,378 @@
+"""Hooks: a little Python around a score, without editing ferroscore. A module named by
+`FERROSCORE_HOOKS` (or `ferroscore serve --hooks`) declares them with decorators:
+
+    from ferroscore.hooks import Context, Outcome, Reject, Scored, decide, route
+
+    @decide("card-fraud")
+    def overlay(scored: Scored, ctx: Context) -> Outcome | None:
+        '''Decline amounts over 5,000, whatever the score.'''
+        return Outcome([
+            "decline" if row.values["amount"] > 5000 else None for row in scored.rows
+        ])
+
+    @route("GET", "/v1/ext/fraud/ping")
+    def ping(call: Call, ctx: Context) -> dict[str, str]:
+        return {"pong": ctx.request_id}
+
+- A **decision hook** runs after scoring, once per request (a batch's rows together). It
+  reads the valid rows (values as the caller sent them, scores, the thresholds' decision) and,
+  on request, their contributions; it returns an `Outcome` (final decisions, reasons, extra
+  response fields under `"extensions"`), or None to keep the thresholds' answer. It may refuse
+  the request with `Reject`. The decision log records the final decisions.
+- A **route hook** is an endpoint of its own under `/v1/ext/`, run through the service's
+  pipeline. It returns a JSON-serialisable value (200) or a `Reply`.
+
+Hooks may be `async`. Each runs within a time budget (`FERROSCORE_HOOK_BUDGET_MS`, or the
+decorator's `budget_ms`): past it, the request gets 503 `hook_timeout`. A hook that raises or
+returns what it may not gets 500 `hook_failed` naming it; neither stops the process, and a
+scored request's decision is logged whatever its hooks did. A module that fails to import or
+declares a bad hook stops the start-up with a message naming it."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import orjson
+
+if TYPE_CHECKING:
+    import numpy as np
+    from psycopg_pool import ConnectionPool
+
+    from ferroscore._core import Decision, Model
+    from ferroscore.pipeline import Reply
+
+log = logging.getLogger("ferroscore.hooks")
+
+T = TypeVar("T")
+_MARK = "__ferroscore_hook__"
+_EXT = re.compile(r"^/v1/ext/[A-Za-z0-9._~{}/-]+$")
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: Where a decision hook's extra fields go in the response.
+EXTENSIONS = "extensions"
+
+
+class HookError(Exception):
+    """A hooks module that cannot be served: it names the module or hook and why."""
+
+
+class Reject(Exception):  # noqa: N818 - the name the hooks API promises
+    """Refuses the request from a hook: `status` (4xx), a stable `code` and a `message`."""
+
+    def __init__(self, code: str, message: str, status: int = 422) -> None:
+        if not 400 <= status <= 499:
+            raise ValueError(f"Reject takes a 4xx status, not {status}")
+        super().__init__(message)
+        self.code, self.message, self.status = code, message, status
+
+
+class TTLCache:
+    """A small thread-safe cache whose entries expire: what a hook keeps between requests
+    of one serving process (a lookup table, a rate it computed)."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._items: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        self._max = max_entries
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or hit[0] < time.monotonic():
+                self._items.pop(key, None)
+                return default
+            return hit[1]
+
+    def set(self, key: Any, value: Any, ttl_s: float) -> None:
+        with self._lock:
+            if len(self._items) >= self._max:
+                now = time.monotonic()
+                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
+                if len(self._items) >= self._max:
+                    self._items.pop(next(iter(self._items)))
+            self._items[key] = (time.monotonic() + ttl_s, value)
+
+    def get_or_set(self, key: Any, ttl_s: float, make: Callable[[], T]) -> T:
+        """The cached value, or `make()`'s, kept for `ttl_s` seconds."""
+        missing = object()
+        value = self.get(key, missing)
+        if value is missing:
+            value = make()
+            self.set(key, value, ttl_s)
+        return value  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a hook knows of its request besides the data: ids, the caller's tenant and key
+    (None until API keys exist), the process's database pool and a TTL cache it shares with
+    every hook of the process."""
+
+    request_id: str
+    model: str | None
+    version: int | None
+    tenant: str | None
+    key_id: str | None
+    pool: ConnectionPool | None
+    cache: TTLCache
+
+
+@dataclass(frozen=True)
+class Row:
+    """One scored row: its index in the request, its values by feature name as the caller
+    sent them (a category as its string, missing as None), its scores and the thresholds'
+    decision."""
+
+    index: int
+    values: Mapping[str, Any]
+    scores: tuple[float, ...]
+    decision: str | None
+
+    @property
+    def score(self) -> float:
+        """The first (for most models, the only) score."""
+        return self.scores[0]
+
+
+class Scored:
+    """What a decision hook reads, built only when it reads it: the request's valid rows,
+    whether it was a batch, and on request the rows' contributions."""
+
+    def __init__(self, decision: Decision, model: Model, batch: bool) -> None:
+        self._decision = decision
+        self._model = model
+        self.batch = batch
+
+    @cached_property
+    def rows(self) -> list[Row]:
+        return [
+            Row(i, MappingProxyType(orjson.loads(values)), tuple(scores), decided)
+            for i, values, scores, decided in self._decision.records()
+        ]
+
+    def contributions(self) -> np.ndarray:
+        """Exact TreeSHAP contributions of the valid rows, as `Model.contributions`: one row
+        per valid row, (features + 1) columns, bias last."""
+        inputs = self._decision.inputs()
+        return self._model.contributions(inputs[[r.index for r in self.rows]])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A decision hook's answer, one entry per valid row in order (`Scored.rows`):
+    `decisions` replace the thresholds' (None keeps a row's), `reasons` replace the
+    response's reasons (any JSON), `extra` goes under the response's `"extensions"`."""
+
+    decisions: Sequence[str | None] | None = None
+    reasons: Sequence[Any] | None = None
+    extra: Mapping[str, Any] | None = None
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Hook(Generic[H]):
+    """A declared hook: its function and what it is declared for."""
+
+    kind: str  # "decide" or "route"
+    target: str  # the model name, or "METHOD /path"
+    fn: H
+    budget_ms: int | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+
+def _declare(kind: str, target: str, budget_ms: int | None) -> Callable[[H], H]:
+    if budget_ms is not None and budget_ms <= 0:
+        raise ValueError("budget_ms must be positive")
+
+    def mark(fn: H) -> H:
+        if not callable(fn):
+            raise TypeError(f"@{kind} decorates a function, not {fn!r}")
+        setattr(fn, _MARK, Hook(kind, target, fn, budget_ms))
+        return fn
+
+    return mark
+
+
+def decide(model: str, *, budget_ms: int | None = None) -> Callable[[H], H]:
+    """Declares `fn(scored: Scored, ctx: Context) -> Outcome | None` the decision hook of
+    `model`: it runs after every scoring of the model's active version."""
+    return _declare("decide", model, budget_ms)
+
+
+def route(method: str, path: str, *, budget_ms: int | None = None) -> Callable[[H], H]:
+    """Declares `fn(call: Call, ctx: Context)` the endpoint `method path` (under `/v1/ext/`):
+    it returns a JSON-serialisable value or a `Reply`."""
+    return _declare("route", f"{method.upper()} {path}", budget_ms)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """The hooks a module declared."""
+
+    decide: Mapping[str, Hook[Any]] = field(default_factory=dict)
+    routes: Sequence[Hook[Any]] = ()
+    module: str | None = None
+
+
+def load(module_name: str | None) -> Hooks:
+    """Imports the hooks module and checks its hooks; raises `HookError` naming what is
+    wrong. None: no hooks."""
+    if not module_name:
+        return Hooks()
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:
+        raise HookError(f"hooks module {module_name!r} failed to import: {e!r}") from e
+    found = [getattr(v, _MARK) for v in vars(module).values() if hasattr(v, _MARK)]
+    decide_hooks: dict[str, Hook[Any]] = {}
+    routes: dict[str, Hook[Any]] = {}
+    for hook in found:
+        _check_signature(hook)
+        if hook.kind == "decide":
+            if hook.target in decide_hooks:
+                other = decide_hooks[hook.target].name
+                raise HookError(f"{hook.name}: model {hook.target!r} already has {other}")
+            decide_hooks[hook.target] = hook
+            continue
+        method, _, path = hook.target.partition(" ")
+        if method not in _METHODS:
+            raise HookError(f"{hook.name}: method {method!r} is not one of {_METHODS}")
+        if not _EXT.match(path):
+            raise HookError(f"{hook.name}: a route's path is under /v1/ext/, not {path!r}")
+        if hook.target in routes:
+            raise HookError(f"{hook.name}: {hook.target} is already {routes[hook.target].name}")
+        routes[hook.target] = hook
+    return Hooks(decide_hooks, tuple(routes.values()), module_name)
+
+
+def _check_signature(hook: Hook[Any]) -> None:
+    try:
+        inspect.signature(hook.fn).bind(None, None)
+    except (TypeError, ValueError):
+        raise HookError(f"{hook.name}: a {hook.kind} hook takes two arguments") from None
+
+
+class HookFailed(Exception):  # noqa: N818 - paired with HookTimeout
+    """A hook raised or returned what it may not; the message names it."""
+
+
+class HookTimeout(Exception):  # noqa: N818 - reads as what happened
+    """A hook ran past its budget."""
+
+
+class Runner:
+    """Runs hooks within their time budgets: sync ones on a thread pool, async ones on an
+    event loop of their own thread. A hook past its budget is abandoned, not stopped: its
+    thread finishes in the background."""
+
+    def __init__(self, budget_ms: int, threads: int = 8) -> None:
+        self.budget_ms = budget_ms
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ferroscore-hook")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, hook: Hook[Any], *args: Any) -> Any:
+        """`hook.fn(*args)`'s value; raises `Reject` as the hook did, `HookTimeout` past the
+        budget, `HookFailed` for anything else."""
+        budget = (hook.budget_ms or self.budget_ms) / 1000
+        future: Future[Any] | asyncio.Future[Any]
+        if inspect.iscoroutinefunction(hook.fn):
+            future = asyncio.run_coroutine_threadsafe(
+                _awaitable(hook.fn(*args)), self._event_loop()
+            )
+        else:
+            future = self._pool.submit(hook.fn, *args)
+        try:
+            return future.result(timeout=budget)
+        except (FutureTimeout, TimeoutError):
+            future.cancel()
+            log.error("hook %s ran past its budget of %d ms", hook.name, budget * 1000)
+            raise HookTimeout(
+                f"{hook.name} ran past its budget of {budget * 1000:.0f} ms"
+            ) from None
+        except Reject:
+            raise
+        except Exception as e:
+            log.exception("hook %s failed", hook.name)
+            raise HookFailed(f"{hook.name} raised {e!r}") from e
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="ferroscore-hook-loop", daemon=True
+                ).start()
+                self._loop = loop
+            return self._loop
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+async def _awaitable(value: Awaitable[T]) -> T:
+    return await value
+
+
+def reply_of(value: Any) -> Reply:
+    """A route hook's return value as a Reply: a Reply as is, anything else as JSON."""
+    from ferroscore.pipeline import JSON_HEADERS, Reply
+
+    if isinstance(value, Reply):
+        return value
+    return Reply(200, orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), JSON_HEADERS)
+
+
+def checked_outcome(hook: Hook[Any], outcome: Any, n_rows: int) -> Outcome | None:
+    """The hook's outcome after checking its shape; `HookFailed` names what is wrong."""
+    if outcome is None:
+        return None
+    if not isinstance(outcome, Outcome):
+        raise HookFailed(f"{hook.name} returned {type(outcome).__name__}, not an Outcome")
+    for name in ("decisions", "reasons"):
+        values = getattr(outcome, name)
+        if values is not None and len(values) != n_rows:
+            raise HookFailed(f"{hook.name} returned {len(values)} {name} for {n_rows} rows")
+    for d in outcome.decisions or ():
+        if d is not None and not (isinstance(d, str) and 0 < len(d) <= 64):
+            raise HookFailed(f"{hook.name} returned the decision {d!r}: 1 to 64 characters")
+    return outcome
+
+
+__all__ = [
+    "EXTENSIONS",
+    "Context",
+    "Hook",
+    "HookError",
+    "HookFailed",
+    "HookTimeout",
+    "Hooks",
+    "Outcome",
+    "Reject",
+    "Row",
+    "Runner",
+    "Scored",
+    "TTLCache",
+    "decide",
+    "load",
+    "route",
+]

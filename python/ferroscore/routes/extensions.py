@@ -1,0 +1,39 @@
+"""The route hooks of the hooks module (`@route`), as rows of the route table: each runs
+through the pipeline like any other route and answers within its time budget."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ferroscore.hooks import Hook, HookFailed, HookTimeout, Reject, reply_of
+from ferroscore.pipeline import Call, Handler, Reply, Route, error_reply
+from ferroscore.service import Service
+
+
+def routes(service: Service) -> list[Route]:
+    table = []
+    for hook in service.hooks.routes:
+        method, _, path = hook.target.partition(" ")
+        summary = (hook.fn.__doc__ or hook.name).strip().splitlines()[0]
+        responses = {200: "the hook's answer", 500: "the hook failed", 503: "past its budget"}
+        table.append(Route(method, path, _handler(service, hook), summary, responses=responses))
+    return table
+
+
+def _handler(service: Service, hook: Hook[Any]) -> Handler:
+    def handle(call: Call) -> Reply:
+        ctx = service.hook_context(str(uuid.uuid4()))
+        try:
+            return reply_of(service.hook_runner.run(hook, call, ctx))
+        except Reject as e:
+            return error_reply(e.status, e.code, e.message)
+        except HookTimeout as e:
+            return error_reply(503, "hook_timeout", str(e))
+        except HookFailed as e:
+            return error_reply(500, "hook_failed", str(e))
+        except TypeError as e:
+            message = f"{hook.name} returned what JSON cannot hold: {e}"
+            return error_reply(500, "hook_failed", message)
+
+    return handle

@@ -1,0 +1,268 @@
+"""Hooks without a server: loading and its refusals, decision hooks over one record and over
+batches, `Reject`, time budgets, failures and garbage, async hooks, route hooks. A scored
+request's decision is logged whatever its hook did."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from ferroscore import Endpoint, Model
+from ferroscore.catalog import Served
+from ferroscore.config import Settings
+from ferroscore.hooks import HookError, Outcome, TTLCache, decide, load
+from ferroscore.pipeline import Call
+from ferroscore.routes import extensions, score
+from ferroscore.service import Service
+
+from support import FraudModels
+
+THRESHOLDS = [{"min": 0.5, "decision": "decline"}, {"decision": "approve"}]
+RECORD = {"amount": 120.0, "age": 40, "merchant": "travel", "card_present": False}
+
+
+@pytest.fixture
+def hooks_dir(tmp_path: Path) -> Iterator[Path]:
+    sys.path.insert(0, str(tmp_path))
+    try:
+        yield tmp_path
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def module(directory: Path, source: str) -> str:
+    """Writes a hooks module under a fresh name; returns the name."""
+    name = f"hooks_{uuid.uuid4().hex[:8]}"
+    (directory / f"{name}.py").write_text(textwrap.dedent(source))
+    importlib.invalidate_caches()
+    return name
+
+
+class Log:
+    def __init__(self) -> None:
+        self.recorded: list[Any] = []
+
+    def record(self, decision: Any, role: str = "champion") -> None:
+        self.recorded.append(decision)
+
+
+def service_with(fraud: FraudModels, hooks: str | None, budget_ms: int = 250) -> Service:
+    env = {"FERROSCORE_HOOKS": hooks or "", "FERROSCORE_HOOK_BUDGET_MS": str(budget_ms)}
+    svc = Service(Settings.from_env(env), "host=/nonexistent")
+    endpoint = Endpoint("fraud", 3, Model.load(fraud.lightgbm), fraud.schema.read_text(),
+                        thresholds=json.dumps(THRESHOLDS))  # fmt: skip
+    snapshot = MappingProxyType({"fraud": Served(endpoint)})
+
+    class Catalog:
+        def current(self) -> Any:
+            return snapshot
+
+    svc.catalog = Catalog()  # type: ignore[assignment]
+    svc.decisions = Log()  # type: ignore[assignment]
+    return svc
+
+
+def post(svc: Service, body: Any) -> tuple[int, dict[str, Any]]:
+    handler = score.score(svc)
+    reply = handler(Call("POST", "/", {"name": "fraud"}, {}, {}, json.dumps(body)))
+    return reply.status, json.loads(reply.body)
+
+
+def logged(svc: Service) -> list[tuple[int, str, list[float], str | None]]:
+    return [row for d in svc.decisions.recorded for row in d.rows()]  # type: ignore[attr-defined]
+
+
+OVERLAY = """
+    from ferroscore.hooks import Context, Outcome, Reject, Scored, decide
+
+    CALLS = []
+
+    @decide("fraud")
+    def overlay(scored: Scored, ctx: Context) -> Outcome:
+        CALLS.append((len(scored.rows), scored.batch, ctx.request_id, ctx.model, ctx.version))
+        if any(row.values["merchant"] == "fuel" for row in scored.rows):
+            raise Reject("fuel_blocked", "fuel is not served today", status=403)
+        contributions = scored.contributions()
+        return Outcome(
+            decisions=["decline" if r.values["amount"] > 500 else None for r in scored.rows],
+            reasons=[[f"R{int(c.argmax())}"] for c in contributions[:, :-1]],
+            extra={"rule": "amount-500", "rows": len(scored.rows)},
+        )
+"""
+
+
+def test_a_decision_hook_has_the_final_say_and_the_log_records_it(
+    fraud: FraudModels, hooks_dir: Path
+) -> None:
+    name = module(hooks_dir, OVERLAY)
+    svc = service_with(fraud, name)
+    status, answer = post(svc, {"features": {**RECORD, "amount": 520.0}})
+    assert status == 200
+    assert answer["decision"] == "decline"
+    assert answer["reasons"][0].startswith("R")
+    assert answer["extensions"] == {"rule": "amount-500", "rows": 1}
+    assert logged(svc)[-1][3] == "decline"
+    calls = sys.modules[name].CALLS
+    assert calls == [(1, False, answer["request_id"], "fraud", 3)]
+    # A row the hook leaves alone keeps the thresholds' decision.
+    status, answer = post(svc, {"features": RECORD})
+    assert answer["decision"] in ("approve", "decline")
+    assert logged(svc)[-1][3] == answer["decision"]
+
+
+def test_a_batch_calls_the_hook_once_with_every_valid_row(
+    fraud: FraudModels, hooks_dir: Path
+) -> None:
+    name = module(hooks_dir, OVERLAY)
+    svc = service_with(fraud, name)
+    rows = [{"features": {**RECORD, "amount": a}} for a in (10.0, 520.0)]
+    rows.insert(1, {"features": {**RECORD, "amount": -1}})
+    status, answer = post(svc, {"rows": rows, "partial": True})
+    assert status == 200
+    assert [(2, True, answer["request_id"], "fraud", 3)] == sys.modules[name].CALLS
+    assert answer["decisions"][1:] == [None, "decline"]
+    assert answer["reasons"][1] is None
+    assert len(answer["reasons"]) == 3
+    assert [r[3] for r in logged(svc)] == [answer["decisions"][0], "decline"]
+
+
+def test_reject_answers_its_status_and_code_and_the_decision_is_still_logged(
+    fraud: FraudModels, hooks_dir: Path
+) -> None:
+    svc = service_with(fraud, module(hooks_dir, OVERLAY))
+    status, answer = post(svc, {"features": {**RECORD, "merchant": "fuel"}})
+    assert (status, answer["code"]) == (403, "fuel_blocked")
+    assert len(logged(svc)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "says"),
+    [
+        ("raise RuntimeError('boom')", 500, "hook_failed", "raised RuntimeError('boom')"),
+        ("return 'approve'", 500, "hook_failed", "returned str, not an Outcome"),
+        ("return Outcome(decisions=['a', 'b'])", 500, "hook_failed", "2 decisions for 1 rows"),
+        ("return Outcome(decisions=[''])", 500, "hook_failed", "1 to 64 characters"),
+        ("return Outcome(extra={'x': object()})", 500, "hook_failed", "JSON cannot hold"),
+        ("time.sleep(2)", 503, "hook_timeout", "past its budget of 100 ms"),
+    ],
+)
+def test_a_failing_hook_gets_a_clear_error_naming_it_and_the_decision_is_logged(
+    fraud: FraudModels, hooks_dir: Path, body: str, status: int, code: str, says: str
+) -> None:
+    name = module(hooks_dir, f"""
+        import time
+        from ferroscore.hooks import Outcome, decide
+
+        @decide("fraud")
+        def bad(scored, ctx):
+            {body}
+    """)  # fmt: skip
+    svc = service_with(fraud, name, budget_ms=100)
+    got, answer = post(svc, {"features": RECORD})
+    assert (got, answer["code"]) == (status, code)
+    assert f"{name}.bad" in answer["message"]
+    assert says in answer["message"]
+    assert len(logged(svc)) == 1
+    # Nothing is left broken: the next request gets the same answer, and is logged too.
+    assert post(svc, {"features": RECORD})[0] == status
+    assert len(logged(svc)) == 2
+
+
+def test_async_hooks_and_their_own_budgets(fraud: FraudModels, hooks_dir: Path) -> None:
+    name = module(hooks_dir, """
+        import asyncio
+        from ferroscore.hooks import Outcome, decide, route
+
+        @decide("fraud", budget_ms=2000)
+        async def slow_but_allowed(scored, ctx):
+            await asyncio.sleep(0.3)
+            return Outcome(extra={"waited": True})
+
+        @route("GET", "/v1/ext/slow", budget_ms=50)
+        async def too_slow(call, ctx):
+            await asyncio.sleep(1)
+    """)  # fmt: skip
+    svc = service_with(fraud, name, budget_ms=100)
+    assert post(svc, {"features": RECORD})[1]["extensions"] == {"waited": True}
+    [route] = extensions.routes(svc)
+    reply = route.handler(Call("GET", "/v1/ext/slow", {}, {}, {}, b""))
+    assert reply.status == 503
+    assert json.loads(reply.body)["code"] == "hook_timeout"
+
+
+def test_route_hooks_join_the_route_table(fraud: FraudModels, hooks_dir: Path) -> None:
+    name = module(hooks_dir, """
+        from ferroscore.hooks import Reject, route
+        from ferroscore.pipeline import Reply
+
+        @route("GET", "/v1/ext/echo/{word}")
+        def echo(call, ctx):
+            '''Echoes a word, with the request id.'''
+            if call.params["word"] == "no":
+                raise Reject("refused", "not that word", status=400)
+            ctx.cache.set("last", call.params["word"], 60)
+            return {"word": call.params["word"], "id": ctx.request_id}
+
+        @route("POST", "/v1/ext/raw")
+        def raw(call, ctx):
+            return Reply(201, b"made", {"content-type": "text/plain"})
+    """)  # fmt: skip
+    svc = service_with(fraud, name)
+    table = {(r.method, r.path): r for r in extensions.routes(svc)}
+    echo = table["GET", "/v1/ext/echo/{word}"]
+    assert echo.summary == "Echoes a word, with the request id."
+    reply = echo.handler(Call("GET", "/v1/ext/echo/hi", {"word": "hi"}, {}, {}, b""))
+    assert json.loads(reply.body)["word"] == "hi"
+    assert svc.hook_cache.get("last") == "hi"
+    refused = echo.handler(Call("GET", "/", {"word": "no"}, {}, {}, b""))
+    assert (refused.status, json.loads(refused.body)["code"]) == (400, "refused")
+    made = table["POST", "/v1/ext/raw"].handler(Call("POST", "/", {}, {}, {}, b""))
+    assert (made.status, made.body) == (201, b"made")
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("import not_a_module_anywhere", "failed to import"),
+        ("@decide('m')\ndef a(x): pass", ".a: a decide hook takes two arguments"),
+        ("@decide('m')\ndef a(x, y): pass\n@decide('m')\ndef b(x, y): pass", "already has"),
+        ("@route('GET', '/v1/models/x')\ndef r(c, x): pass", "under /v1/ext/"),
+        ("@route('BREW', '/v1/ext/tea')\ndef r(c, x): pass", "method 'BREW'"),
+    ],
+)
+def test_a_bad_hooks_module_is_refused_naming_the_hook(
+    hooks_dir: Path, source: str, says: str
+) -> None:
+    name = module(hooks_dir, "from ferroscore.hooks import decide, route\n" + source)
+    with pytest.raises(HookError, match=says):
+        load(name)
+
+
+def test_no_hooks_leaves_the_score_path_alone(fraud: FraudModels) -> None:
+    svc = service_with(fraud, None)
+    assert svc.hooks.decide == {}
+    assert extensions.routes(svc) == []
+    status, answer = post(svc, {"features": RECORD})
+    assert status == 200
+    assert "extensions" not in answer
+
+
+def test_decorators_and_cache() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        decide("m", budget_ms=0)
+    cache = TTLCache(max_entries=2)
+    cache.set("a", 1, 60)
+    cache.set("b", 2, -1)  # already expired
+    assert (cache.get("a"), cache.get("b", "gone")) == (1, "gone")
+    assert cache.get_or_set("c", 60, lambda: 3) == 3
+    assert cache.get_or_set("c", 60, lambda: 4) == 3
+    assert Outcome().decisions is None
