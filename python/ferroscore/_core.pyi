@@ -23,6 +23,7 @@ __all__ = [
     "MalformedRequestError",
     "Model",
     "ModelLoadError",
+    "Parsed",
     "PayloadTooLargeError",
     "RequestError",
     "SchemaError",
@@ -157,6 +158,16 @@ class Endpoint:
         `explain` (or the body's `"explain"`), each row carries its top reasons; with
         thresholds, its decision. `request_id` is generated unless given."""
 
+    def prepare(self, body: str | bytes, *, ndjson: bool = False, partial: bool = False) -> Parsed:
+        """Parses and validates a body as `score` does, leaving the scoring for later: the
+        rows an enrichment hook completes (`Parsed.enrich`) before `Parsed.finish` scores
+        them."""
+
+    @property
+    def enriched_features(self) -> list[tuple[str, bool]]:
+        """The features enrichment supplies: `(name, required)` each, in model column
+        order."""
+
     def score_table(
         self,
         columns: Sequence[tuple[str, _Cells, npt.NDArray[np.bool_] | None]],
@@ -182,6 +193,25 @@ class Endpoint:
         model columns of its top reasons and their contributions (rows x explain; -1 and NaN
         past the last), and the problems as `(pointer, code, message)`, at most `max_errors`.
         Large tables are split over `threads` threads (default: the global pool)."""
+
+@final
+class Parsed:
+    """A parsed request waiting for its enrichment, then scored once by `finish`."""
+
+    @property
+    def batch(self) -> bool:
+        """A batch (rows or NDJSON) rather than one record."""
+
+    def records(self) -> list[tuple[int, str]]:
+        """Each valid row as hooks read it: `(row_index, values_json)`."""
+
+    def enrich(self, feature: str, values: list[object]) -> None:
+        """Writes `values` (one per valid row, in order: None, bool, int, float or str) of an
+        enriched feature, each checked by its rules; ValueError says which broke which."""
+
+    def finish(self, *, explain: int = 0, request_id: str | None = None) -> tuple[bytes, Decision]:
+        """Scores the rows and writes the response, as `Endpoint.score` would have: the
+        response bytes and the decision to log. Once only."""
 
 @final
 class Decision:

@@ -14,6 +14,9 @@
     def ping(call: Call, ctx: Context) -> dict[str, str]:
         return {"pong": ctx.request_id}
 
+- An **enrichment hook** runs after validation and before scoring, once per request: it
+  returns the values of the features the schema marks `"x-ferroscore-source": "enrichment"`
+  (callers may not send those), one per valid row, checked by the same rules as a caller's.
 - A **decision hook** runs after scoring, once per request (a batch's rows together). It
   reads the valid rows (values as the caller sent them, scores, the thresholds' decision) and,
   on request, their contributions; it returns an `Outcome` (final decisions, reasons, extra
@@ -51,7 +54,7 @@ if TYPE_CHECKING:
     import numpy as np
     from psycopg_pool import ConnectionPool
 
-    from ferroscore._core import Decision, Model
+    from ferroscore._core import Decision, Model, Parsed
     from ferroscore.pipeline import Reply
 
 log = logging.getLogger("ferroscore.hooks")
@@ -68,7 +71,19 @@ class HookError(Exception):
     """A hooks module that cannot be served: it names the module or hook and why."""
 
 
-class Reject(Exception):  # noqa: N818 - the name the hooks API promises
+class HookRefusal(Exception):  # noqa: N818 - what it is: the request is refused
+    """Why a hook stopped its request, and the error reply that says so."""
+
+    status = 500
+    code = "hook_failed"
+
+    def reply(self) -> Reply:
+        from ferroscore.pipeline import error_reply
+
+        return error_reply(self.status, self.code, str(self))
+
+
+class Reject(HookRefusal):
     """Refuses the request from a hook: `status` (4xx), a stable `code` and a `message`."""
 
     def __init__(self, code: str, message: str, status: int = 422) -> None:
@@ -127,6 +142,48 @@ class Context:
     key_id: str | None
     pool: ConnectionPool | None
     cache: TTLCache
+
+
+@dataclass(frozen=True)
+class Record:
+    """One valid row of a request before scoring: its index in the request and its values
+    by feature name as the caller sent them (missing as None)."""
+
+    index: int
+    values: Mapping[str, Any]
+
+
+class Incoming:
+    """What an enrichment hook reads, built only when it reads it: the request's valid rows
+    before scoring, whether it was a batch, and the body as the caller sent it (for fields
+    the model does not read, which the schema lets through with `additionalProperties`)."""
+
+    def __init__(self, parsed: Parsed, body: bytes | str) -> None:
+        self._parsed = parsed
+        self._body = body
+        self.batch = parsed.batch
+
+    @cached_property
+    def rows(self) -> list[Record]:
+        return [Record(i, MappingProxyType(orjson.loads(v))) for i, v in self._parsed.records()]
+
+    @cached_property
+    def body(self) -> Any:
+        """The request body, decoded (JSON; NDJSON as a list of records)."""
+        text = self._body
+        if isinstance(text, str):
+            text = text.encode()
+        if not self.batch or text.lstrip().startswith(b"{"):
+            return orjson.loads(text)
+        return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+    def raw(self, index: int) -> Mapping[str, Any]:
+        """Row `index`'s features object as the caller sent it, unknown keys included."""
+        body = self.body
+        if not self.batch:
+            return body["features"]  # type: ignore[no-any-return]
+        records = body["rows"] if isinstance(body, dict) else body
+        return records[index]["features"]  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -210,6 +267,14 @@ def _declare(kind: str, target: str, budget_ms: int | None) -> Callable[[H], H]:
     return mark
 
 
+def enrich(model: str, *, budget_ms: int | None = None) -> Callable[[H], H]:
+    """Declares `fn(incoming: Incoming, ctx: Context) -> Mapping[str, Sequence[Any]]` the
+    enrichment of `model`: after validation and before scoring, it returns, for each feature
+    the schema marks `"x-ferroscore-source": "enrichment"`, one value per valid row (None,
+    bool, number or str), checked by that feature's rules."""
+    return _declare("enrich", model, budget_ms)
+
+
 def decide(model: str, *, budget_ms: int | None = None) -> Callable[[H], H]:
     """Declares `fn(scored: Scored, ctx: Context) -> Outcome | None` the decision hook of
     `model`: it runs after every scoring of the model's active version."""
@@ -227,6 +292,7 @@ class Hooks:
     """The hooks a module declared."""
 
     decide: Mapping[str, Hook[Any]] = field(default_factory=dict)
+    enrich: Mapping[str, Hook[Any]] = field(default_factory=dict)
     routes: Sequence[Hook[Any]] = ()
     module: str | None = None
 
@@ -241,15 +307,16 @@ def load(module_name: str | None) -> Hooks:
     except Exception as e:
         raise HookError(f"hooks module {module_name!r} failed to import: {e!r}") from e
     found = [getattr(v, _MARK) for v in vars(module).values() if hasattr(v, _MARK)]
-    decide_hooks: dict[str, Hook[Any]] = {}
+    per_model: dict[str, dict[str, Hook[Any]]] = {"decide": {}, "enrich": {}}
     routes: dict[str, Hook[Any]] = {}
     for hook in found:
         _check_signature(hook)
-        if hook.kind == "decide":
-            if hook.target in decide_hooks:
-                other = decide_hooks[hook.target].name
+        if hook.kind in per_model:
+            same = per_model[hook.kind]
+            if hook.target in same:
+                other = same[hook.target].name
                 raise HookError(f"{hook.name}: model {hook.target!r} already has {other}")
-            decide_hooks[hook.target] = hook
+            same[hook.target] = hook
             continue
         method, _, path = hook.target.partition(" ")
         if method not in _METHODS:
@@ -259,7 +326,7 @@ def load(module_name: str | None) -> Hooks:
         if hook.target in routes:
             raise HookError(f"{hook.name}: {hook.target} is already {routes[hook.target].name}")
         routes[hook.target] = hook
-    return Hooks(decide_hooks, tuple(routes.values()), module_name)
+    return Hooks(per_model["decide"], per_model["enrich"], tuple(routes.values()), module_name)
 
 
 def _check_signature(hook: Hook[Any]) -> None:
@@ -269,12 +336,15 @@ def _check_signature(hook: Hook[Any]) -> None:
         raise HookError(f"{hook.name}: a {hook.kind} hook takes two arguments") from None
 
 
-class HookFailed(Exception):  # noqa: N818 - paired with HookTimeout
-    """A hook raised or returned what it may not; the message names it."""
+class HookFailed(HookRefusal):
+    """A hook raised or returned what it may not (500); the message names it."""
 
 
-class HookTimeout(Exception):  # noqa: N818 - reads as what happened
-    """A hook ran past its budget."""
+class HookTimeout(HookRefusal):
+    """A hook ran past its budget (503)."""
+
+    status = 503
+    code = "hook_timeout"
 
 
 class Runner:
@@ -307,7 +377,7 @@ class Runner:
             raise HookTimeout(
                 f"{hook.name} ran past its budget of {budget * 1000:.0f} ms"
             ) from None
-        except Reject:
+        except HookRefusal:
             raise
         except Exception as e:
             log.exception("hook %s failed", hook.name)
@@ -364,15 +434,19 @@ __all__ = [
     "Hook",
     "HookError",
     "HookFailed",
+    "HookRefusal",
     "HookTimeout",
     "Hooks",
+    "Incoming",
     "Outcome",
+    "Record",
     "Reject",
     "Row",
     "Runner",
     "Scored",
     "TTLCache",
     "decide",
+    "enrich",
     "load",
     "route",
 ]

@@ -266,3 +266,100 @@ def test_decorators_and_cache() -> None:
     assert cache.get_or_set("c", 60, lambda: 3) == 3
     assert cache.get_or_set("c", 60, lambda: 4) == 3
     assert Outcome().decisions is None
+
+
+def enriched_service(fraud: FraudModels, hooks: str) -> Service:
+    """The fraud model with "age" supplied by enrichment and unknown keys let through."""
+    schema = json.loads(fraud.schema.read_text())
+    schema["properties"]["age"]["x-ferroscore-source"] = "enrichment"
+    schema["additionalProperties"] = True
+    svc = service_with(fraud, hooks)
+    endpoint = Endpoint("fraud", 3, Model.load(fraud.lightgbm), json.dumps(schema),
+                        thresholds=json.dumps(THRESHOLDS))  # fmt: skip
+    snapshot = MappingProxyType({"fraud": Served(endpoint)})
+
+    class Catalog:
+        def current(self) -> Any:
+            return snapshot
+
+    svc.catalog = Catalog()  # type: ignore[assignment]
+    return svc
+
+
+ENRICH = """
+    from ferroscore.hooks import Context, Incoming, enrich
+
+    CALLS = []
+
+    @enrich("fraud")
+    def ages(incoming: Incoming, ctx: Context) -> dict[str, list[object]]:
+        CALLS.append([r.index for r in incoming.rows])
+        born = [incoming.raw(r.index)["born"] for r in incoming.rows]
+        if "garbage" in born:
+            return {"age": ["old"] * len(born)}
+        if "nothing" in born:
+            return {}
+        if "extra" in born:
+            return {"age": [30] * len(born), "mood": [1] * len(born)}
+        return {"age": [2026 - b for b in born]}
+"""
+
+
+def test_an_enrichment_hook_supplies_features_callers_may_not_send(
+    fraud: FraudModels, hooks_dir: Path
+) -> None:
+    name = module(hooks_dir, ENRICH)
+    svc = enriched_service(fraud, name)
+    record = {k: v for k, v in RECORD.items() if k != "age"}
+    status, enriched = post(svc, {"features": {**record, "born": 1986}})
+    assert status == 200, enriched
+    direct = service_with(fraud, None)
+    _, expected = post(direct, {"features": {**record, "age": 40}})
+    assert enriched["score"] == expected["score"]
+    # The log records the value the hook supplied.
+    [(_, features, _, _)] = logged(svc)
+    assert json.loads(features)["age"] == 40
+    # A caller may not send it.
+    status, refused = post(svc, {"features": {**RECORD, "born": 1986}})
+    assert status == 422
+    assert refused["errors"][0]["pointer"] == "/features/age"
+    assert refused["errors"][0]["code"] == "enrichment_only"
+
+
+def test_enrichment_sees_a_batch_once_with_its_valid_rows(
+    fraud: FraudModels, hooks_dir: Path
+) -> None:
+    name = module(hooks_dir, ENRICH)
+    svc = enriched_service(fraud, name)
+    record = {k: v for k, v in RECORD.items() if k != "age"}
+    rows = [{"features": {**record, "born": 1990}}, {"features": {**record, "amount": -1}},
+            {"features": {**record, "born": 1950}}]  # fmt: skip
+    status, answer = post(svc, {"rows": rows, "partial": True})
+    assert status == 200, answer
+    assert sys.modules[name].CALLS == [[0, 2]]
+    assert answer["scores"][1] is None
+    assert [json.loads(f)["age"] for _, f, _, _ in logged(svc)] == [36, 76]
+
+
+@pytest.mark.parametrize(
+    ("born", "says"),
+    [
+        ("garbage", 'a bad value: "age" of row 0: type (expected an integer, got a string)'),
+        (1900, 'a bad value: "age" of row 0: maximum'),
+        ("nothing", "did not supply the required feature 'age'"),
+        ("extra", "supplied 'mood', which the schema does not mark as enriched"),
+    ],
+)
+def test_a_bad_enrichment_fails_its_request_naming_the_hook_and_feature(
+    fraud: FraudModels, hooks_dir: Path, born: object, says: str
+) -> None:
+    name = module(hooks_dir, ENRICH)
+    svc = enriched_service(fraud, name)
+    record = {k: v for k, v in RECORD.items() if k != "age"}
+    status, answer = post(svc, {"features": {**record, "born": born}})
+    assert (status, answer["code"]) == (500, "hook_failed")
+    assert f"{name}.ages" in answer["message"]
+    assert says in answer["message"]
+    # Nothing was scored, so nothing is logged; the next request is served.
+    assert logged(svc) == []
+    assert post(svc, {"features": {**record, "born": 1980}})[0] == 200

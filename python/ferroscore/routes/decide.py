@@ -13,13 +13,12 @@ from ferroscore.hooks import (
     EXTENSIONS,
     Hook,
     HookFailed,
-    HookTimeout,
+    HookRefusal,
     Outcome,
-    Reject,
     Scored,
     checked_outcome,
 )
-from ferroscore.pipeline import Reply, error_reply
+from ferroscore.pipeline import Reply
 from ferroscore.service import Service
 
 
@@ -40,12 +39,8 @@ def decide(
             return Reply(200, body), decision
         final = _apply(outcome, scored, decision, answer, batch)
         return Reply(200, _dumps(hook, answer)), final
-    except Reject as e:
-        return error_reply(e.status, e.code, e.message), decision
-    except HookTimeout as e:
-        return error_reply(503, "hook_timeout", str(e)), decision
-    except HookFailed as e:
-        return error_reply(500, "hook_failed", str(e)), decision
+    except HookRefusal as e:
+        return e.reply(), decision
 
 
 def _apply(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ferroscore.hooks import Hook, HookFailed, HookTimeout, Reject, reply_of
+from ferroscore.hooks import Hook, HookRefusal, reply_of
 from ferroscore.pipeline import Call, Handler, Reply, Route, error_reply
 from ferroscore.service import Service
 
@@ -26,12 +26,8 @@ def _handler(service: Service, hook: Hook[Any]) -> Handler:
         ctx = service.hook_context(str(uuid.uuid4()))
         try:
             return reply_of(service.hook_runner.run(hook, call, ctx))
-        except Reject as e:
-            return error_reply(e.status, e.code, e.message)
-        except HookTimeout as e:
-            return error_reply(503, "hook_timeout", str(e))
-        except HookFailed as e:
-            return error_reply(500, "hook_failed", str(e))
+        except HookRefusal as e:
+            return e.reply()
         except TypeError as e:
             message = f"{hook.name} returned what JSON cannot hold: {e}"
             return error_reply(500, "hook_failed", message)

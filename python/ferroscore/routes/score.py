@@ -11,8 +11,10 @@ from __future__ import annotations
 import random
 
 from ferroscore._core import MalformedRequestError, PayloadTooLargeError, RequestError
+from ferroscore.hooks import HookRefusal
 from ferroscore.pipeline import Call, Handler, Reply, error_reply
 from ferroscore.routes.decide import decide
+from ferroscore.routes.enrich import enrich
 from ferroscore.service import Service
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
@@ -44,8 +46,9 @@ def _bad_query(name: str, value: str, expected: str) -> Reply:
 
 def score(service: Service) -> Handler:
     current, record = service.catalog.current, service.decisions.record
-    # None without decision hooks: the hot path then pays one comparison for them.
+    # None without hooks: the hot path then pays one comparison for each kind.
     hooked = service.hooks.decide or None
+    enriched = service.hooks.enrich or None
 
     def handle(call: Call) -> Reply:
         served = current().get(name := call.params["name"])
@@ -67,11 +70,19 @@ def score(service: Service) -> Handler:
                 return _bad_query("explain", k, f"an integer from 0 to {width}")
             explain = int(k)
         try:
-            body, decision = served.champion.score(
-                call.body, ndjson=ndjson, partial=partial, explain=explain
-            )
+            if enriched is not None and (enricher := enriched.get(name)) is not None:
+                body, decision = enrich(
+                    service, enricher, served.champion, call.body,
+                    ndjson=ndjson, partial=partial, explain=explain,
+                )  # fmt: skip
+            else:
+                body, decision = served.champion.score(
+                    call.body, ndjson=ndjson, partial=partial, explain=explain
+                )
         except RequestError as e:
             return request_error_reply(e)
+        except HookRefusal as e:
+            return e.reply()
         if hooked is not None and (hook := hooked.get(name)) is not None:
             reply, decision = decide(service, hook, served.champion, body, decision)
         else:

@@ -4,13 +4,26 @@
 use crate::columns::{read_columns, Column};
 use crate::error::{FieldError, RequestError, SchemaError};
 use crate::fit::check_fit;
+use crate::json::Number;
 use crate::model::{predict_parallel, Model, Output};
+use crate::record::{check, Scalar};
 use crate::request::{parse_request, Format, Limits, Rows};
-use crate::schema::{Kind, Schema};
+use crate::schema::{Feature, Kind, Schema};
 use crate::thresholds::Thresholds;
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A value an enrichment hook supplies for one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Supplied {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
 
 /// One reason code: a model column and its contribution to the row's margin.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,10 +177,67 @@ impl Endpoint {
         request_id: Option<String>,
     ) -> Result<Scored, RequestError> {
         let rows = self.parse(body, format, partial)?;
+        Ok(self.answer(rows, explain, request_id))
+    }
+
+    /// Scores parsed (and enriched) rows and writes the response: the second half of
+    /// `score`. The rows' own `"explain"` overrides `explain`.
+    pub fn answer(&self, rows: Rows, explain: usize, request_id: Option<String>) -> Scored {
         let explain = rows.explain.unwrap_or(explain);
         let mut scored = self.evaluate(rows, explain, request_id, false);
         scored.response = self.response(&scored);
-        Ok(scored)
+        scored
+    }
+
+    /// The features an enrichment hook supplies, in model column order.
+    pub fn enriched(&self) -> impl Iterator<Item = &Feature> {
+        self.schema.features().iter().filter(|f| f.enriched)
+    }
+
+    /// Writes an enrichment hook's `values` of `feature`, one per valid row of `rows` in
+    /// order, each checked by the feature's rules. The error says which value broke which
+    /// rule, for the hook's author.
+    pub fn enrich(
+        &self,
+        rows: &mut Rows,
+        feature: &str,
+        values: &[Supplied],
+    ) -> Result<(), String> {
+        let f = self
+            .schema
+            .lookup(feature)
+            .filter(|f| f.enriched)
+            .ok_or_else(|| {
+                format!("\"{feature}\" is not a feature this model's enrichment supplies")
+            })?;
+        let valid: Vec<usize> = (0..rows.len()).filter(|&i| rows.valid[i]).collect();
+        if values.len() != valid.len() {
+            return Err(format!(
+                "{} values of \"{feature}\" for {} rows",
+                values.len(),
+                valid.len()
+            ));
+        }
+        let precision = self.model.precision();
+        for (&i, value) in valid.iter().zip(values) {
+            let scalar = match value {
+                Supplied::Null => Scalar::Null,
+                Supplied::Bool(b) => Scalar::Bool(*b),
+                Supplied::Int(n) => Scalar::Num(Number::Int(i128::from(*n))),
+                Supplied::Float(x) if x.is_finite() => Scalar::Num(Number::Float(*x)),
+                Supplied::Float(x) => {
+                    return Err(format!(
+                        "\"{feature}\" of row {i}: {x} is not a number JSON can hold"
+                    ))
+                }
+                Supplied::Str(w) => Scalar::Str(Cow::Borrowed(w)),
+            };
+            let x = check(f, &scalar, precision).map_err(|(code, m)| {
+                format!("\"{feature}\" of row {i}: {} ({m})", code.as_str())
+            })?;
+            rows.values[i * rows.width + f.column] = x;
+        }
+        Ok(())
     }
 
     /// Reads a table's columns by this version's schema (see `columns::read_columns`).
@@ -408,8 +478,8 @@ impl Endpoint {
 
     /// The features of row `i` as the caller sent them: keyed by schema name, a category as
     /// its string, a boolean as such, missing as null. What hooks read.
-    pub fn values_json(&self, scored: &Scored, i: usize) -> String {
-        let row = scored.rows.row(i);
+    pub fn values_json(&self, rows: &Rows, i: usize) -> String {
+        let row = rows.row(i);
         let mut out = Vec::with_capacity(24 * self.schema.features().len());
         out.push(b'{');
         for (k, f) in self.schema.features().iter().enumerate() {

@@ -23,6 +23,7 @@ pub enum Code {
     StringTooLong,
     TooManyFeatures,
     TooManyRows,
+    EnrichmentOnly,
 }
 
 impl Code {
@@ -45,6 +46,7 @@ impl Code {
             Code::StringTooLong => "string_too_long",
             Code::TooManyFeatures => "too_many_features",
             Code::TooManyRows => "too_many_rows",
+            Code::EnrichmentOnly => "enrichment_only",
         }
     }
 }

@@ -14,7 +14,7 @@ pub mod request;
 pub mod schema;
 pub mod thresholds;
 
-pub use endpoint::{Endpoint, Scored};
+pub use endpoint::{Endpoint, Scored, Supplied};
 pub use error::{Code, FieldError, ModelError, RequestError, SchemaError};
 pub use model::{load as load_model, predict_parallel, Model, Output};
 pub use request::{parse_request, Format, Limits, Precision, Rows};

@@ -62,7 +62,17 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
         if let Some((index, feature)) = found {
             next = index + 1;
             let value = read_scalar(r, ctx)?;
-            if ctx.current_row()[feature.column].to_bits() != UNSEEN {
+            if feature.enriched {
+                ctx.report(
+                    || feature_tail(&feature.name),
+                    Code::EnrichmentOnly,
+                    format!(
+                        "feature \"{}\" is supplied by the service, not by callers",
+                        feature.name
+                    ),
+                );
+                ctx.current_row()[feature.column] = f64::NAN;
+            } else if ctx.current_row()[feature.column].to_bits() != UNSEEN {
                 ctx.report(
                     || feature_tail(&feature.name),
                     Code::DuplicateKey,
@@ -84,7 +94,8 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
         let slot = &mut ctx.current_row()[f.column];
         if slot.to_bits() == UNSEEN {
             *slot = missing_value(f);
-            if f.required {
+            // An enriched feature is filled after validation, by `enrich`.
+            if f.required && !f.enriched {
                 ctx.report(
                     || feature_tail(&f.name),
                     Code::Missing,

@@ -16,6 +16,10 @@ pub const MISSING_KEYWORD: &str = "x-ferroscore-missing";
 /// (score it as a missing value, the tree's default branch).
 pub const UNKNOWN_KEYWORD: &str = "x-ferroscore-unknown-category";
 
+/// Who supplies the feature: "request" (the caller; the default) or "enrichment" (a hook of
+/// the service, after validation: callers may not send it).
+pub const SOURCE_KEYWORD: &str = "x-ferroscore-source";
+
 /// Keywords that only annotate and change nothing about validation.
 const ANNOTATIONS: [&str; 5] = ["title", "description", "examples", "$comment", "deprecated"];
 
@@ -79,6 +83,8 @@ pub struct Feature {
     pub nullable: bool,
     pub required: bool,
     pub missing: Missing,
+    /// Supplied by an enrichment hook, never by the caller.
+    pub enriched: bool,
 }
 
 /// A compiled input schema.
@@ -192,6 +198,7 @@ struct Spec<'a> {
     max_length: Option<usize>,
     missing: Option<&'a str>,
     unknown: Option<&'a str>,
+    enriched: bool,
 }
 
 fn compile_feature(
@@ -262,6 +269,18 @@ fn compile_feature(
                         })?,
                 )
             }
+            SOURCE_KEYWORD => {
+                s.enriched = match value.as_str() {
+                    Some("request") => false,
+                    Some("enrichment") => true,
+                    _ => {
+                        return Err(SchemaError::new(
+                            at(key),
+                            "must be \"request\" or \"enrichment\"",
+                        ))
+                    }
+                }
+            }
             k if ANNOTATIONS.contains(&k) => {}
             k => return Err(unsupported(pointer, k)),
         }
@@ -281,6 +300,7 @@ fn compile_feature(
         nullable,
         required,
         missing,
+        enriched: s.enriched,
     })
 }
 
@@ -601,6 +621,10 @@ mod tests {
             (
                 r#"{"a": {"type": "object", "x-ferroscore-column": 0}}"#,
                 "/properties/a/type",
+            ),
+            (
+                r#"{"a": {"type": "number", "x-ferroscore-column": 0, "x-ferroscore-source": "db"}}"#,
+                "/properties/a/x-ferroscore-source",
             ),
             (
                 r#"{"a": {"type": "number"}}"#,

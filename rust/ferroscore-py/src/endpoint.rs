@@ -2,7 +2,7 @@
 //! borrowed from the Python `str`/`bytes` object and scored with the GIL released.
 
 use crate::errors::{malformed_text, request_error, schema_error};
-use crate::gil::{release_gil_if, DETACH_ABOVE_BYTES};
+use crate::gil::{release_gil_if, DETACH_ABOVE_BYTES, DETACH_ABOVE_ROWS};
 use crate::model::Model;
 use crate::table;
 use ferroscore_core::{self as core, Format, Limits};
@@ -151,6 +151,39 @@ impl Endpoint {
         }
     }
 
+    /// Parses and validates a body as `score` does, leaving the scoring for later: the rows
+    /// an enrichment hook completes (`Parsed.enrich`) before `Parsed.finish` scores them.
+    #[pyo3(signature = (body, *, ndjson=false, partial=false))]
+    fn prepare(
+        &self,
+        py: Python<'_>,
+        body: &Bound<'_, PyAny>,
+        ndjson: bool,
+        partial: bool,
+    ) -> PyResult<Parsed> {
+        let bytes = body_bytes(py, body)?;
+        let format = if ndjson { Format::Ndjson } else { Format::Json };
+        let endpoint = self.inner.as_ref();
+        let rows = release_gil_if(py, bytes.len() >= DETACH_ABOVE_BYTES, || {
+            endpoint.parse(bytes, format, partial)
+        })
+        .map_err(|e| request_error(py, &e))?;
+        Ok(Parsed {
+            endpoint: self.inner.clone(),
+            batch: rows.batch,
+            rows: Some(rows),
+        })
+    }
+
+    /// The features enrichment supplies: `(name, required)` each, in model column order.
+    #[getter]
+    fn enriched_features(&self) -> Vec<(String, bool)> {
+        self.inner
+            .enriched()
+            .map(|f| (f.name.clone(), f.required))
+            .collect()
+    }
+
     /// Reads a table's columns by the schema and scores every row, as `ferroscore.offline`
     /// calls it: `columns` are `(name, cells, nulls)` (see `table::hold`), `first_row`
     /// numbers the rows in the errors' pointers, `max_errors` caps the problems kept. Large
@@ -191,6 +224,106 @@ impl Endpoint {
         });
         table::scored_table(py, endpoint, scored, explain)
     }
+}
+
+/// A parsed request waiting for its enrichment, then scored once by `finish`.
+#[pyclass(module = "ferroscore._core")]
+pub struct Parsed {
+    endpoint: Arc<core::Endpoint>,
+    batch: bool,
+    rows: Option<core::Rows>,
+}
+
+#[pymethods]
+impl Parsed {
+    /// A batch (rows or NDJSON) rather than one record.
+    #[getter]
+    fn batch(&self) -> bool {
+        self.batch
+    }
+
+    /// Each valid row as hooks read it: `(row_index, values_json)`.
+    fn records(&self) -> PyResult<Vec<(usize, String)>> {
+        let rows = self.rows()?;
+        Ok((0..rows.len())
+            .filter(|&i| rows.valid[i])
+            .map(|i| (i, self.endpoint.values_json(rows, i)))
+            .collect())
+    }
+
+    /// Writes `values` (one per valid row, in order: None, bool, int, float or str) of an
+    /// enriched feature, each checked by its rules; ValueError says which broke which.
+    fn enrich(&mut self, feature: &str, values: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
+        let supplied = values.iter().map(supplied).collect::<PyResult<Vec<_>>>()?;
+        let endpoint = self.endpoint.clone();
+        let rows = self
+            .rows
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("this request was already scored"))?;
+        endpoint
+            .enrich(rows, feature, &supplied)
+            .map_err(PyValueError::new_err)
+    }
+
+    /// Scores the rows and writes the response, as `Endpoint.score` would have: the response
+    /// bytes and the decision to log. Once only.
+    #[pyo3(signature = (*, explain=0, request_id=None))]
+    fn finish<'py>(
+        &mut self,
+        py: Python<'py>,
+        explain: usize,
+        request_id: Option<String>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Decision)> {
+        let rows = self
+            .rows
+            .take()
+            .ok_or_else(|| PyValueError::new_err("this request was already scored"))?;
+        let endpoint = self.endpoint.as_ref();
+        let big = rows.len() >= DETACH_ABOVE_ROWS;
+        let mut scored = release_gil_if(py, big, || endpoint.answer(rows, explain, request_id));
+        let response = PyBytes::new(py, &std::mem::take(&mut scored.response));
+        let decision = Decision {
+            endpoint: self.endpoint.clone(),
+            scored,
+            decisions: None,
+        };
+        Ok((response, decision))
+    }
+}
+
+impl Parsed {
+    fn rows(&self) -> PyResult<&core::Rows> {
+        self.rows
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("this request was already scored"))
+    }
+}
+
+/// One value an enrichment hook supplied, as the core checks it.
+fn supplied(value: &Bound<'_, PyAny>) -> PyResult<core::Supplied> {
+    use core::Supplied;
+    if value.is_none() {
+        return Ok(Supplied::Null);
+    }
+    if let Ok(b) = value.cast::<pyo3::types::PyBool>() {
+        return Ok(Supplied::Bool(b.is_true()));
+    }
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(Supplied::Str(s.to_str()?.to_owned()));
+    }
+    if value.is_instance_of::<pyo3::types::PyFloat>() {
+        return Ok(Supplied::Float(value.extract()?));
+    }
+    if let Ok(n) = value.extract::<i64>() {
+        return Ok(Supplied::Int(n));
+    }
+    if let Ok(x) = value.extract::<f64>() {
+        return Ok(Supplied::Float(x));
+    }
+    Err(PyTypeError::new_err(format!(
+        "an enriched value is None, a bool, a number or a str, not {}",
+        value.get_type().name()?
+    )))
 }
 
 /// The bytes of a `str` or `bytes` body, borrowed from the Python object.
@@ -277,7 +410,7 @@ impl Decision {
         (0..s.rows.len())
             .filter(|&i| s.rows.valid[i])
             .map(|i| {
-                let values = self.endpoint.values_json(s, i);
+                let values = self.endpoint.values_json(&s.rows, i);
                 (i, values, s.row_scores(i).to_vec(), self.decision_of(i))
             })
             .collect()

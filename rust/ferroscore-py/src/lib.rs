@@ -15,5 +15,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<model::Model>()?;
     m.add_class::<endpoint::Endpoint>()?;
     m.add_class::<endpoint::Decision>()?;
+    m.add_class::<endpoint::Parsed>()?;
     errors::register(m)
 }
