@@ -35,6 +35,7 @@ lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -
 	ruff check python tests scripts bench examples
 	ruff format --check python tests scripts bench examples
 	mypy
+	mypy --strict examples/hooks
 	$(PY) -m mypy.stubtest ferroscore._core
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -211,3 +211,31 @@ def multipart(files: dict[str, bytes], fields: dict[str, bytes | str]) -> tuple[
         parts.append(f"--{boundary}\r\n{head}\r\n\r\n".encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+def stub_service(endpoints: dict[str, Any], env: dict[str, str] | None = None) -> Any:
+    """A service that is never started, serving `endpoints` (name -> Endpoint) from a fixed
+    catalog and keeping what it would log in `service.decisions.recorded`."""
+    from types import MappingProxyType
+
+    from ferroscore.catalog import Served
+    from ferroscore.config import Settings
+    from ferroscore.service import Service
+
+    svc = Service(Settings.from_env(env or {}), "host=/nonexistent")
+    snapshot = MappingProxyType({name: Served(e) for name, e in endpoints.items()})
+
+    class Catalog:
+        def current(self) -> Any:
+            return snapshot
+
+    class Log:
+        def __init__(self) -> None:
+            self.recorded: list[Any] = []
+
+        def record(self, decision: Any, role: str = "champion") -> None:
+            self.recorded.append(decision)
+
+    svc.catalog = Catalog()
+    svc.decisions = Log()
+    return svc

@@ -153,26 +153,18 @@ class Record:
     values: Mapping[str, Any]
 
 
-class Incoming:
-    """What an enrichment hook reads, built only when it reads it: the request's valid rows
-    before scoring, whether it was a batch, and the body as the caller sent it (for fields
-    the model does not read, which the schema lets through with `additionalProperties`)."""
+class _Request:
+    """The request body as the caller sent it, decoded only when a hook reads it: for fields
+    the model does not read, which the schema lets through with `additionalProperties`."""
 
-    def __init__(self, parsed: Parsed, body: bytes | str) -> None:
-        self._parsed = parsed
+    def __init__(self, body: bytes | str, batch: bool) -> None:
         self._body = body
-        self.batch = parsed.batch
-
-    @cached_property
-    def rows(self) -> list[Record]:
-        return [Record(i, MappingProxyType(orjson.loads(v))) for i, v in self._parsed.records()]
+        self.batch = batch
 
     @cached_property
     def body(self) -> Any:
         """The request body, decoded (JSON; NDJSON as a list of records)."""
-        text = self._body
-        if isinstance(text, str):
-            text = text.encode()
+        text = self._body.encode() if isinstance(self._body, str) else self._body
         if not self.batch or text.lstrip().startswith(b"{"):
             return orjson.loads(text)
         return [orjson.loads(line) for line in text.splitlines() if line.strip()]
@@ -184,6 +176,19 @@ class Incoming:
             return body["features"]  # type: ignore[no-any-return]
         records = body["rows"] if isinstance(body, dict) else body
         return records[index]["features"]  # type: ignore[no-any-return]
+
+
+class Incoming(_Request):
+    """What an enrichment hook reads, built only when it reads it: the request's valid rows
+    before scoring, whether it was a batch, and (`raw`) the rows as the caller sent them."""
+
+    def __init__(self, parsed: Parsed, body: bytes | str) -> None:
+        super().__init__(body, parsed.batch)
+        self._parsed = parsed
+
+    @cached_property
+    def rows(self) -> list[Record]:
+        return [Record(i, MappingProxyType(orjson.loads(v))) for i, v in self._parsed.records()]
 
 
 @dataclass(frozen=True)
@@ -203,14 +208,15 @@ class Row:
         return self.scores[0]
 
 
-class Scored:
+class Scored(_Request):
     """What a decision hook reads, built only when it reads it: the request's valid rows,
-    whether it was a batch, and on request the rows' contributions."""
+    whether it was a batch, (`raw`) the rows as the caller sent them, and on request the
+    rows' contributions."""
 
-    def __init__(self, decision: Decision, model: Model, batch: bool) -> None:
+    def __init__(self, decision: Decision, model: Model, body: bytes | str, batch: bool) -> None:
+        super().__init__(body, batch)
         self._decision = decision
         self._model = model
-        self.batch = batch
 
     @cached_property
     def rows(self) -> list[Row]:

@@ -11,20 +11,17 @@ import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
 
 from ferroscore import Endpoint, Model
-from ferroscore.catalog import Served
-from ferroscore.config import Settings
 from ferroscore.hooks import HookError, Outcome, TTLCache, decide, load
 from ferroscore.pipeline import Call
 from ferroscore.routes import extensions, score
 from ferroscore.service import Service
 
-from support import FraudModels
+from support import FraudModels, stub_service
 
 THRESHOLDS = [{"min": 0.5, "decision": "decline"}, {"decision": "approve"}]
 RECORD = {"amount": 120.0, "age": 40, "merchant": "travel", "card_present": False}
@@ -47,27 +44,13 @@ def module(directory: Path, source: str) -> str:
     return name
 
 
-class Log:
-    def __init__(self) -> None:
-        self.recorded: list[Any] = []
-
-    def record(self, decision: Any, role: str = "champion") -> None:
-        self.recorded.append(decision)
-
-
-def service_with(fraud: FraudModels, hooks: str | None, budget_ms: int = 250) -> Service:
+def service_with(
+    fraud: FraudModels, hooks: str | None, budget_ms: int = 250, schema: str | None = None
+) -> Service:
     env = {"FERROSCORE_HOOKS": hooks or "", "FERROSCORE_HOOK_BUDGET_MS": str(budget_ms)}
-    svc = Service(Settings.from_env(env), "host=/nonexistent")
-    endpoint = Endpoint("fraud", 3, Model.load(fraud.lightgbm), fraud.schema.read_text(),
+    endpoint = Endpoint("fraud", 3, Model.load(fraud.lightgbm), schema or fraud.schema.read_text(),
                         thresholds=json.dumps(THRESHOLDS))  # fmt: skip
-    snapshot = MappingProxyType({"fraud": Served(endpoint)})
-
-    class Catalog:
-        def current(self) -> Any:
-            return snapshot
-
-    svc.catalog = Catalog()  # type: ignore[assignment]
-    svc.decisions = Log()  # type: ignore[assignment]
+    svc: Service = stub_service({"fraud": endpoint}, env)
     return svc
 
 
@@ -273,17 +256,7 @@ def enriched_service(fraud: FraudModels, hooks: str) -> Service:
     schema = json.loads(fraud.schema.read_text())
     schema["properties"]["age"]["x-ferroscore-source"] = "enrichment"
     schema["additionalProperties"] = True
-    svc = service_with(fraud, hooks)
-    endpoint = Endpoint("fraud", 3, Model.load(fraud.lightgbm), json.dumps(schema),
-                        thresholds=json.dumps(THRESHOLDS))  # fmt: skip
-    snapshot = MappingProxyType({"fraud": Served(endpoint)})
-
-    class Catalog:
-        def current(self) -> Any:
-            return snapshot
-
-    svc.catalog = Catalog()  # type: ignore[assignment]
-    return svc
+    return service_with(fraud, hooks, schema=json.dumps(schema))
 
 
 ENRICH = """
@@ -305,12 +278,15 @@ ENRICH = """
 """
 
 
+WITHOUT_AGE = {k: v for k, v in RECORD.items() if k != "age"}
+
+
 def test_an_enrichment_hook_supplies_features_callers_may_not_send(
     fraud: FraudModels, hooks_dir: Path
 ) -> None:
     name = module(hooks_dir, ENRICH)
     svc = enriched_service(fraud, name)
-    record = {k: v for k, v in RECORD.items() if k != "age"}
+    record = WITHOUT_AGE
     status, enriched = post(svc, {"features": {**record, "born": 1986}})
     assert status == 200, enriched
     direct = service_with(fraud, None)
@@ -330,8 +306,7 @@ def test_enrichment_sees_a_batch_once_with_its_valid_rows(
     fraud: FraudModels, hooks_dir: Path
 ) -> None:
     name = module(hooks_dir, ENRICH)
-    svc = enriched_service(fraud, name)
-    record = {k: v for k, v in RECORD.items() if k != "age"}
+    svc, record = enriched_service(fraud, name), WITHOUT_AGE
     rows = [{"features": {**record, "born": 1990}}, {"features": {**record, "amount": -1}},
             {"features": {**record, "born": 1950}}]  # fmt: skip
     status, answer = post(svc, {"rows": rows, "partial": True})
@@ -354,8 +329,7 @@ def test_a_bad_enrichment_fails_its_request_naming_the_hook_and_feature(
     fraud: FraudModels, hooks_dir: Path, born: object, says: str
 ) -> None:
     name = module(hooks_dir, ENRICH)
-    svc = enriched_service(fraud, name)
-    record = {k: v for k, v in RECORD.items() if k != "age"}
+    svc, record = enriched_service(fraud, name), WITHOUT_AGE
     status, answer = post(svc, {"features": {**record, "born": born}})
     assert (status, answer["code"]) == (500, "hook_failed")
     assert f"{name}.ages" in answer["message"]

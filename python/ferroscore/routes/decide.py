@@ -23,13 +23,19 @@ from ferroscore.service import Service
 
 
 def decide(
-    service: Service, hook: Hook[Any], endpoint: Endpoint, body: bytes, decision: Decision
+    service: Service,
+    hook: Hook[Any],
+    endpoint: Endpoint,
+    request: bytes | str,
+    body: bytes,
+    decision: Decision,
 ) -> tuple[Reply, Decision]:
-    """The reply to send and the decision to log. A refusal, failure or timeout of the hook
-    answers 4xx, 500 or 503 and logs the decision as scored."""
+    """The reply to send and the decision to log, for the `request` body whose response is
+    `body`. A refusal, failure or timeout of the hook answers 4xx, 500 or 503 and logs the
+    decision as scored."""
     answer: dict[str, Any] = orjson.loads(body)
     batch = "scores" in answer
-    scored = Scored(decision, endpoint.model, batch)
+    scored = Scored(decision, endpoint.model, request, batch)
     ctx = service.hook_context(decision.request_id, endpoint.name, endpoint.version)
     try:
         outcome = checked_outcome(

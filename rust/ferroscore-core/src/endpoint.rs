@@ -479,25 +479,16 @@ impl Endpoint {
     /// The features of row `i` as the caller sent them: keyed by schema name, a category as
     /// its string, a boolean as such, missing as null. What hooks read.
     pub fn values_json(&self, rows: &Rows, i: usize) -> String {
-        let row = rows.row(i);
-        let mut out = Vec::with_capacity(24 * self.schema.features().len());
-        out.push(b'{');
-        for (k, f) in self.schema.features().iter().enumerate() {
-            if k > 0 {
-                out.push(b',');
-            }
-            write_string(&mut out, &f.name);
-            out.push(b':');
-            self.write_value(&mut out, k, row[f.column]);
-        }
-        out.push(b'}');
-        // Only JSON text was written: valid UTF-8.
-        String::from_utf8(out).unwrap_or_default()
+        self.row_json(rows.row(i), |out, k, x| self.write_value(out, k, x))
     }
 
     /// The features of row `i` as a JSON object keyed by schema name (missing → null).
     pub fn features_json(&self, scored: &Scored, i: usize) -> String {
-        let row = scored.rows.row(i);
+        self.row_json(scored.rows.row(i), |out, _, x| write_number(out, x))
+    }
+
+    /// `row` as an object keyed by schema name, each feature's value written by `write`.
+    fn row_json(&self, row: &[f64], write: impl Fn(&mut Vec<u8>, usize, f64)) -> String {
         let mut out = Vec::with_capacity(24 * self.schema.features().len());
         out.push(b'{');
         for (k, f) in self.schema.features().iter().enumerate() {
@@ -506,7 +497,7 @@ impl Endpoint {
             }
             write_string(&mut out, &f.name);
             out.push(b':');
-            write_number(&mut out, row[f.column]);
+            write(&mut out, k, row[f.column]);
         }
         out.push(b'}');
         // Only JSON text was written: valid UTF-8.
