@@ -266,7 +266,7 @@ ENRICH = """
 
     @enrich("fraud")
     def ages(incoming: Incoming, ctx: Context) -> dict[str, list[object]]:
-        CALLS.append([r.index for r in incoming.rows])
+        CALLS.append(([r.index for r in incoming.rows], ctx.request_id))
         born = [incoming.raw(r.index)["born"] for r in incoming.rows]
         if "garbage" in born:
             return {"age": ["old"] * len(born)}
@@ -311,7 +311,8 @@ def test_enrichment_sees_a_batch_once_with_its_valid_rows(
             {"features": {**record, "born": 1950}}]  # fmt: skip
     status, answer = post(svc, {"rows": rows, "partial": True})
     assert status == 200, answer
-    assert sys.modules[name].CALLS == [[0, 2]]
+    # Its context carries the request id the decision is logged under.
+    assert [([0, 2], answer["request_id"])] == sys.modules[name].CALLS
     assert answer["scores"][1] is None
     assert [json.loads(f)["age"] for _, f, _, _ in logged(svc)] == [36, 76]
 

@@ -5,6 +5,7 @@ and there is no decision to log."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +29,9 @@ def enrich(
     for the hook."""
     parsed = endpoint.prepare(body, ndjson=ndjson, partial=partial)
     incoming = Incoming(parsed, body)
-    ctx = service.hook_context("", endpoint.name, endpoint.version)
+    # The request id the decision will carry, so the hook can tell it to whoever it asks.
+    request_id = str(uuid.uuid4())
+    ctx = service.hook_context(request_id, endpoint.name, endpoint.version)
     supplied = service.hook_runner.run(hook, incoming, ctx)
     if not isinstance(supplied, Mapping):
         raise HookFailed(f"{hook.name} returned {type(supplied).__name__}, not a mapping")
@@ -47,4 +50,4 @@ def enrich(
             parsed.enrich(name, list(values))
         except (ValueError, TypeError) as e:
             raise HookFailed(f"{hook.name} supplied a bad value: {e}") from e
-    return parsed.finish(explain=explain)
+    return parsed.finish(explain=explain, request_id=request_id)
