@@ -157,15 +157,16 @@ class _Request:
     """The request body as the caller sent it, decoded only when a hook reads it: for fields
     the model does not read, which the schema lets through with `additionalProperties`."""
 
-    def __init__(self, body: bytes | str, batch: bool) -> None:
+    def __init__(self, body: bytes | str, batch: bool, ndjson: bool) -> None:
         self._body = body
+        self._ndjson = ndjson
         self.batch = batch
 
     @cached_property
     def body(self) -> Any:
         """The request body, decoded (JSON; NDJSON as a list of records)."""
         text = self._body.encode() if isinstance(self._body, str) else self._body
-        if not self.batch or text.lstrip().startswith(b"{"):
+        if not self._ndjson:
             return orjson.loads(text)
         return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -182,8 +183,8 @@ class Incoming(_Request):
     """What an enrichment hook reads, built only when it reads it: the request's valid rows
     before scoring, whether it was a batch, and (`raw`) the rows as the caller sent them."""
 
-    def __init__(self, parsed: Parsed, body: bytes | str) -> None:
-        super().__init__(body, parsed.batch)
+    def __init__(self, parsed: Parsed, body: bytes | str, ndjson: bool) -> None:
+        super().__init__(body, parsed.batch, ndjson)
         self._parsed = parsed
 
     @cached_property
@@ -213,8 +214,10 @@ class Scored(_Request):
     whether it was a batch, (`raw`) the rows as the caller sent them, and on request the
     rows' contributions."""
 
-    def __init__(self, decision: Decision, model: Model, body: bytes | str, batch: bool) -> None:
-        super().__init__(body, batch)
+    def __init__(
+        self, decision: Decision, model: Model, body: bytes | str, batch: bool, ndjson: bool
+    ) -> None:
+        super().__init__(body, batch, ndjson)
         self._decision = decision
         self._model = model
 

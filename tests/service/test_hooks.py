@@ -60,6 +60,14 @@ def post(svc: Service, body: Any) -> tuple[int, dict[str, Any]]:
     return reply.status, json.loads(reply.body)
 
 
+def post_ndjson(svc: Service, records: list[Any]) -> tuple[int, dict[str, Any]]:
+    body = "\n".join(json.dumps(r) for r in records) + "\n"
+    headers = {"content-type": "application/x-ndjson"}
+    query = {"partial": "true"}
+    reply = score.score(svc)(Call("POST", "/", {"name": "fraud"}, query, headers, body))
+    return reply.status, json.loads(reply.body)
+
+
 def logged(svc: Service) -> list[tuple[int, str, list[float], str | None]]:
     return [row for d in svc.decisions.recorded for row in d.rows()]  # type: ignore[attr-defined]
 
@@ -315,6 +323,10 @@ def test_enrichment_sees_a_batch_once_with_its_valid_rows(
     assert [([0, 2], answer["request_id"])] == sys.modules[name].CALLS
     assert answer["scores"][1] is None
     assert [json.loads(f)["age"] for _, f, _, _ in logged(svc)] == [36, 76]
+    # NDJSON: the same rows, one per line, the raw records read line by line.
+    status, answer = post_ndjson(svc, rows)
+    assert status == 200, answer
+    assert [json.loads(f)["age"] for _, f, _, _ in logged(svc)][-2:] == [36, 76]
 
 
 @pytest.mark.parametrize(

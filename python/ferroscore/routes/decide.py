@@ -27,6 +27,7 @@ def decide(
     hook: Hook[Any],
     endpoint: Endpoint,
     request: bytes | str,
+    ndjson: bool,
     body: bytes,
     decision: Decision,
 ) -> tuple[Reply, Decision]:
@@ -35,7 +36,7 @@ def decide(
     decision as scored."""
     answer: dict[str, Any] = orjson.loads(body)
     batch = "scores" in answer
-    scored = Scored(decision, endpoint.model, request, batch)
+    scored = Scored(decision, endpoint.model, request, batch, ndjson)
     ctx = service.hook_context(decision.request_id, endpoint.name, endpoint.version)
     try:
         outcome = checked_outcome(

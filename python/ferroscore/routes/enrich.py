@@ -28,7 +28,7 @@ def enrich(
     core's `RequestError` for the caller's body, and `Reject`, `HookTimeout` or `HookFailed`
     for the hook."""
     parsed = endpoint.prepare(body, ndjson=ndjson, partial=partial)
-    incoming = Incoming(parsed, body)
+    incoming = Incoming(parsed, body, ndjson)
     # The request id the decision will carry, so the hook can tell it to whoever it asks.
     request_id = str(uuid.uuid4())
     ctx = service.hook_context(request_id, endpoint.name, endpoint.version)

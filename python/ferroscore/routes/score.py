@@ -84,7 +84,9 @@ def score(service: Service) -> Handler:
         except HookRefusal as e:
             return e.reply()
         if hooked is not None and (hook := hooked.get(name)) is not None:
-            reply, decision = decide(service, hook, served.champion, call.body, body, decision)
+            reply, decision = decide(
+                service, hook, served.champion, call.body, ndjson, body, decision
+            )
         else:
             reply = Reply(200, body)
         record(decision)
