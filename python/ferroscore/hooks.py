@@ -40,7 +40,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -371,11 +371,9 @@ class Runner:
         """`hook.fn(*args)`'s value; raises `Reject` as the hook did, `HookTimeout` past the
         budget, `HookFailed` for anything else."""
         budget = (hook.budget_ms or self.budget_ms) / 1000
-        future: Future[Any] | asyncio.Future[Any]
+        future: Future[Any]
         if inspect.iscoroutinefunction(hook.fn):
-            future = asyncio.run_coroutine_threadsafe(
-                _awaitable(hook.fn(*args)), self._event_loop()
-            )
+            future = asyncio.run_coroutine_threadsafe(hook.fn(*args), self._event_loop())
         else:
             future = self._pool.submit(hook.fn, *args)
         try:
@@ -406,10 +404,6 @@ class Runner:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
-
-
-async def _awaitable(value: Awaitable[T]) -> T:
-    return await value
 
 
 def reply_of(value: Any) -> Reply:
