@@ -35,7 +35,7 @@ lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -
 	ruff check python tests scripts bench examples
 	ruff format --check python tests scripts bench examples
 	mypy
-	mypy --strict examples/hooks
+	for d in examples/hooks examples/card-fraud examples/credit; do mypy --strict $$d || exit 1; done
 	$(PY) -m mypy.stubtest ferroscore._core
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -37,7 +37,15 @@ def decides(scored, ctx):
 
 @enrich("enriched")
 def enriched(incoming, ctx):
-    return {"age": [40] * len(incoming.rows)}
+    return {"age": [40] * len(incoming)}
+
+@enrich("both")
+def both_in(incoming, ctx):
+    return {"age": [40] * len(incoming)}
+
+@decide("both")
+def both_out(scored, ctx):
+    return Outcome(extra={"rows": len(scored)})
 """
 
 RECORD = {"amount": 120.0, "age": 40, "merchant": "travel", "card_present": False}
@@ -66,14 +74,15 @@ def run(work: Path, calls: int, repeats: int) -> list[str]:
     def endpoint(s: dict[str, object]) -> Endpoint:
         return Endpoint("m", 1, Model.load(fraud.lightgbm), json.dumps(s), thresholds=THRESHOLDS)
 
-    names = {"none": schema, "keeps": schema, "decides": schema, "enriched": supplied}
+    names = {"none": schema, "keeps": schema, "decides": schema, "enriched": supplied,
+             "both": supplied}  # fmt: skip
     service = stub_service({n: endpoint(s) for n, s in names.items()},
                            {"FERROSCORE_HOOKS": "bench_hooks"})  # fmt: skip
     handler = score.score(service)
     without_age = {k: v for k, v in RECORD.items() if k != "age"}
 
     def per_request_us(name: str) -> float:
-        body = json.dumps({"features": without_age if name == "enriched" else RECORD})
+        body = json.dumps({"features": without_age if names[name] is supplied else RECORD})
         call = Call("POST", "/", {"name": name}, {}, {}, body)
         if handler(call).status != 200:
             raise RuntimeError(f"{name}: {handler(call).body!r}")
@@ -91,6 +100,7 @@ def run(work: Path, calls: int, repeats: int) -> list[str]:
         ("a decision hook that keeps the answer", "keeps"),
         ("a decision hook that reads the rows and decides", "decides"),
         ("an enrichment hook that supplies one feature", "enriched"),
+        ("both: the enrichment, and a decision hook adding a field", "both"),
     ]
     base = per_request_us("none")
     lines = [

@@ -17,8 +17,17 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import hooked
 import psutil
-from stacks import Server, Stack, bench_database, free_port, mlserver_stack, stacks
+from stacks import (
+    Server,
+    Stack,
+    bench_database,
+    ferroscore_stack,
+    free_port,
+    mlserver_stack,
+    stacks,
+)
 from timing import RESULTS, machine
 
 SERVER_CORE, CLIENT_CORE = 0, 1
@@ -131,6 +140,14 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         ratio = ours / peak[name]["rps"]
         met = ratio >= factor
         lines.append(f"- {text}: {ratio:.2f}x — {'met' if met else 'NOT met'}")
+    if "ferroscore-hooks" in peak:
+        with_hooks, plain = peak["ferroscore-hooks"], peak["ferroscore"]
+        added = with_hooks["cpu_us_per_request"] - plain["cpu_us_per_request"]
+        lines.append(
+            "- What hooks cost (ferroscore-hooks: a trivial enrichment hook and a trivial "
+            f"decision hook): {with_hooks['rps'] / plain['rps']:.2f}x ferroscore's requests/s, "
+            f"{added:+.0f} µs server CPU per request (reported; no target)"
+        )
     p99 = half.get("ferroscore", {}).get("p99_ms", float("nan"))
     lines.append(
         f"- p99 ≤ 3 ms at half of peak rate: {p99:.2f} ms — {'met' if p99 <= 3 else 'NOT met'}"
@@ -181,10 +198,8 @@ def before_stack(
         conn.execute(f"DROP DATABASE IF EXISTS {dbname}".encode())
         conn.execute(f"CREATE DATABASE {dbname}".encode())
     params = {**conninfo_to_dict(database_url), "dbname": dbname}
-    env = {"FERROSCORE_PORT": str(port), "FERROSCORE_LOG_LEVEL": "WARNING",
-           "DATABASE_URL": make_conninfo(**params)}  # fmt: skip
-    return Stack("ferroscore-before", [str(python), "-m", "ferroscore", "serve"],
-                 python.resolve().parents[2], env)  # fmt: skip
+    return ferroscore_stack("ferroscore-before", python, port, make_conninfo(**params),
+                            python.resolve().parents[2])  # fmt: skip
 
 
 def main() -> None:
@@ -213,6 +228,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     names = [
         "ferroscore",
+        "ferroscore-hooks",
         "robyn-constant",
         "robyn-orjson-onnxruntime",
         "litestar-granian-onnxruntime",
@@ -220,6 +236,7 @@ def main() -> None:
     ]
     ports = {n: free_port() for n in names}
     database = bench_database()
+    hooked.register(database)
     chosen = [s for s in stacks(ports, database) if not args.only or s.name in args.only]
     if args.before:
         ports["ferroscore-before"] = free_port()

@@ -14,12 +14,14 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 BASELINES = BENCH / "baselines"
 VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(BASELINES))
 
+import hooked  # noqa: E402
 from common import DEMO, SCORE_PATH  # noqa: E402
 
 EXAMPLE = DEMO.joinpath("example.json").read_text().encode()
@@ -42,18 +44,29 @@ def free_port() -> int:
     return port
 
 
+def ferroscore_stack(
+    name: str, python: Path, port: int, database_url: str, cwd: Path, **extra: Any
+) -> Stack:
+    """`ferroscore serve` as its users run it, quiet, on `database_url`; `extra`: more of the
+    Stack (a path, a body) and, under `env`, more of its environment."""
+    env = {"FERROSCORE_PORT": str(port), "FERROSCORE_LOG_LEVEL": "WARNING",
+           "DATABASE_URL": database_url, **extra.pop("env", {})}  # fmt: skip
+    return Stack(name, [str(python), "-m", "ferroscore", "serve"], cwd, env, **extra)
+
+
 def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
     py = sys.executable
     return [
-        Stack(
-            "ferroscore",
-            [py, "-m", "ferroscore", "serve"],
+        ferroscore_stack("ferroscore", Path(py), port_of["ferroscore"], database_url, BENCH.parent),
+        ferroscore_stack(
+            "ferroscore-hooks",
+            Path(py),
+            port_of["ferroscore-hooks"],
+            database_url,
             BENCH.parent,
-            {
-                "FERROSCORE_PORT": str(port_of["ferroscore"]),
-                "FERROSCORE_LOG_LEVEL": "WARNING",
-                "DATABASE_URL": database_url,
-            },
+            env={"FERROSCORE_HOOKS": "hooked", "PYTHONPATH": str(BENCH)},
+            path=f"/v1/models/{hooked.HOOKED_MODEL}/score",
+            body=hooked.body(),
         ),
         Stack(
             "robyn-constant",
@@ -149,7 +162,7 @@ class Server:
             # ferroscore drains and stops its database; the others get a short grace (Robyn
             # 0.88 ignores SIGTERM with one process).
             try:
-                self.proc.wait(20 if self.stack.name == "ferroscore" else 3)
+                self.proc.wait(20 if self.stack.name.startswith("ferroscore") else 3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()

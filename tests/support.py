@@ -187,6 +187,39 @@ def empty(database_url: str) -> None:
         conn.execute("TRUNCATE active_models, models, model_audit")
 
 
+def push_and_wait(server: ServerProcess, name: str, *args: str | Path) -> None:
+    """`ferroscore models push NAME ARGS --activate` to the server, as a user runs it; returns
+    once the server serves the model."""
+    pushed = subprocess.run(
+        [sys.executable, "-m", "ferroscore", "models", "push", name, *map(str, args),
+         "--activate", "--url", server.url],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    deadline = time.monotonic() + 20
+    while server.request("GET", f"/v1/models/{name}")[0] != 200:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
+
+
+def wait_logged(database_url: str, request_id: str, rows: int = 1) -> list[tuple[Any, str]]:
+    """A request's `(features, decision)` rows in the decision log, in row order, once its
+    `rows` rows are written (the log writes in the background)."""
+    import psycopg
+
+    deadline = time.monotonic() + 10
+    while True:
+        with psycopg.connect(database_url) as conn:
+            found = conn.execute(
+                "SELECT features, decision FROM decisions WHERE request_id = %s ORDER BY row_index",
+                (request_id,),
+            ).fetchall()
+        if len(found) >= rows:
+            return found
+        assert time.monotonic() < deadline, f"{len(found)} of {rows} rows of {request_id} logged"
+        time.sleep(0.05)
+
+
 def _decoded(raw: bytes) -> dict[str, Any]:
     """A JSON body; an empty one as {}; anything else as {"raw": text}, for the assertion."""
     if not raw:

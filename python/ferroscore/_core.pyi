@@ -202,6 +202,11 @@ class Parsed:
     def batch(self) -> bool:
         """A batch (rows or NDJSON) rather than one record."""
 
+    @property
+    def valid(self) -> list[int]:
+        """The indexes of the valid rows, in order: the rows an enrichment supplies values
+        for."""
+
     def records(self) -> list[tuple[int, str]]:
         """Each valid row as hooks read it: `(row_index, values_json)`."""
 
@@ -227,6 +232,10 @@ class Decision:
     def scored_at_ns(self) -> int: ...
     @property
     def n_rows(self) -> int: ...
+    @property
+    def valid(self) -> list[int]:
+        """The indexes of the valid (scored) rows, in order."""
+
     def copy_rows(self, role: str = "champion") -> bytes:
         """The scored rows as COPY text lines for the decisions table."""
 

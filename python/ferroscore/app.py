@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ferroscore import openapi
 from ferroscore.pipeline import Call, Handler, Middleware, Reply, Route, compose
 from ferroscore.routes import extensions, health, models, score, versions
 from ferroscore.service import Service
@@ -18,7 +19,7 @@ def routes(service: Service) -> list[Route]:
     """The route table of a service."""
     s = service
     r = Route
-    return [
+    table = [
         r("POST", MODEL + "/score", score.score(s), "Score one record, a batch or NDJSON",
           scope="score", hot=True,
           responses={200: "scores", 400: "malformed", 404: "no such model", 413: "too large",
@@ -49,6 +50,9 @@ def routes(service: Service) -> list[Route]:
           scope="public"),
         *extensions.routes(s),
     ]  # fmt: skip
+    table.append(r("GET", "/openapi.json", openapi.serve(table), "This API's OpenAPI 3.1 document",
+                   scope="public"))  # fmt: skip
+    return table
 
 
 def caller(call: Call, next_: Handler) -> Reply:

@@ -114,8 +114,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "FERROSCORE_LOG_LEVEL", "INFO", "log level",
             choices=("DEBUG", "INFO", "WARNING", "ERROR")),
     Setting("hooks", "FERROSCORE_HOOKS", None,
-            "the Python module whose hooks the service runs (`package.module`; see "
-            "[Extend it in Python](#extend-it-in-python))"),
+            "the Python modules whose hooks the service runs (`package.module`, several "
+            "comma-separated; see [Extend it in Python](#extend-it-in-python))"),
     Setting("hook_budget_ms", "FERROSCORE_HOOK_BUDGET_MS", 250,
             "a hook's time budget unless it declares its own; past it, 503 `hook_timeout`",
             1, 60_000),

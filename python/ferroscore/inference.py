@@ -234,10 +234,16 @@ def _open_type(t: pa.DataType) -> str:
     return "integer" if pa.types.is_integer(t) else "number"
 
 
+def model_features(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema's properties the model reads (each bound to a column), by name: without
+    its context fields (`"x-ferroscore-source": "context"`), which no model input holds."""
+    return {n: s for n, s in schema["properties"].items() if "x-ferroscore-column" in s}
+
+
 def model_inputs(schema: dict[str, Any], table: pa.Table, n_features: int) -> np.ndarray:
     """The training rows as the model reads them (float64, NaN = missing), through `schema`."""
     x = np.full((table.num_rows, n_features), np.nan)
-    for name, spec in schema["properties"].items():
+    for name, spec in model_features(schema).items():
         column = table.column(name)
         codes = spec.get("x-ferroscore-categories")
         if codes is not None:
@@ -267,7 +273,7 @@ def reference_profile(model: Model, schema: dict[str, Any], table: pa.Table) -> 
     frequencies for categories, and the missing rate of each."""
     x = model_inputs(schema, table, model.n_features)
     features: dict[str, Any] = {}
-    for name, spec in schema["properties"].items():
+    for name, spec in model_features(schema).items():
         values = x[:, spec["x-ferroscore-column"]]
         codes = spec.get("x-ferroscore-categories")
         if "boolean" in spec["type"]:

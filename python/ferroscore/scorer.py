@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ferroscore._core import Endpoint, Model, ValidationError
+from ferroscore.inference import model_features
 from ferroscore.pickling import cached
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class Scorer:
         self.explain = max(0, explain)
         self.keep = None if keep is None else list(keep)
         self.threads = threads
-        properties: dict[str, Any] = json.loads(schema_text)["properties"]
+        properties = model_features(json.loads(schema_text))
         #: The features the schema reads, by name, with their specs.
         self.features = properties
         by_column = [""] * loaded.n_features

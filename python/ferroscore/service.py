@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 
 from psycopg_pool import ConnectionPool
 
 from ferroscore import hooks
-from ferroscore._core import Endpoint, Model, RequestError
+from ferroscore._core import Decision, Endpoint, Model, RequestError
 from ferroscore.catalog import Catalog
 from ferroscore.config import Settings
 from ferroscore.decisions import DecisionLog
@@ -25,26 +26,27 @@ SHADOW_QUEUE = 1024
 DATABASE_CHECK_S = 1.0
 
 
+#: A shadow version's scoring, run after the champion answered: the decision to log, if any.
+ShadowJob = Callable[[], "Decision | None"]
+
+
 class ShadowScorer:
     """Scores challenger versions on a thread of its own, after the champion has answered,
     and logs their decisions with the role "shadow"."""
 
     def __init__(self, decisions: DecisionLog) -> None:
         self._decisions = decisions
-        self._queue: queue.Queue[tuple[Endpoint, bytes | str, bool, bool, str] | None] = (
-            queue.Queue(SHADOW_QUEUE)
-        )
+        self._queue: queue.Queue[tuple[Endpoint, ShadowJob] | None] = queue.Queue(SHADOW_QUEUE)
         self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
         self.skipped = 0
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(
-        self, endpoint: Endpoint, body: bytes | str, ndjson: bool, partial: bool, request_id: str
-    ) -> None:
+    def submit(self, endpoint: Endpoint, job: ShadowJob) -> None:
+        """Queues `job`, the scoring of `endpoint`; skips it (counted) when the queue is full."""
         try:
-            self._queue.put_nowait((endpoint, body, ndjson, partial, request_id))
+            self._queue.put_nowait((endpoint, job))
         except queue.Full:
             self.skipped += 1
 
@@ -55,18 +57,20 @@ class ShadowScorer:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            endpoint, body, ndjson, partial, request_id = item
+            endpoint, job = item
             try:
-                _, decision = endpoint.score(
-                    body, ndjson=ndjson, partial=partial, request_id=request_id
-                )
+                decision = job()
             except RequestError:
                 # The challenger's schema refuses what the champion accepted: nothing to log.
+                continue
+            except hooks.HookRefusal as e:
+                log.warning("shadow %s v%s not scored: %s", endpoint.name, endpoint.version, e)
                 continue
             except Exception:
                 log.exception("shadow scoring of %s v%s failed", endpoint.name, endpoint.version)
                 continue
-            self._decisions.record(decision, role="shadow")
+            if decision is not None:
+                self._decisions.record(decision, role="shadow")
 
 
 class Service:
@@ -97,12 +101,18 @@ class Service:
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch_database, name="readiness", daemon=True)
 
-    def hook_context(self, request_id: str, model: str | None = None,
-                     version: int | None = None) -> hooks.Context:  # fmt: skip
+    def hook_context(
+        self,
+        request_id: str,
+        model: str | None = None,
+        version: int | None = None,
+        *,
+        shadow: bool = False,
+    ) -> hooks.Context:
         """What a hook of this process knows of its request."""
         return hooks.Context(
             request_id, model, version, None, None, self.pool if self.started else None,
-            self.hook_cache,
+            self.hook_cache, shadow,
         )  # fmt: skip
 
     def build_endpoint(self, a: Artifact) -> Endpoint:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from openapi_spec_validator import validate
 from psycopg_pool import ConnectionPool
 
 from ferroscore.registry import ModelRegistry
@@ -123,6 +124,18 @@ def test_the_decision_hook_answers_and_the_log_agrees(
     assert logged(module_database, answer["request_id"]) == [(answer["decision"],)]
     status, counted = server.request("GET", "/v1/ext/recent/manual")
     assert (status, counted) == (200, {"decision": "manual", "count": 1})
+
+
+def test_route_hooks_are_in_the_openapi_document(server: ServerProcess) -> None:
+    status, doc = server.request("GET", "/openapi.json")
+    assert status == 200
+    validate(doc)  # a valid OpenAPI 3.1 document
+    recent = doc["paths"]["/v1/ext/recent/{decision}"]["get"]
+    assert recent["summary"] == "How many decisions of a kind the log holds."
+    assert recent["tags"] == ["extensions"]
+    assert recent["parameters"][0]["name"] == "decision"
+    assert "post" in doc["paths"]["/v1/ext/hang"]
+    assert "post" in doc["paths"]["/v1/models/{name}/score"]
 
 
 def count(database_url: str) -> int:

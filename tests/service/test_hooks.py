@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from ferroscore import Endpoint, Model
-from ferroscore.hooks import HookError, Outcome, TTLCache, decide, load
+from ferroscore.catalog import Served
+from ferroscore.hooks import HookError, HookFailed, Outcome, TTLCache, decide, load
 from ferroscore.pipeline import Call
 from ferroscore.routes import extensions, score
 from ferroscore.service import Service
@@ -85,7 +86,7 @@ OVERLAY = """
         contributions = scored.contributions()
         return Outcome(
             decisions=["decline" if r.values["amount"] > 500 else None for r in scored.rows],
-            reasons=[[f"R{int(c.argmax())}"] for c in contributions[:, :-1]],
+            reasons=[[scored.features[int(c.argmax())]] for c in contributions[:, :-1]],
             extra={"rule": "amount-500", "rows": len(scored.rows)},
         )
 """
@@ -99,7 +100,7 @@ def test_a_decision_hook_has_the_final_say_and_the_log_records_it(
     status, answer = post(svc, {"features": {**RECORD, "amount": 520.0}})
     assert status == 200
     assert answer["decision"] == "decline"
-    assert answer["reasons"][0].startswith("R")
+    assert answer["reasons"][0] in RECORD
     assert answer["extensions"] == {"rule": "amount-500", "rows": 1}
     assert logged(svc)[-1][3] == "decline"
     calls = sys.modules[name].CALLS
@@ -238,6 +239,18 @@ def test_a_bad_hooks_module_is_refused_naming_the_hook(
         load(name)
 
 
+def test_several_modules_load_together_and_may_not_collide(hooks_dir: Path) -> None:
+    head = "from ferroscore.hooks import decide, route\n"
+    a = module(hooks_dir, head + "@decide('m')\ndef a(x, y): pass")
+    b = module(hooks_dir, head + "@route('GET', '/v1/ext/b')\ndef b(c, x): pass")
+    both = load(f"{a}, {b}")
+    assert (list(both.decide), [h.target for h in both.routes]) == (["m"], ["GET /v1/ext/b"])
+    assert both.module == f"{a},{b}"
+    again = module(hooks_dir, head + "@decide('m')\ndef c(x, y): pass")
+    with pytest.raises(HookError, match="model 'm' already has"):
+        load(f"{a},{again}")
+
+
 def test_no_hooks_leaves_the_score_path_alone(fraud: FraudModels) -> None:
     svc = service_with(fraud, None)
     assert svc.hooks.decide == {}
@@ -350,3 +363,107 @@ def test_a_bad_enrichment_fails_its_request_naming_the_hook_and_feature(
     # Nothing was scored, so nothing is logged; the next request is served.
     assert logged(svc) == []
     assert post(svc, {"features": {**record, "born": 1980}})[0] == 200
+
+
+MARK_ROLE = """
+    from ferroscore.hooks import Outcome, Scored, decide
+
+    @decide("fraud")
+    def mark(scored: Scored, ctx: Context) -> Outcome:
+        return Outcome(decisions=["shadow" if ctx.shadow else "live"] * len(scored.rows))
+"""
+
+
+def test_a_shadow_is_scored_on_the_champions_enrichment_with_its_decision_hook(
+    fraud: FraudModels, hooks_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = module(hooks_dir, ENRICH + MARK_ROLE)
+    svc = enriched_service(fraud, name)
+    champion = svc.catalog.current()["fraud"].champion
+    challenger = Endpoint("fraud", 4, Model.load(fraud.xgboost), champion.schema,
+                          thresholds=champion.thresholds)  # fmt: skip
+    monkeypatch.setattr(svc.catalog, "current", lambda: {"fraud": Served(champion, challenger, 1)})
+    jobs: list[Any] = []
+    monkeypatch.setattr(svc.shadow, "submit", lambda endpoint, job: jobs.append(job))
+    record = WITHOUT_AGE
+    rows = [{"features": {**record, "born": 1990}}, {"features": {**record, "amount": -1}},
+            {"features": {**record, "born": 1950}}]  # fmt: skip
+    status, answer = post(svc, {"rows": rows, "partial": True})
+    assert status == 200, answer
+    assert answer["decisions"] == ["live", None, "live"]
+    [job] = jobs
+    shadow = job()
+    # The champion's values, not a second call of the hook.
+    assert len(sys.modules[name].CALLS) == 1
+    assert shadow.request_id == answer["request_id"]
+    assert [(i, json.loads(f)["age"], d) for i, f, _, d in shadow.rows()] == [
+        (0, 36, "shadow"), (2, 76, "shadow")]  # fmt: skip
+    direct = Endpoint("fraud", 4, Model.load(fraud.xgboost), fraud.schema.read_text())
+    _, plain = direct.score(json.dumps({"rows": [{"features": {**WITHOUT_AGE, "age": 36}}]}))
+    [(_, _, want, _)] = plain.rows()
+    assert shadow.rows()[0][2] == want
+    # A challenger that accepts other rows than the champion cannot reuse the values.
+    strict = json.loads(champion.schema)
+    strict["properties"]["amount"]["maximum"] = 100
+    picky = Endpoint("fraud", 5, Model.load(fraud.xgboost), json.dumps(strict))
+    monkeypatch.setattr(svc.catalog, "current", lambda: {"fraud": Served(champion, picky, 1)})
+    post(svc, {"rows": rows, "partial": True})
+    with pytest.raises(HookFailed, match="other rows than the champion's"):
+        jobs[-1]()
+
+
+CHAINED = """
+    import time
+
+    from ferroscore.hooks import Context, Incoming, Outcome, Scored, decide, enrich
+
+    @enrich("fraud", budget_ms=300)
+    def ages(incoming: Incoming, ctx: Context) -> dict[str, list[object]]:
+        plan = incoming.raw(0)["plan"]
+        time.sleep({"slow-enrich": 1.0, "both-slowish": 0.2}.get(plan, 0))
+        return {"age": [40] * len(incoming)}
+
+    @decide("fraud", budget_ms=300)
+    def verdict(scored: Scored, ctx: Context) -> Outcome:
+        plan = scored.raw(0)["plan"]
+        time.sleep({"slow-decide": 1.0, "both-slowish": 0.2}.get(plan, 0))
+        if plan == "broken":
+            raise RuntimeError("no verdict")
+        return Outcome(decisions=["chained"] * len(scored))
+"""
+
+
+@pytest.mark.parametrize(
+    ("plan", "status", "says", "logged_decision"),
+    [
+        ("fine", 200, None, "chained"),
+        # Each hook has its own budget: together they may take longer than one.
+        ("both-slowish", 200, None, "chained"),
+        ("slow-enrich", 503, ".ages ran past its budget of 300 ms", None),
+        ("slow-decide", 503, ".verdict ran past its budget of 300 ms", "thresholds"),
+        ("broken", 500, ".verdict raised RuntimeError('no verdict')", "thresholds"),
+    ],
+)
+def test_enrichment_and_decision_share_one_job_each_with_its_budget(
+    fraud: FraudModels, hooks_dir: Path, plan: str, status: int, says: str | None,
+    logged_decision: str | None,
+) -> None:  # fmt: skip
+    name = module(hooks_dir, CHAINED)
+    svc = enriched_service(fraud, name)
+    got, answer = post(svc, {"features": {**WITHOUT_AGE, "plan": plan}})
+    assert got == status, answer
+    if says is not None:
+        assert says in answer["message"]
+    rows = logged(svc)
+    if logged_decision is None:
+        # Not scored: nothing to log.
+        assert rows == []
+        return
+    [(_, features, [score], decision)] = rows
+    assert json.loads(features)["age"] == 40
+    if logged_decision == "thresholds":
+        # Scored, then the decision hook failed: the thresholds' decision is logged.
+        assert decision == ("decline" if score >= 0.5 else "approve")
+    else:
+        assert decision == logged_decision
+        assert answer["decision"] == logged_decision

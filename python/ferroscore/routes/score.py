@@ -11,10 +11,10 @@ from __future__ import annotations
 import random
 
 from ferroscore._core import MalformedRequestError, PayloadTooLargeError, RequestError
-from ferroscore.hooks import HookRefusal
 from ferroscore.pipeline import Call, Handler, Reply, error_reply
 from ferroscore.routes.decide import decide
 from ferroscore.routes.enrich import enrich
+from ferroscore.routes.shadow import shadow_job
 from ferroscore.service import Service
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
@@ -69,29 +69,34 @@ def score(service: Service) -> Handler:
             if not (k.isdigit() and int(k) <= width):
                 return _bad_query("explain", k, f"an integer from 0 to {width}")
             explain = int(k)
+        enrichment = None
+        decider = hooked.get(name) if hooked is not None else None
         try:
             if enriched is not None and (enricher := enriched.get(name)) is not None:
-                body, decision = enrich(
-                    service, enricher, served.champion, call.body,
+                reply, scored, enrichment = enrich(
+                    service, enricher, decider, served.champion, call.body,
                     ndjson=ndjson, partial=partial, explain=explain,
                 )  # fmt: skip
+                if scored is None:
+                    return reply
+                decision = scored
             else:
                 body, decision = served.champion.score(
                     call.body, ndjson=ndjson, partial=partial, explain=explain
                 )
+                if decider is not None:
+                    reply, decision = decide(
+                        service, decider, served.champion, call.body, ndjson, body, decision
+                    )
+                else:
+                    reply = Reply(200, body)
         except RequestError as e:
             return request_error_reply(e)
-        except HookRefusal as e:
-            return e.reply()
-        if hooked is not None and (hook := hooked.get(name)) is not None:
-            reply, decision = decide(
-                service, hook, served.champion, call.body, ndjson, body, decision
-            )
-        else:
-            reply = Reply(200, body)
         record(decision)
         if served.shadow is not None and random.random() < served.share:
-            service.shadow.submit(served.shadow, call.body, ndjson, partial, decision.request_id)
+            job = shadow_job(service, served.shadow, call.body, ndjson=ndjson, partial=partial,
+                             request_id=decision.request_id, enrichment=enrichment)  # fmt: skip
+            service.shadow.submit(served.shadow, job)
         return reply
 
     return handle

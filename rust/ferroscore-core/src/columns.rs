@@ -59,6 +59,9 @@ pub fn read_columns(
         errors: Vec::new(),
         batch: true,
         explain: None,
+        // Context columns stay the table's own, carried to the output as they are.
+        context: Vec::new(),
+        n_context: 0,
     };
     for feature in schema.features() {
         let column = columns.iter().find(|c| c.name == feature.name);

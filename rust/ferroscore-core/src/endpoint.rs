@@ -479,16 +479,19 @@ impl Endpoint {
     /// The features of row `i` as the caller sent them: keyed by schema name, a category as
     /// its string, a boolean as such, missing as null. What hooks read.
     pub fn values_json(&self, rows: &Rows, i: usize) -> String {
-        self.row_json(rows.row(i), |out, k, x| self.write_value(out, k, x))
+        self.row_json(rows, i, |out, k, x| self.write_value(out, k, x))
     }
 
-    /// The features of row `i` as a JSON object keyed by schema name (missing → null).
+    /// The features of row `i` as a JSON object keyed by schema name (missing → null), as
+    /// the model read them, and its context values.
     pub fn features_json(&self, scored: &Scored, i: usize) -> String {
-        self.row_json(scored.rows.row(i), |out, _, x| write_number(out, x))
+        self.row_json(&scored.rows, i, |out, _, x| write_number(out, x))
     }
 
-    /// `row` as an object keyed by schema name, each feature's value written by `write`.
-    fn row_json(&self, row: &[f64], write: impl Fn(&mut Vec<u8>, usize, f64)) -> String {
+    /// Row `i` as an object keyed by schema name, each feature's value written by `write`,
+    /// then the context fields' strings.
+    fn row_json(&self, rows: &Rows, i: usize, write: impl Fn(&mut Vec<u8>, usize, f64)) -> String {
+        let row = rows.row(i);
         let mut out = Vec::with_capacity(24 * self.schema.features().len());
         out.push(b'{');
         for (k, f) in self.schema.features().iter().enumerate() {
@@ -498,6 +501,23 @@ impl Endpoint {
             write_string(&mut out, &f.name);
             out.push(b':');
             write(&mut out, k, row[f.column]);
+        }
+        // A table's rows carry no context (its columns are kept as the table's own).
+        let context = if rows.n_context == 0 {
+            &[][..]
+        } else {
+            rows.context_row(i)
+        };
+        for (field, value) in self.schema.context().iter().zip(context) {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            write_string(&mut out, &field.name);
+            out.push(b':');
+            match value {
+                Some(text) => write_string(&mut out, text),
+                None => out.extend_from_slice(b"null"),
+            }
         }
         out.push(b'}');
         // Only JSON text was written: valid UTF-8.

@@ -4,7 +4,7 @@
 use crate::error::{escape_token, Code};
 use crate::json::{Number, Reader};
 use crate::request::{skip_value, Ctx, Precision, Step};
-use crate::schema::{Feature, Kind, Missing};
+use crate::schema::{ContextField, Feature, Kind, Missing};
 use std::borrow::Cow;
 
 /// Marks a column no key has written yet; distinct from the NaN that stands for "missing".
@@ -28,6 +28,7 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
     }
     let mut n_keys = 0;
     let mut next = 0;
+    let mut seen_context = 0u64;
     let mut more = r.begin_object()?;
     while more {
         n_keys += 1;
@@ -45,7 +46,13 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
                 let key = r.key()?;
                 ctx.check_string(key.raw.len())?;
                 let found = schema.lookup_bytes(&key.raw);
-                if found.is_none() {
+                if let Some((slot, field)) = found
+                    .is_none()
+                    .then(|| schema.lookup_context_bytes(&key.raw))
+                    .flatten()
+                {
+                    read_context(r, ctx, slot, field, &mut seen_context)?;
+                } else if found.is_none() {
                     let key = r.text(&key)?.into_owned();
                     skip_value(r, ctx)?;
                     if !schema.allow_unknown() {
@@ -102,6 +109,73 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
                     format!("required feature \"{}\" is missing", f.name),
                 );
             }
+        }
+    }
+    for (slot, field) in schema.context().iter().enumerate() {
+        if field.required && seen_context & (1 << slot) == 0 {
+            ctx.report(
+                || feature_tail(&field.name),
+                Code::Missing,
+                format!("required feature \"{}\" is missing", field.name),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Reads the value of context field `slot` into the current row's context.
+fn read_context(
+    r: &mut Reader<'_>,
+    ctx: &mut Ctx<'_>,
+    slot: usize,
+    field: &ContextField,
+    seen: &mut u64,
+) -> Step<()> {
+    let value = read_scalar(r, ctx)?;
+    if *seen & (1 << slot) != 0 {
+        ctx.report(
+            || feature_tail(&field.name),
+            Code::DuplicateKey,
+            format!("feature \"{}\" appears more than once", field.name),
+        );
+        return Ok(());
+    }
+    *seen |= 1 << slot;
+    let text = match value {
+        Scalar::Null if field.nullable => return Ok(()),
+        Scalar::Str(s) => s,
+        other => {
+            let msg = format!("expected a string, got {}", other.describe());
+            ctx.report(|| feature_tail(&field.name), Code::Type, msg);
+            return Ok(());
+        }
+    };
+    let n = text.chars().count();
+    let problem = if n < field.min_length {
+        Some((
+            Code::MinLength,
+            format!("{n} characters; the minimum is {}", field.min_length),
+        ))
+    } else if n > field.max_length {
+        Some((
+            Code::MaxLength,
+            format!("{n} characters; the maximum is {}", field.max_length),
+        ))
+    } else if text.contains('\0') {
+        // PostgreSQL's jsonb cannot hold U+0000: the decision log could not store it.
+        Some((
+            Code::Type,
+            "a context string may not contain U+0000".to_owned(),
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some((code, msg)) => ctx.report(|| feature_tail(&field.name), code, msg),
+        None => {
+            let n_context = ctx.rows.n_context;
+            let start = ctx.rows.context.len() - n_context;
+            ctx.rows.context[start + slot] = Some(text.into());
         }
     }
     Ok(())

@@ -73,6 +73,10 @@ pub struct Rows {
     pub width: usize,
     /// Row after row, `width` values each.
     pub values: Vec<f64>,
+    /// Row after row, one value per context field of the schema (None = absent or null).
+    pub context: Vec<Option<Box<str>>>,
+    /// How many context values each row has.
+    pub n_context: usize,
     /// Whether each row passed validation (only a partial batch keeps invalid rows).
     pub valid: Vec<bool>,
     /// The problems found, capped at `MAX_ERRORS`; non-empty only for a partial batch.
@@ -94,6 +98,11 @@ impl Rows {
 
     pub fn row(&self, i: usize) -> &[f64] {
         &self.values[i * self.width..(i + 1) * self.width]
+    }
+
+    /// The context values of row `i`, in the schema's order.
+    pub fn context_row(&self, i: usize) -> &[Option<Box<str>>] {
+        &self.context[i * self.n_context..(i + 1) * self.n_context]
     }
 }
 
@@ -202,6 +211,10 @@ impl Ctx<'_> {
         self.rows
             .values
             .resize(self.rows.values.len() + width, f64::NAN);
+        let n_context = self.rows.n_context;
+        self.rows
+            .context
+            .resize(self.rows.context.len() + n_context, None);
         self.rows.valid.push(true);
         Ok(())
     }
@@ -245,6 +258,7 @@ pub fn parse_request(
         precision,
         rows: Rows {
             width,
+            n_context: schema.context().len(),
             ..Rows::default()
         },
         loc: Loc::Single,
@@ -768,5 +782,60 @@ mod tests {
         let many: Vec<String> = (0..200).map(|i| format!("\"u{i}\": 1")).collect();
         let body = format!("{{\"features\": {{{}}}}}", many.join(","));
         assert_eq!(parse(&body).expect_err("many").errors().len(), MAX_ERRORS);
+    }
+
+    #[test]
+    fn context_fields_are_checked_and_kept_beside_the_row() {
+        let schema = compile_schema(
+            r#"{"type": "object", "required": ["card"],
+                "properties": {
+                  "a": {"type": "number", "x-ferroscore-column": 0},
+                  "card": {"type": "string", "minLength": 2, "maxLength": 8,
+                           "x-ferroscore-source": "context"},
+                  "device": {"type": ["string", "null"], "x-ferroscore-source": "context"}}}"#,
+        )
+        .expect("schema");
+        let run = |body: &str| {
+            parse_request(
+                body.as_bytes(),
+                &schema,
+                &Limits::default(),
+                Precision::F64,
+                1,
+                Format::Json,
+                true,
+            )
+        };
+        let rows = run(r#"{"rows": [{"features": {"card": "c\u00e91", "a": 1}},
+                                    {"features": {"a": 2, "device": null, "card": "c2"}}]}"#)
+        .expect("valid");
+        assert_eq!(rows.n_context, 2);
+        assert_eq!(rows.context_row(0), [Some("cé1".into()), None]);
+        assert_eq!(rows.context_row(1), [Some("c2".into()), None]);
+        assert_eq!(rows.row(1), [2.0]);
+        let bad = r#"{"rows": [{"features": {"a": 1}},
+                               {"features": {"card": 7}},
+                               {"features": {"card": "x"}},
+                               {"features": {"card": "c1", "card": "c2"}},
+                               {"features": {"card": "a\u0000b"}},
+                               {"features": {"card": "c1", "device": "d1"}}]}"#;
+        let rows = run(bad).expect("partial");
+        assert_eq!(rows.valid, [false, false, false, false, false, true]);
+        let found: Vec<(&str, &str)> = rows
+            .errors
+            .iter()
+            .map(|e| (e.pointer.as_str(), e.code.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("/rows/0/features/card", "missing"),
+                ("/rows/1/features/card", "type"),
+                ("/rows/2/features/card", "min_length"),
+                ("/rows/3/features/card", "duplicate_key"),
+                ("/rows/4/features/card", "type"),
+            ]
+        );
+        assert_eq!(rows.context_row(5), [Some("c1".into()), Some("d1".into())]);
     }
 }

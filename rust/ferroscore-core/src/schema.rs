@@ -17,8 +17,12 @@ pub const MISSING_KEYWORD: &str = "x-ferroscore-missing";
 pub const UNKNOWN_KEYWORD: &str = "x-ferroscore-unknown-category";
 
 /// Who supplies the feature: "request" (the caller; the default) or "enrichment" (a hook of
-/// the service, after validation: callers may not send it).
+/// the service, after validation: callers may not send it). "context" marks a string the
+/// caller sends that the model does not read (see `ContextField`).
 pub const SOURCE_KEYWORD: &str = "x-ferroscore-source";
+
+/// At most this many context fields: the record reader tracks them in one 64-bit set.
+pub const MAX_CONTEXT_FIELDS: usize = 64;
 
 /// Keywords that only annotate and change nothing about validation.
 const ANNOTATIONS: [&str; 5] = ["title", "description", "examples", "$comment", "deprecated"];
@@ -87,11 +91,25 @@ pub struct Feature {
     pub enriched: bool,
 }
 
+/// A string sent with each record that the model does not read — a card, device or customer
+/// id: checked like a feature, kept in the decision log and shown to hooks, so the log can be
+/// searched by the entity a decision was about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextField {
+    pub name: String,
+    pub nullable: bool,
+    pub required: bool,
+    pub min_length: usize,
+    pub max_length: usize,
+}
+
 /// A compiled input schema.
 #[derive(Debug, Clone)]
 pub struct Schema {
     features: Vec<Feature>,
     by_name: FxHashMap<Box<[u8]>, usize>,
+    context: Vec<ContextField>,
+    context_by_name: FxHashMap<Box<[u8]>, usize>,
     allow_unknown: bool,
 }
 
@@ -111,6 +129,18 @@ impl Schema {
     #[inline]
     pub fn lookup_bytes(&self, name: &[u8]) -> Option<(usize, &Feature)> {
         self.by_name.get(name).map(|&i| (i, &self.features[i]))
+    }
+
+    /// The context fields, in the schema's order; their values are `Rows::context`.
+    pub fn context(&self) -> &[ContextField] {
+        &self.context
+    }
+
+    /// Looks a key up among the context fields by its raw bytes.
+    pub fn lookup_context_bytes(&self, name: &[u8]) -> Option<(usize, &ContextField)> {
+        self.context_by_name
+            .get(name)
+            .map(|&i| (i, &self.context[i]))
     }
 
     /// Whether keys the schema does not name are skipped rather than refused.
@@ -151,10 +181,22 @@ pub fn compile_schema(text: &str) -> Result<Schema, SchemaError> {
     let properties = properties
         .ok_or_else(|| SchemaError::new("/properties", "the schema names no features"))?;
     let mut features = Vec::with_capacity(properties.len());
+    let mut context = Vec::new();
     let mut columns = FxHashMap::default();
     for (name, spec) in properties {
         let pointer = format!("/properties/{}", escape_token(name));
-        let feature = compile_feature(name, spec, required.contains(&name.as_str()), &pointer)?;
+        let required = required.contains(&name.as_str());
+        if spec.get(SOURCE_KEYWORD).and_then(Value::as_str) == Some("context") {
+            if context.len() == MAX_CONTEXT_FIELDS {
+                return Err(SchemaError::new(
+                    pointer,
+                    format!("more than {MAX_CONTEXT_FIELDS} context fields"),
+                ));
+            }
+            context.push(compile_context(name, spec, required, &pointer)?);
+            continue;
+        }
+        let feature = compile_feature(name, spec, required, &pointer)?;
         if let Some(other) = columns.insert(feature.column, name) {
             return Err(SchemaError::new(
                 format!("{pointer}/{COLUMN_KEYWORD}"),
@@ -179,11 +221,60 @@ pub fn compile_schema(text: &str) -> Result<Schema, SchemaError> {
         .enumerate()
         .map(|(i, f)| (f.name.as_bytes().into(), i))
         .collect();
+    let context_by_name = context
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.as_bytes().into(), i))
+        .collect();
     Ok(Schema {
         features,
         by_name,
+        context,
+        context_by_name,
         allow_unknown,
     })
+}
+
+/// A context field: a string (or null, when nullable) with optional length bounds, and no
+/// model column.
+fn compile_context(
+    name: &str,
+    spec: &Value,
+    required: bool,
+    pointer: &str,
+) -> Result<ContextField, SchemaError> {
+    let (obj, ty, nullable) = typed(spec, pointer)?;
+    let at = |k: &str| format!("{pointer}/{k}");
+    if ty != "string" {
+        return Err(SchemaError::new(
+            at("type"),
+            "a context field is a \"string\" (send numeric ids as strings)",
+        ));
+    }
+    let mut field = ContextField {
+        name: name.to_owned(),
+        nullable,
+        required,
+        min_length: 0,
+        max_length: usize::MAX,
+    };
+    for (key, value) in obj {
+        let length = || length(value, || at(key));
+        match key.as_str() {
+            "type" | SOURCE_KEYWORD => {}
+            "minLength" => field.min_length = length()?,
+            "maxLength" => field.max_length = length()?,
+            COLUMN_KEYWORD => {
+                return Err(SchemaError::new(
+                    at(key),
+                    "a context field is not a model input: it has no column",
+                ))
+            }
+            k if ANNOTATIONS.contains(&k) => {}
+            k => return Err(unsupported(pointer, k)),
+        }
+    }
+    Ok(field)
 }
 
 /// The keywords of one feature, gathered before they are checked against each other.
@@ -207,12 +298,8 @@ fn compile_feature(
     required: bool,
     pointer: &str,
 ) -> Result<Feature, SchemaError> {
-    let obj = as_object(spec, pointer)?;
+    let (obj, ty, nullable) = typed(spec, pointer)?;
     let at = |k: &str| format!("{pointer}/{k}");
-    let (ty, nullable) = match obj.get("type") {
-        Some(t) => feature_type(t, &at("type"))?,
-        None => return Err(SchemaError::new(at("type"), "every feature needs a type")),
-    };
     let column = obj
         .get(COLUMN_KEYWORD)
         .and_then(Value::as_u64)
@@ -230,12 +317,7 @@ fn compile_feature(
                 .as_f64()
                 .ok_or_else(|| SchemaError::new(at(key), "must be a number"))
         };
-        let length = || {
-            value
-                .as_u64()
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| SchemaError::new(at(key), "must be an integer >= 0"))
-        };
+        let length = || length(value, || at(key));
         match key.as_str() {
             "type" | COLUMN_KEYWORD => {}
             "minimum" => s.minimum = tighter(s.minimum, number()?, false, true),
@@ -276,7 +358,7 @@ fn compile_feature(
                     _ => {
                         return Err(SchemaError::new(
                             at(key),
-                            "must be \"request\" or \"enrichment\"",
+                            "must be \"request\", \"enrichment\" or \"context\"",
                         ))
                     }
                 }
@@ -510,6 +592,27 @@ fn tighter(old: Option<Bound>, value: f64, exclusive: bool, lower: bool) -> Opti
     }
 }
 
+/// A property's keywords, its type and whether it admits null.
+fn typed<'a>(
+    spec: &'a Value,
+    pointer: &str,
+) -> Result<(&'a Map<String, Value>, &'a str, bool), SchemaError> {
+    let obj = as_object(spec, pointer)?;
+    let at = format!("{pointer}/type");
+    match obj.get("type") {
+        Some(t) => feature_type(t, &at).map(|(ty, nullable)| (obj, ty, nullable)),
+        None => Err(SchemaError::new(at, "every feature needs a type")),
+    }
+}
+
+/// The value of `minLength` or `maxLength`.
+fn length(value: &Value, at: impl FnOnce() -> String) -> Result<usize, SchemaError> {
+    value
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| SchemaError::new(at(), "must be an integer >= 0"))
+}
+
 fn as_object<'a>(v: &'a Value, pointer: &str) -> Result<&'a Map<String, Value>, SchemaError> {
     v.as_object()
         .ok_or_else(|| SchemaError::new(pointer, "must be a JSON object"))
@@ -629,6 +732,18 @@ mod tests {
             (
                 r#"{"a": {"type": "number"}}"#,
                 "/properties/a/x-ferroscore-column",
+            ),
+            (
+                r#"{"a": {"type": "integer", "x-ferroscore-source": "context"}}"#,
+                "/properties/a/type",
+            ),
+            (
+                r#"{"a": {"type": "string", "x-ferroscore-source": "context", "x-ferroscore-column": 0}}"#,
+                "/properties/a/x-ferroscore-column",
+            ),
+            (
+                r#"{"a": {"type": "string", "x-ferroscore-source": "context", "enum": ["x"]}}"#,
+                "/properties/a/enum",
             ),
             (
                 r#"{"a": {"type": "number", "x-ferroscore-column": 0}, "b": {"type": "number", "x-ferroscore-column": 0}}"#,

@@ -242,6 +242,13 @@ impl Parsed {
         self.batch
     }
 
+    /// The indexes of the valid rows, in order: the rows an enrichment supplies values for.
+    #[getter]
+    fn valid(&self) -> PyResult<Vec<usize>> {
+        let rows = self.rows()?;
+        Ok((0..rows.len()).filter(|&i| rows.valid[i]).collect())
+    }
+
     /// Each valid row as hooks read it: `(row_index, values_json)`.
     fn records(&self) -> PyResult<Vec<(usize, String)>> {
         let rows = self.rows()?;
@@ -375,6 +382,13 @@ impl Decision {
     #[getter]
     fn n_rows(&self) -> usize {
         self.scored.rows.len()
+    }
+
+    /// The indexes of the valid (scored) rows, in order.
+    #[getter]
+    fn valid(&self) -> Vec<usize> {
+        let rows = &self.scored.rows;
+        (0..rows.len()).filter(|&i| rows.valid[i]).collect()
     }
 
     /// The scored rows as PostgreSQL COPY text lines for `COPY decisions (request_id,

@@ -1,0 +1,122 @@
+"""The hooks of the card-fraud example (README.md beside this file): velocity features from
+the decision log before scoring, and a rule overlay after it.
+
+Serve them with `FERROSCORE_HOOKS=fraud_hooks` and this directory on the Python path. The
+model's schema (`schema.json`) marks `card_id` and `device_id` as context, so every decision
+in the log carries them, and `card_count_1h`, `card_amount_1h` and `device_new_today` as
+supplied by enrichment, so callers cannot send them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from ferroscore.hooks import Context, Incoming, Outcome, Reject, Scored, decide, enrich
+
+MODEL = "card-fraud"
+LARGE_AMOUNT = 5000.0
+WINDOW = timedelta(hours=1)
+#: The decision log's own index serves lookups by request; these serve lookups by entity.
+INDEXES = [
+    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS decisions_card_fraud_{key} ON decisions"
+    f" ((features->>'{key}_id'), created_at) WHERE model = '{MODEL}' AND role = 'champion'"
+    for key in ("card", "device")
+]
+
+log = logging.getLogger(__name__)
+_indexed = threading.Event()
+_indexing = threading.Lock()
+
+
+@enrich(MODEL, budget_ms=500)
+def velocity(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
+    """Each transaction's card activity in the hour before it and whether its device is
+    new today, from the decision log and from the rows of the same request before it."""
+    if ctx.pool is None:
+        raise Reject("unavailable", "the decision log is not connected", status=503)
+    _create_indexes(ctx.pool)
+    cards = [str(r.values["card_id"]) for r in incoming.rows]
+    devices = [str(r.values["device_id"]) for r in incoming.rows]
+    now = datetime.now(UTC)
+    card_history, first_seen = _history(ctx.pool, set(cards), set(devices), now)
+    counts: list[Any] = []
+    sums: list[Any] = []
+    new_today: list[Any] = []
+    # Earlier rows of a batch count as the card's activity too: they are earlier attempts.
+    in_request: dict[str, list[float]] = defaultdict(list)
+    for row, card, device in zip(incoming.rows, cards, devices, strict=True):
+        count, spent = card_history.get(card, (0, 0.0))
+        earlier = in_request[card]
+        counts.append(count + len(earlier))
+        sums.append(round(spent + sum(earlier), 2))
+        seen = first_seen.get(device)
+        new_today.append(seen is None or seen.date() == now.date())
+        earlier.append(float(row.values["amount"]))
+    return {"card_count_1h": counts, "card_amount_1h": sums, "device_new_today": new_today}
+
+
+def _history(
+    pool: ConnectionPool, cards: set[str], devices: set[str], now: datetime
+) -> tuple[dict[str, tuple[int, float]], dict[str, datetime]]:
+    """Per card, its decisions and their amounts since `now - WINDOW`; per device, when the
+    log first saw it. Two indexed queries per request, whatever its number of rows."""
+    with pool.connection() as conn:
+        by_card = conn.execute(
+            "SELECT features->>'card_id', count(*), coalesce(sum((features->>'amount')::float8), 0)"
+            " FROM decisions WHERE model = %s AND role = 'champion'"
+            " AND features->>'card_id' = ANY(%s) AND created_at > %s GROUP BY 1",
+            (MODEL, list(cards), now - WINDOW),
+        ).fetchall()
+        by_device = conn.execute(
+            "SELECT features->>'device_id', min(created_at) FROM decisions"
+            " WHERE model = %s AND role = 'champion' AND features->>'device_id' = ANY(%s)"
+            " GROUP BY 1",
+            (MODEL, list(devices)),
+        ).fetchall()
+    return {c: (int(n), float(s)) for c, n, s in by_card}, {d: t for d, t in by_device}
+
+
+def _create_indexes(pool: ConnectionPool) -> None:
+    """Creates the example's indexes once per process, in the background: `CONCURRENTLY`
+    does not block the decision log's writes, and requests do not wait for it."""
+    if _indexed.is_set() or not _indexing.acquire(blocking=False):
+        return
+
+    def create() -> None:
+        try:
+            with pool.connection() as conn:
+                conn.autocommit = True
+                for statement in INDEXES:
+                    conn.execute(statement)
+            _indexed.set()
+        except Exception:
+            log.exception("could not create the card-fraud indexes; lookups stay unindexed")
+        finally:
+            _indexing.release()
+
+    threading.Thread(target=create, name="card-fraud-indexes", daemon=True).start()
+
+
+@decide(MODEL)
+def overlay(scored: Scored, ctx: Context) -> Outcome:
+    """Declines a large amount on a device first seen today, whatever the score; keeps the
+    thresholds' decision otherwise."""
+    flagged = [
+        r.values["amount"] > LARGE_AMOUNT and r.values["device_new_today"] for r in scored.rows
+    ]
+    reasons: Sequence[Any] = [
+        [{"code": "R12", "text": "amount over 5,000 on a device first seen today"}] if f else None
+        for f in flagged
+    ]
+    return Outcome(
+        decisions=["decline" if f else None for f in flagged],
+        reasons=reasons,
+        extra={"rules": "card-fraud rules v1", "overridden": sum(flagged)},
+    )
