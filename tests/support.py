@@ -11,6 +11,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +187,40 @@ def empty(database_url: str) -> None:
 
     with psycopg.connect(database_url) as conn:
         conn.execute("TRUNCATE active_models, models, model_audit")
+
+
+#: Thresholds for the fraud models' scores, as the API tests register them.
+FRAUD_THRESHOLDS = [{"min": 0.5, "decision": "decline"}, {"decision": "approve"}]
+
+
+@contextmanager
+def serving(env: dict[str, str], log_path: Path) -> Iterator[ServerProcess]:
+    """`ferroscore serve` with `env`, ready, stopped cleanly (exit 0) afterwards."""
+    server = ServerProcess(env, log_path)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def register(
+    database_url: str, name: str, artifact: Path, schema: Path, thresholds: Any = None
+) -> None:
+    """Registers and activates a model version straight in the registry, after the demo model
+    (which the service would register itself on an empty registry)."""
+    from psycopg_pool import ConnectionPool
+
+    from ferroscore.registry import ModelRegistry
+
+    with ConnectionPool(database_url, min_size=1, max_size=1, open=True) as pool:
+        registry = ModelRegistry(pool, build)
+        registry.ensure_demo()
+        version = registry.register(
+            name, artifact.read_bytes(), schema.read_text(),
+            thresholds=None if thresholds is None else json.dumps(thresholds),
+        )["version"]  # fmt: skip
+        registry.activate(name, version)
 
 
 def push_and_wait(server: ServerProcess, name: str, *args: str | Path) -> None:

@@ -8,19 +8,21 @@ from collections.abc import Sequence
 
 from ferroscore import openapi
 from ferroscore.pipeline import Call, Handler, Middleware, Reply, Route, compose
-from ferroscore.routes import extensions, health, models, score, versions
+from ferroscore.routes import extensions, health, models, score, v2, versions
 from ferroscore.service import Service
 
 MODEL = "/v1/models/{name}"
 VERSION = MODEL + "/versions/{version}"
+V2_MODEL = "/v2/models/{name}"
 
 
 def routes(service: Service) -> list[Route]:
     """The route table of a service."""
     s = service
     r = Route
+    scorer = score.score(s)
     table = [
-        r("POST", MODEL + "/score", score.score(s), "Score one record, a batch or NDJSON",
+        r("POST", MODEL + "/score", scorer, "Score one record, a batch or NDJSON",
           scope="score", hot=True,
           responses={200: "scores", 400: "malformed", 404: "no such model", 413: "too large",
                      422: "invalid records"}),
@@ -48,10 +50,38 @@ def routes(service: Service) -> list[Route]:
         r("GET", "/health/live", health.live, "The process answers", scope="public"),
         r("GET", "/health/ready", health.ready(s), "Models loaded and the database answers",
           scope="public"),
+        *v2_routes(s, scorer),
         *extensions.routes(s),
     ]  # fmt: skip
     table.append(r("GET", "/openapi.json", openapi.serve(table), "This API's OpenAPI 3.1 document",
                    scope="public"))  # fmt: skip
+    return table
+
+
+def v2_routes(s: Service, scorer: Handler) -> list[Route]:
+    """The Open Inference Protocol (KServe V2): each model route also with `/versions/{v}`."""
+    r = Route
+    model, version = V2_MODEL, V2_MODEL + "/versions/{version}"
+    infer = v2.infer(s, scorer)
+    errors = {400: "refused", 404: "no such model or version"}
+    table = [
+        r("GET", "/v2", v2.server_metadata, "V2: server metadata", scope="public"),
+        r("GET", "/v2/health/live", v2.live, "V2: the server is live", scope="public"),
+        r("GET", "/v2/health/ready", v2.ready(s), "V2: the server is ready", scope="public",
+          responses={200: "ready", 503: "not ready"}),
+    ]  # fmt: skip
+    for path in (model, version):
+        table += [
+            r("GET", path, v2.model_metadata(s), "V2: model metadata",
+              responses={200: "inputs and outputs", **errors}),
+            r("GET", path + "/ready", v2.model_ready(s), "V2: the model is ready",
+              responses={200: "ready", **errors}),
+            r("GET", path + "/config", v2.model_config(s),
+              "V2: Triton's model configuration (for perf_analyzer)",
+              responses={200: "configuration", **errors}),
+            r("POST", path + "/infer", infer, "V2: score input tensors", scope="score",
+              hot=True, responses={200: "output tensors", **errors, 413: "too large"}),
+        ]  # fmt: skip
     return table
 
 

@@ -69,6 +69,8 @@ def serve(table: Sequence[Route]) -> Handler:
 
 def _operation(route: Route) -> dict[str, Any]:
     words = re.sub(r"[^A-Za-z0-9]+", "_", route.path).strip("_")
+    # The inference protocol names versions with strings ("1"); our own API with numbers.
+    v1 = route.path.startswith("/v1/")
     op: dict[str, Any] = {
         "operationId": f"{route.method.lower()}_{words}",
         "summary": route.summary,
@@ -77,7 +79,7 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     parameters = [
         {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer" if name == "version" else "string"}}
+         "schema": {"type": "integer" if (name, v1) == ("version", True) else "string"}}
         for name in _PARAMETER.findall(route.path)
     ]  # fmt: skip
     if parameters:

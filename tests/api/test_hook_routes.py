@@ -17,11 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from openapi_spec_validator import validate
-from psycopg_pool import ConnectionPool
 
-from ferroscore.registry import ModelRegistry
-
-from support import FraudModels, ServerProcess, build, free_port
+from support import FRAUD_THRESHOLDS, FraudModels, ServerProcess, free_port, register, serving
 
 HOOKS = """
     import asyncio
@@ -64,18 +61,13 @@ HOOKS = """
 """
 
 RECORD = {"amount": 520.0, "age": 40, "merchant": "travel", "card_present": False}
-THRESHOLDS = [{"min": 0.5, "decision": "decline"}, {"decision": "approve"}]
 
 
 @pytest.fixture(scope="module")
 def server(
     module_database: str, fraud: FraudModels, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    with ConnectionPool(module_database, min_size=1, max_size=1, open=True) as pool:
-        registry = ModelRegistry(pool, build)
-        registry.register("card-fraud", fraud.lightgbm.read_bytes(), fraud.schema.read_text(),
-                          thresholds=json.dumps(THRESHOLDS))  # fmt: skip
-        registry.activate("card-fraud", 1)
+    register(module_database, "card-fraud", fraud.lightgbm, fraud.schema, FRAUD_THRESHOLDS)
     directory = tmp_path_factory.mktemp("hooks")
     (directory / "fraud_hooks.py").write_text(textwrap.dedent(HOOKS))
     env = {
@@ -85,12 +77,8 @@ def server(
         "FERROSCORE_DECISION_FLUSH_MS": "20",
         "PYTHONPATH": os.pathsep.join([str(directory), os.environ.get("PYTHONPATH", "")]),
     }
-    srv = ServerProcess(env, directory / "server.log")
-    try:
-        srv.wait_ready()
+    with serving(env, directory / "server.log") as srv:
         yield srv
-    finally:
-        assert srv.stop() == 0, srv.log()
 
 
 def score(server: ServerProcess, features: dict[str, object]) -> tuple[int, dict[str, object]]:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 import xgboost as xgb
 
-from support import ServerProcess, push_and_wait, wait_logged
+from support import ServerProcess, push_and_wait, serving, wait_logged
 
 pytestmark = pytest.mark.e2e
 
@@ -33,19 +33,13 @@ def served(
     out = tmp_path_factory.mktemp("card-fraud")
     subprocess.run([sys.executable, EXAMPLE / "train.py", "--rows", "6000", "--out", out],
                    check=True, capture_output=True)  # fmt: skip
-    server = ServerProcess(
-        {"DATABASE_URL": module_database, "FERROSCORE_HOOKS": "fraud_hooks",
-         "PYTHONPATH": str(EXAMPLE), "FERROSCORE_DECISION_FLUSH_MS": "20"},
-        out / "server.log",
-    )  # fmt: skip
-    try:
-        server.wait_ready()
+    env = {"DATABASE_URL": module_database, "FERROSCORE_HOOKS": "fraud_hooks",
+           "PYTHONPATH": str(EXAMPLE), "FERROSCORE_DECISION_FLUSH_MS": "20"}  # fmt: skip
+    with serving(env, out / "server.log") as server:
         schema, thresholds = EXAMPLE / "schema.json", EXAMPLE / "thresholds.json"
         push_and_wait(server, "card-fraud", out / "model.json", "--schema", schema,
                       "--thresholds", thresholds)  # fmt: skip
         yield server, xgb.Booster(model_file=str(out / "model.json"))
-    finally:
-        assert server.stop() == 0, server.log()
 
 
 def transaction(card: str, device: str, amount: float, **rest: Any) -> dict[str, Any]:

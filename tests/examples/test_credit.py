@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from support import ServerProcess, push_and_wait, wait_logged
+from support import ServerProcess, push_and_wait, serving, wait_logged
 
 pytestmark = pytest.mark.e2e
 
@@ -47,19 +47,13 @@ def served(
     out = tmp_path_factory.mktemp("credit")
     subprocess.run([sys.executable, EXAMPLE / "train.py", "--rows", "8000", "--out", out],
                    check=True, capture_output=True)  # fmt: skip
-    server = ServerProcess(
-        {"DATABASE_URL": module_database, "FERROSCORE_HOOKS": "credit_hooks",
-         "PYTHONPATH": str(EXAMPLE)},
-        out / "server.log",
-    )  # fmt: skip
-    try:
-        server.wait_ready()
+    env = {"DATABASE_URL": module_database, "FERROSCORE_HOOKS": "credit_hooks",
+           "PYTHONPATH": str(EXAMPLE)}  # fmt: skip
+    with serving(env, out / "server.log") as server:
         push_and_wait(server, "credit", out / "model.txt", "--data", out / "train.parquet",
                       "--thresholds", EXAMPLE / "thresholds.json")  # fmt: skip
         booster = lgb.Booster(model_file=str(out / "model.txt"))
         yield server, booster, pd.read_parquet(out / "train.parquet")
-    finally:
-        assert server.stop() == 0, server.log()
 
 
 Served = tuple[ServerProcess, lgb.Booster, pd.DataFrame]
