@@ -78,11 +78,15 @@ class ServerProcess:
             return e.code, _decoded(e.read())
 
     def upload(
-        self, path: str, files: dict[str, bytes], fields: dict[str, bytes | str]
+        self,
+        path: str,
+        files: dict[str, bytes],
+        fields: dict[str, bytes | str],
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """POSTs a multipart/form-data body: `files` with a file name, `fields` as text."""
         body, content_type = multipart(files, fields)
-        return self.request("POST", path, body, {"content-type": content_type})
+        return self.request("POST", path, body, {"content-type": content_type, **(headers or {})})
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         """Signals the server (our own child, by PID) and waits; kills it only as a last resort."""

@@ -5,8 +5,9 @@ OpenAPI document, scope checks and metrics labels read the same table."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from ferroscore import openapi
+from ferroscore import idempotency, openapi
 from ferroscore.pipeline import Call, Handler, Middleware, Reply, Route, compose
 from ferroscore.routes import extensions, health, models, score, v2, versions
 from ferroscore.service import Service
@@ -53,6 +54,10 @@ def routes(service: Service) -> list[Route]:
         *v2_routes(s, scorer),
         *extensions.routes(s),
     ]  # fmt: skip
+    # Whatever changes something may be retried safely with an Idempotency-Key.
+    once = idempotency.Keys(s)
+    table = [replace(t, handler=once(t.handler), idempotent=True) if t.method != "GET" else t
+             for t in table]  # fmt: skip
     table.append(r("GET", "/openapi.json", openapi.serve(table), "This API's OpenAPI 3.1 document",
                    scope="public"))  # fmt: skip
     return table

@@ -113,6 +113,9 @@ SETTINGS: tuple[Setting, ...] = (
             2, 100),
     Setting("log_level", "FERROSCORE_LOG_LEVEL", "INFO", "log level",
             choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting("idempotency_ttl_s", "FERROSCORE_IDEMPOTENCY_TTL_S", 86_400,
+            "how long the response to an `Idempotency-Key` is kept and replayed", 1,
+            30 * 86_400),
     Setting("hooks", "FERROSCORE_HOOKS", None,
             "the Python modules whose hooks the service runs (`package.module`, several "
             "comma-separated; see [Extend it in Python](#extend-it-in-python))"),
@@ -145,6 +148,7 @@ class Settings:
     decision_flush_ms: int
     db_pool_size: int
     log_level: str
+    idempotency_ttl_s: int
     hooks: str | None
     hook_budget_ms: int
 

@@ -16,6 +16,11 @@ import orjson
 from ferroscore.pipeline import JSON_HEADERS, Call, Handler, Reply, Route
 
 _PARAMETER = re.compile(r"\{(\w+)\}")
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "retry safely: the first response to a key is replayed",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}  # fmt: skip
 _ERROR = {
     "type": "object",
     "required": ["code", "message"],
@@ -82,6 +87,8 @@ def _operation(route: Route) -> dict[str, Any]:
          "schema": {"type": "integer" if (name, v1) == ("version", True) else "string"}}
         for name in _PARAMETER.findall(route.path)
     ]  # fmt: skip
+    if route.idempotent:
+        parameters.append(_IDEMPOTENCY_KEY)
     if parameters:
         op["parameters"] = parameters
     if route.request:
@@ -92,7 +99,12 @@ def _operation(route: Route) -> dict[str, Any]:
 
 def _responses(route: Route) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for status, description in (route.responses or {200: "OK"}).items():
+    answers = dict(route.responses or {200: "OK"})
+    if route.idempotent:
+        reused = "this Idempotency-Key was used with another request"
+        answers |= {409: "a request with this Idempotency-Key is still running",
+                    422: answers.get(422, reused)}  # fmt: skip
+    for status, description in answers.items():
         response: dict[str, Any] = {"description": description}
         if status >= 400:
             error = {"schema": {"$ref": "#/components/schemas/Error"}}

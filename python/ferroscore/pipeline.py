@@ -108,3 +108,5 @@ class Route:
     responses: Mapping[int, str] = field(default_factory=dict)
     #: Hot routes skip the middleware that only the admin routes need.
     hot: bool = False
+    #: Honours `Idempotency-Key` (see `ferroscore.idempotency`).
+    idempotent: bool = False

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from ferroscore import PayloadTooLargeError
+from ferroscore import PayloadTooLargeError, idempotency
 from ferroscore.adapters.robyn import create_app
 from ferroscore.config import SETTINGS, ConfigError, Settings, markdown_table
-from ferroscore.pipeline import Call
+from ferroscore.pipeline import Call, Reply
 from ferroscore.registry import Artifact
 from ferroscore.routes import versions
 from ferroscore.service import Service
@@ -96,6 +97,22 @@ def _push_refused(env: dict[str, str], database_url: str) -> bool:
     return versions.push(service)(call).status == 413
 
 
+def _idempotency_ttl(env: dict[str, str], database_url: str) -> bool:
+    """A kept response expires after the configured seconds."""
+    service = _service(env, database_url)
+    service.start()
+    try:
+        key = uuid.uuid4().hex
+        handler = idempotency.Keys(service)(lambda call: Reply(200, b"{}"))
+        handler(Call("POST", "/t", {}, {}, {"idempotency-key": key}, b"{}"))
+        with service.pool.connection() as conn:
+            lifetime = "SELECT extract(epoch FROM expires_at - created_at) FROM idempotency_keys"
+            row = conn.execute(lifetime + " WHERE key = %s", (key,)).fetchone()
+    finally:
+        service.stop()
+    return row is not None and abs(float(row[0]) - 7) < 1
+
+
 FEATURES = {"features": {f"f{i}": 1 for i in range(40)}}
 
 # How each documented variable shows its effect: (env, observation that must hold).
@@ -138,6 +155,7 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
     "FERROSCORE_LOG_LEVEL": ({"FERROSCORE_LOG_LEVEL": "debug"},
         lambda env, url: Settings.from_env(env).log_level == "DEBUG"),
     # Any importable module is a hooks module, with or without hooks.
+    "FERROSCORE_IDEMPOTENCY_TTL_S": ({"FERROSCORE_IDEMPOTENCY_TTL_S": "7"}, _idempotency_ttl),
     "FERROSCORE_HOOKS": ({"FERROSCORE_HOOKS": "json"},
         lambda env, url: _service(env, url).hooks.module == "json"),
     "FERROSCORE_HOOK_BUDGET_MS": ({"FERROSCORE_HOOK_BUDGET_MS": "7"},
