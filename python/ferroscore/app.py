@@ -58,7 +58,8 @@ def routes(service: Service) -> list[Route]:
     once = idempotency.Keys(s)
     table = [replace(t, handler=once(t.handler), idempotent=True) if t.method != "GET" else t
              for t in table]  # fmt: skip
-    table.append(r("GET", "/openapi.json", openapi.serve(table), "This API's OpenAPI 3.1 document",
+    table.append(r("GET", "/openapi.json", openapi.serve(table, s.catalog.current),
+                   "This API's OpenAPI 3.1 document",
                    scope="public"))  # fmt: skip
     return table
 

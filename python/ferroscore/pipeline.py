@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, Protocol
 
 import orjson
 
 JSON = "application/json"
 JSON_HEADERS = {"content-type": JSON}
+#: RFC 9457 problem details, the media type of every error of the `/v1` API.
+PROBLEM_HEADERS = {"content-type": "application/problem+json"}
+#: A problem's `type` is this URN and its stable code: a URI that names, not a page.
+PROBLEM_TYPE = "urn:ferroscore:problem:"
 
 
 class Headers(Protocol):
@@ -74,8 +79,21 @@ def json_reply(status: int, payload: Any) -> Reply:
 def error_reply(
     status: int, code: str, message: str, errors: Sequence[Mapping[str, str]] = ()
 ) -> Reply:
-    """The one error body shape: `{"code", "message", "errors": [{pointer, code, message}]}`."""
-    return json_reply(status, {"code": code, "message": message, "errors": list(errors)})
+    """The one error body: RFC 9457 problem details (`type`, `title`, `status`, `detail`) with
+    the extension members `code` (stable, machine-readable), `message` (the detail, as
+    clients of the first shape read it) and `errors` (`[{pointer, code, message}]`)."""
+    problem = {
+        "type": PROBLEM_TYPE + code, "title": _title(status), "status": status,
+        "detail": message, "code": code, "message": message, "errors": list(errors),
+    }  # fmt: skip
+    return Reply(status, orjson.dumps(problem), PROBLEM_HEADERS)
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def compose(handler: Handler, middleware: Sequence[Middleware]) -> Handler:

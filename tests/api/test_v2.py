@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -205,3 +208,29 @@ def test_the_kserve_sdk_in_its_v2_mode(server: ServerProcess, fraud: FraudModels
         decisions = seen[form]["outputs"]["decision"]
         assert [d if isinstance(d, str) else str(d) for d in decisions] == [
             "decline" if s >= 0.5 else "approve" for s in want]  # fmt: skip
+
+
+def test_the_openapi_document_follows_activations(
+    server: ServerProcess, fraud: FraudModels
+) -> None:
+    status, doc = server.request("GET", "/openapi.json")
+    assert status == 200
+    schemas = doc["components"]["schemas"]
+    assert {"ScoreRequest_card-fraud", f"ScoreRequest_{DEMO_MODEL}"} <= set(schemas)
+    files, fields = {"model": fraud.lightgbm.read_bytes()}, {"schema": fraud.schema.read_text()}
+    status, pushed = server.upload("/v1/models/late-model/versions", files, fields)
+    assert status == 201, pushed
+    assert server.request("POST", "/v1/models/late-model/versions/1/activate")[0] == 200
+    deadline = time.monotonic() + 10
+    while "ScoreRequest_late-model" not in doc["components"]["schemas"]:
+        assert time.monotonic() < deadline, "the document never showed the new model"
+        time.sleep(0.1)
+        doc = server.request("GET", "/openapi.json")[1]
+    # /v1 errors are problem details.
+    request = urllib.request.Request(server.url + "/v1/models/nope/score", b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.headers["content-type"] == "application/problem+json"
+    problem = json.loads(refused.value.read())
+    assert (problem["type"], problem["status"], problem["title"]) == (
+        "urn:ferroscore:problem:model_not_found", 404, "Not Found")  # fmt: skip

@@ -51,7 +51,7 @@ def run(command: Command, url: str, cwd: Path) -> str:
     assert done.returncode == 0, f"{command.line}\n{done.stdout}\n{done.stderr}"
     if command.line.startswith("curl"):
         answer = json.loads(done.stdout)
-        shown_error = command.shown.startswith('{"code"')
+        shown_error = command.shown.startswith('{"type"')
         assert ("code" in answer) == shown_error, f"{command.line}\n{done.stdout}"
         for key in re.findall(r'"(\w+)":', command.shown):
             assert f'"{key}"' in done.stdout, f"{command.line}: no {key!r} in {done.stdout}"
