@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from ferroscore import idempotency, openapi
 from ferroscore.pipeline import Call, Handler, Middleware, Reply, Route, compose
-from ferroscore.routes import extensions, health, models, score, v2, versions
+from ferroscore.routes import docs, extensions, health, models, score, v2, versions
 from ferroscore.service import Service
 
 MODEL = "/v1/models/{name}"
@@ -58,9 +58,14 @@ def routes(service: Service) -> list[Route]:
     once = idempotency.Keys(s)
     table = [replace(t, handler=once(t.handler), idempotent=True) if t.method != "GET" else t
              for t in table]  # fmt: skip
-    table.append(r("GET", "/openapi.json", openapi.serve(table, s.catalog.current),
-                   "This API's OpenAPI 3.1 document",
-                   scope="public"))  # fmt: skip
+    table += [
+        r("GET", "/openapi.json", openapi.serve(table, s.catalog.current),
+          "This API's OpenAPI 3.1 document", scope="public"),
+        r("GET", "/docs", docs.page, "The interactive API reference (Swagger UI)",
+          scope="public", responses={200: "an HTML page"}),
+        r("GET", "/docs/{asset}", docs.assets(), "The reference's scripts and styles",
+          scope="public", responses={200: "the file", 404: "no such asset"}),
+    ]  # fmt: skip
     return table
 
 
