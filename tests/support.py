@@ -26,8 +26,39 @@ def free_port() -> int:
     return port
 
 
+ALL_SCOPES = ("score", "read", "admin")
+
+
+def create_key(
+    database_url: str, tenant: str = "default", scopes: tuple[str, ...] = ALL_SCOPES,
+    **options: Any,
+) -> str:  # fmt: skip
+    """A new API key's token, made straight in the (migrated) database."""
+    import psycopg
+
+    from ferroscore import keys
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        token, _ = keys.create(conn, tenant, scopes, **options)
+    return token
+
+
+#: One key of the default tenant with every scope per test database, made once.
+_TEST_KEYS: dict[str, str] = {}
+
+
+def test_key(database_url: str) -> str:
+    """The default tenant's all-scopes key of a test database."""
+    if database_url not in _TEST_KEYS:
+        _TEST_KEYS[database_url] = create_key(database_url, description="tests")
+    return _TEST_KEYS[database_url]
+
+
 class ServerProcess:
-    """`ferroscore serve` in a subprocess of its own session, talked to over HTTP."""
+    """`ferroscore serve` in a subprocess of its own session, talked to over HTTP. Unless
+    the environment turns authentication off, `request` and `headers` carry a key of the
+    default tenant with every scope: the test database's, or the development key the server
+    makes on its embedded database."""
 
     def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
         self.port = free_port() if port is None else port
@@ -35,6 +66,13 @@ class ServerProcess:
         self.log_path = log_path
         full_env = {**os.environ, **env, "FERROSCORE_PORT": str(self.port)}
         full_env.pop("FERROSCORE_HOST", None)
+        self.key: str | None = None
+        self._data_dir: Path | None = None
+        if full_env.get("FERROSCORE_AUTH", "true").lower() not in ("0", "false", "no", "off"):
+            if full_env.get("DATABASE_URL"):
+                self.key = test_key(full_env["DATABASE_URL"])
+            else:
+                self._data_dir = Path(full_env.get("FERROSCORE_DATA_DIR") or ".ferroscore")
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ferroscore", "serve"],
@@ -55,11 +93,18 @@ class ServerProcess:
             try:
                 with urllib.request.urlopen(f"{self.url}/health/ready", timeout=2) as r:
                     if r.status == 200:
+                        if self._data_dir is not None:
+                            self.key = (self._data_dir / "dev-key").read_text().strip()
                         return
             except OSError:
                 pass
             time.sleep(0.1)
         raise AssertionError(f"server not ready after {timeout}s:\n{self.log()}")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The credentials of this server's test key (none with authentication off)."""
+        return {"authorization": f"Bearer {self.key}"} if self.key else {}
 
     def request(
         self,
@@ -68,9 +113,12 @@ class ServerProcess:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        req = urllib.request.Request(
-            f"{self.url}{path}", data=body, method=method, headers=headers or {}
-        )
+        """One request with the test key, unless `headers` carry credentials of their own
+        (an empty `authorization` sends none)."""
+        sent = {**self.headers, **(headers or {})}
+        if not sent.get("authorization"):
+            sent.pop("authorization", None)
+        req = urllib.request.Request(f"{self.url}{path}", data=body, method=method, headers=sent)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, _decoded(r.read())
@@ -234,6 +282,7 @@ def push_and_wait(server: ServerProcess, name: str, *args: str | Path) -> None:
         [sys.executable, "-m", "ferroscore", "models", "push", name, *map(str, args),
          "--activate", "--url", server.url],
         capture_output=True, text=True, timeout=120,
+        env={**os.environ, "FERROSCORE_API_KEY": server.key or ""},
     )  # fmt: skip
     assert pushed.returncode == 0, pushed.stderr
     deadline = time.monotonic() + 20
@@ -296,17 +345,20 @@ def stub_service(endpoints: dict[str, Any], env: dict[str, str] | None = None) -
     from ferroscore.service import Service
 
     svc = Service(Settings.from_env(env or {}), "host=/nonexistent")
-    snapshot = MappingProxyType({name: Served(e) for name, e in endpoints.items()})
+    snapshot = MappingProxyType({"default": {name: Served(e) for name, e in endpoints.items()}})
 
     class Catalog:
         def current(self) -> Any:
             return snapshot
 
+        def of(self, tenant: str) -> Any:
+            return self.current().get(tenant, {})
+
     class Log:
         def __init__(self) -> None:
             self.recorded: list[Any] = []
 
-        def record(self, decision: Any, role: str = "champion") -> None:
+        def record(self, decision: Any, role: str, tenant: str) -> None:
             self.recorded.append(decision)
 
     svc.catalog = Catalog()

@@ -45,7 +45,9 @@ def velocity(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
     cards = [str(r.values["card_id"]) for r in incoming.rows]
     devices = [str(r.values["device_id"]) for r in incoming.rows]
     now = datetime.now(UTC)
-    card_history, first_seen = _history(ctx.pool, set(cards), set(devices), now)
+    # The caller's tenant's log only: another tenant's card ids are other cards.
+    tenant = ctx.tenant or "default"
+    card_history, first_seen = _history(ctx.pool, tenant, set(cards), set(devices), now)
     counts: list[Any] = []
     sums: list[Any] = []
     new_today: list[Any] = []
@@ -63,22 +65,22 @@ def velocity(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
 
 
 def _history(
-    pool: ConnectionPool, cards: set[str], devices: set[str], now: datetime
+    pool: ConnectionPool, tenant: str, cards: set[str], devices: set[str], now: datetime
 ) -> tuple[dict[str, tuple[int, float]], dict[str, datetime]]:
     """Per card, its decisions and their amounts since `now - WINDOW`; per device, when the
     log first saw it. Two indexed queries per request, whatever its number of rows."""
     with pool.connection() as conn:
         by_card = conn.execute(
             "SELECT features->>'card_id', count(*), coalesce(sum((features->>'amount')::float8), 0)"
-            " FROM decisions WHERE model = %s AND role = 'champion'"
+            " FROM decisions WHERE model = %s AND role = 'champion' AND tenant = %s"
             " AND features->>'card_id' = ANY(%s) AND created_at > %s GROUP BY 1",
-            (MODEL, list(cards), now - WINDOW),
+            (MODEL, tenant, list(cards), now - WINDOW),
         ).fetchall()
         by_device = conn.execute(
             "SELECT features->>'device_id', min(created_at) FROM decisions"
-            " WHERE model = %s AND role = 'champion' AND features->>'device_id' = ANY(%s)"
-            " GROUP BY 1",
-            (MODEL, list(devices)),
+            " WHERE model = %s AND role = 'champion' AND tenant = %s"
+            " AND features->>'device_id' = ANY(%s) GROUP BY 1",
+            (MODEL, tenant, list(devices)),
         ).fetchall()
     return {c: (int(n), float(s)) for c, n, s in by_card}, {d: t for d, t in by_device}
 

@@ -59,8 +59,10 @@ def recent_declines(call: Call, ctx: Context) -> dict[str, Any]:
     if ctx.pool is None:
         raise Reject("unavailable", "the database is not connected", status=409)
     with ctx.pool.connection() as conn:
+        # The caller's tenant's decisions only.
         row = conn.execute(
             "SELECT count(*) FROM decisions WHERE model = 'card-fraud' AND decision = 'decline'"
-            " AND created_at > now() - interval '1 hour'"
+            " AND tenant = %s AND created_at > now() - interval '1 hour'",
+            (ctx.tenant or "default",),
         ).fetchone()
     return {"model": "card-fraud", "declines_last_hour": row[0] if row else 0}

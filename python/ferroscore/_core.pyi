@@ -236,7 +236,7 @@ class Decision:
     def valid(self) -> list[int]:
         """The indexes of the valid (scored) rows, in order."""
 
-    def copy_rows(self, role: str = "champion") -> bytes:
+    def copy_rows(self, role: str = "champion", tenant: str = "default") -> bytes:
         """The scored rows as COPY text lines for the decisions table."""
 
     def rows(self) -> list[tuple[int, str, list[float], str | None]]:

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ferroscore import idempotency, openapi
-from ferroscore.pipeline import Call, Handler, Middleware, Reply, Route, compose
+from ferroscore.auth import Guard
+from ferroscore.pipeline import Handler, Route
 from ferroscore.routes import docs, extensions, health, models, score, v2, versions
 from ferroscore.service import Service
 
@@ -59,7 +60,7 @@ def routes(service: Service) -> list[Route]:
     table = [replace(t, handler=once(t.handler), idempotent=True) if t.method != "GET" else t
              for t in table]  # fmt: skip
     table += [
-        r("GET", "/openapi.json", openapi.serve(table, s.catalog.current),
+        r("GET", "/openapi.json", openapi.serve(table, s.catalog.of, guard(s).identify),
           "This API's OpenAPI 3.1 document", scope="public"),
         r("GET", "/docs", docs.page, "The interactive API reference (Swagger UI)",
           scope="public", responses={200: "an HTML page"}),
@@ -96,18 +97,13 @@ def v2_routes(s: Service, scorer: Handler) -> list[Route]:
     return table
 
 
-def caller(call: Call, next_: Handler) -> Reply:
-    """Who is calling, for the audit trail: the API key once keys exist, else the peer."""
-    state = call.state = call.state or {}
-    state.setdefault("caller", state.get("peer") or "anonymous")
-    return next_(call)
+def guard(s: Service) -> Guard:
+    return Guard(s.settings.auth, s.keys, s.jwt, s.rate_limits)
 
 
-#: The middleware every non-hot route runs through, outermost first. The keys, limits and
-#: idempotency issues add theirs here.
-MIDDLEWARE: Sequence[Middleware] = (caller,)
-
-
-def handlers(table: Sequence[Route]) -> list[tuple[Route, Handler]]:
-    """Each route with its composed pipeline."""
-    return [(r, r.handler if r.hot else compose(r.handler, MIDDLEWARE)) for r in table]
+def handlers(table: Sequence[Route], service: Service) -> list[tuple[Route, Handler]]:
+    """Each route with its pipeline: authentication, scope and rate limit (`Guard`) first,
+    then, on the routes that change something, idempotency (in the table), then the
+    handler."""
+    checks = guard(service)
+    return [(r, checks(r, r.handler)) for r in table]

@@ -1,21 +1,18 @@
-"""What one serving process serves: an immutable snapshot of endpoints by model name, swapped
-whole. A request reads `Catalog.current()` once and keeps that snapshot, so it never sees half
-a swap. A thread LISTENs for the registry's NOTIFY and re-reads the served state at once;
-every `reconcile_s` it re-reads anyway, in case a notification was missed (a dropped
-connection, a database restart)."""
+"""What one serving process serves: an immutable snapshot of endpoints by tenant and model
+name, swapped whole. A request reads `Catalog.current()` once and keeps that snapshot, so it
+never sees half a swap. A `Listener` re-reads the served state when the registry NOTIFYs, and every
+`reconcile_s` in case a notification was missed."""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-import psycopg
-
 from ferroscore._core import Endpoint
+from ferroscore.listen import Listener
 from ferroscore.registry import CHANNEL, EndpointBuilder, ModelRegistry, ServedState
 
 log = logging.getLogger(__name__)
@@ -31,7 +28,10 @@ class Served:
     share: float = 0.0
 
 
-Snapshot = Mapping[str, Served]
+#: Tenant → model name → what is served.
+Snapshot = Mapping[str, Mapping[str, Served]]
+#: A tenant that serves nothing.
+NOTHING: Mapping[str, Served] = MappingProxyType({})
 
 
 class Catalog:
@@ -42,25 +42,31 @@ class Catalog:
     ) -> None:
         self._registry = registry
         self._build = build
-        self._conninfo = conninfo
-        self.reconcile_s = reconcile_s
         self._snapshot: Snapshot = MappingProxyType({})
         self._state: list[ServedState] | None = None
-        # Built endpoints by (name, version): a swap rebuilds only versions not yet loaded.
-        self._built: dict[tuple[str, int], Endpoint] = {}
+        # Built endpoints by (tenant, name, version): a swap rebuilds only versions not yet
+        # loaded.
+        self._built: dict[tuple[str, str, int], Endpoint] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name="catalog", daemon=True)
+        self._listener = Listener(conninfo, CHANNEL, self.refresh, reconcile_s)
 
     def current(self) -> Snapshot:
         return self._snapshot
 
+    def of(self, tenant: str) -> Mapping[str, Served]:
+        """What `tenant` is served now."""
+        return self._snapshot.get(tenant, NOTHING)
+
+    @property
+    def reconcile_s(self) -> float:
+        return self._listener.reconcile_s
+
     def start(self) -> None:
         self.refresh()
-        self._thread.start()
+        self._listener.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._listener.stop()
 
     def refresh(self) -> bool:
         """Re-reads the served state; swaps the snapshot if it changed. Returns whether it did."""
@@ -68,60 +74,31 @@ class Catalog:
             state = self._registry.served()
             if state == self._state:
                 return False
-            wanted = {(s.name, s.version) for s in state} | {
-                (s.name, s.shadow_version) for s in state if s.shadow_version is not None
+            wanted = {(s.tenant, s.name, s.version) for s in state} | {
+                (s.tenant, s.name, s.shadow_version) for s in state if s.shadow_version is not None
             }
             built = {key: self._endpoint(*key) for key in sorted(wanted)}
-            snapshot = {
-                s.name: Served(
-                    built[(s.name, s.version)],
-                    built[(s.name, s.shadow_version)] if s.shadow_version is not None else None,
+            tenants: dict[str, dict[str, Served]] = {}
+            for s in state:
+                shadow = s.shadow_version
+                tenants.setdefault(s.tenant, {})[s.name] = Served(
+                    built[(s.tenant, s.name, s.version)],
+                    built[(s.tenant, s.name, shadow)] if shadow is not None else None,
                     s.shadow_share,
                 )
-                for s in state
-            }
             self._built = built
-            self._snapshot = MappingProxyType(snapshot)
+            self._snapshot = MappingProxyType(
+                {t: MappingProxyType(models) for t, models in tenants.items()}
+            )
             self._state = state
             log.info(
                 "serving %s",
-                ", ".join(f"{s.name} v{s.version}" for s in state) or "no models",
+                ", ".join(f"{s.tenant}/{s.name} v{s.version}" for s in state) or "no models",
             )
             return True
 
-    def _endpoint(self, name: str, version: int) -> Endpoint:
-        endpoint = self._built.get((name, version))
+    def _endpoint(self, tenant: str, name: str, version: int) -> Endpoint:
+        endpoint = self._built.get((tenant, name, version))
         if endpoint is None:
-            endpoint = self._build(self._registry.artifact(name, version))
+            endpoint = self._build(self._registry.scoped(tenant).artifact(name, version))
         return endpoint
-
-    def _listen(self) -> None:
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    # Anything changed while we were not listening.
-                    self._safe_refresh()
-                    backoff = 0.1
-                    while not self._stop.is_set():
-                        deadline = time.monotonic() + self.reconcile_s
-                        heard = False
-                        for _ in conn.notifies(timeout=self.reconcile_s):
-                            heard = True
-                            break
-                        if heard or time.monotonic() >= deadline:
-                            self._safe_refresh()
-            except psycopg.Error as e:
-                log.warning("catalog: lost the database (%s); retrying in %.1fs", e, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.reconcile_s)
-
-    def _safe_refresh(self) -> None:
-        try:
-            self.refresh()
-        except psycopg.Error:
-            raise
-        except Exception:
-            # A version that no longer builds must not stop the process serving the others.
-            log.exception("catalog: could not build the served versions; keeping the old ones")

@@ -122,6 +122,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hook_budget_ms", "FERROSCORE_HOOK_BUDGET_MS", 250,
             "a hook's time budget unless it declares its own; past it, 503 `hook_timeout`",
             1, 60_000),
+    Setting("auth", "FERROSCORE_AUTH", True,
+            "require an API key or JWT on every route but health, `/docs` and `/openapi.json`; "
+            "false: every caller is the `default` tenant with every scope"),
+    Setting("jwt_key_file", "FERROSCORE_JWT_KEY_FILE", None,
+            "accept JWT bearer tokens signed with this key: a PEM public key (RS, PS, ES, "
+            "EdDSA) or a file holding an HMAC secret (HS)"),
+    Setting("jwt_jwks_file", "FERROSCORE_JWT_JWKS_FILE", None,
+            "accept JWTs signed with a key of this JWKS file (picked by `kid`)"),
+    Setting("jwt_audience", "FERROSCORE_JWT_AUDIENCE", None, "the `aud` a JWT must carry"),
+    Setting("jwt_issuer", "FERROSCORE_JWT_ISSUER", None, "the `iss` a JWT must carry"),
+    Setting("jwt_tenant_claim", "FERROSCORE_JWT_TENANT_CLAIM", "tenant",
+            "the JWT claim that names the caller's tenant"),
 )  # fmt: skip
 
 _CHECKS: dict[str, Callable[[str], None]] = {"DATABASE_URL": _check_database_url}
@@ -151,6 +163,12 @@ class Settings:
     idempotency_ttl_s: int
     hooks: str | None
     hook_budget_ms: int
+    auth: bool
+    jwt_key_file: str | None
+    jwt_jwks_file: str | None
+    jwt_audience: str | None
+    jwt_issuer: str | None
+    jwt_tenant_claim: str
 
     def limits(self) -> dict[str, int]:
         """The request limits, as `Endpoint` takes them."""

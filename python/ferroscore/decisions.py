@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 _COPY = (
     "COPY decisions (request_id, row_index, model, version, features, score, created_at,"
-    " decision, role) FROM STDIN"
+    " decision, role, tenant) FROM STDIN"
 )
 _MAX_BACKOFF_S = 5.0
 
@@ -26,8 +26,8 @@ class _Stop:
     """Sentinel: write what came before, then end the writer."""
 
 
-#: (decision, role): a plain tuple, as it is built on the request path.
-_Logged = tuple[Decision, str]
+#: (decision, role, tenant): a plain tuple, as it is built on the request path.
+_Logged = tuple[Decision, str, str]
 
 
 class DecisionLog:
@@ -47,10 +47,11 @@ class DecisionLog:
     def start(self) -> None:
         self._thread.start()
 
-    def record(self, decision: Decision, role: str = "champion") -> None:
-        """Accepts one decision; never blocks on the database. `role` is "champion" for the
-        version that answered, "shadow" for a challenger scored beside it."""
-        self._queue.put((decision, role))
+    def record(self, decision: Decision, role: str, tenant: str) -> None:
+        """Accepts one decision of `tenant`'s model; never blocks on the database. `role` is
+        "champion" for the version that answered, "shadow" for a challenger scored beside
+        it."""
+        self._queue.put((decision, role, tenant))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every decision recorded before this call is written."""
@@ -119,6 +120,6 @@ class DecisionLog:
 
     def _copy(self, batch: list[_Logged]) -> None:
         # The rows are formatted as COPY text in Rust; Python only hands the bytes over.
-        data = b"".join(decision.copy_rows(role) for decision, role in batch)
+        data = b"".join(decision.copy_rows(role, tenant) for decision, role, tenant in batch)
         with self._pool.connection() as conn, conn.cursor() as cur, cur.copy(_COPY) as copy:
             copy.write(data)

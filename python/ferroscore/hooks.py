@@ -133,10 +133,11 @@ class TTLCache:
 
 @dataclass(frozen=True)
 class Context:
-    """What a hook knows of its request besides the data: ids, the caller's tenant and key
-    (None until API keys exist), the process's database pool, a TTL cache it shares with
-    every hook of the process, and whether it runs for a shadow version (scored beside the
-    champion, after the answer: a hook with side effects may skip them)."""
+    """What a hook knows of its request besides the data: ids, the caller's tenant and key id
+    (a hook reading the decision log reads its tenant's rows), the process's database pool,
+    a TTL cache it shares with every hook of the process, and whether it runs for a shadow
+    version (scored beside the champion, after the answer: a hook with side effects may skip
+    them)."""
 
     request_id: str
     model: str | None

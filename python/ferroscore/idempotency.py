@@ -16,7 +16,7 @@ processes and restarts) before it runs:
 - a response the client should retry (5xx: a hook timing out, the database away) is not
   kept: the key is released, and the retry runs.
 
-Keys are scoped to the caller's API key once keys exist (`''` until then). Without the
+Keys are scoped to the caller's API key (`anonymous` with authentication off). Without the
 header, a request pays one header lookup. Without the database, a request with the header
 gets 503: running it unguarded would break the promise."""
 
@@ -143,9 +143,8 @@ class Keys:
 
 
 def _scope(call: Call) -> str:
-    """The API key a key belongs to; '' until keys exist."""
-    state = call.state or {}
-    return str(state.get("key_id") or "")
+    """The API key an idempotency key belongs to: two callers' keys never meet."""
+    return call.caller.key_id if call.caller is not None else ""
 
 
 def _fingerprint(call: Call) -> bytes:

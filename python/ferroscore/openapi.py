@@ -1,8 +1,10 @@
 """The service's OpenAPI 3.1 document, generated from the route table, served at
 `GET /openapi.json`: every route with its path parameters, summary, request body and
 responses, the route hooks among them (tag "extensions"). One table feeds the adapter, this
-document and, once API keys exist, the scope checks, so none of them can drift from the
-others. Robyn's own document is turned off: it is malformed in 0.88."""
+document and the scope checks, so none of them can drift from the others. The document is
+public; the request schemas of the models in it are those of the caller's tenant when the
+request carries a valid key, and none otherwise. Robyn's own document is turned off: it is
+malformed in 0.88."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from typing import Any
 
 import orjson
 
-from ferroscore.catalog import Served
-from ferroscore.pipeline import JSON_HEADERS, Call, Handler, Reply, Route
+from ferroscore.auth import PUBLIC
+from ferroscore.catalog import NOTHING, Served
+from ferroscore.pipeline import JSON_HEADERS, Call, Caller, Handler, Reply, Route
 
 _PARAMETER = re.compile(r"\{(\w+)\}")
 _IDEMPOTENCY_KEY = {
@@ -49,6 +52,15 @@ _PROBLEM = {
 _V2_ERROR = {"type": "object", "required": ["error"],
              "properties": {"error": {"type": "string"}}}  # fmt: skip
 _SCORE_PATH = "/v1/models/{name}/score"
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "an API key (`fsk_…`) or, when configured, a JWT"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}  # fmt: skip
+#: What every authenticated route may also answer.
+_GUARDED = {401: "no valid API key or token", 403: "the key lacks this route's scope",
+            429: "over the key's rate limit",
+            503: "the key could not be checked (the database does not answer)"}  # fmt: skip
 
 
 def document(table: Sequence[Route], served: Mapping[str, Served] | None = None) -> dict[str, Any]:
@@ -62,8 +74,10 @@ def document(table: Sequence[Route], served: Mapping[str, Served] | None = None)
         schemas |= _score_request(name, model)
     score = paths.get(_SCORE_PATH, {}).get("post")
     requests = [{"$ref": f"#/components/schemas/ScoreRequest_{n}"} for n in sorted(served or {})]
-    if score is not None and requests:
-        content = {"schema": {"anyOf": requests}}
+    if score is not None:
+        # Without a key (or a model), the shape every model's request has.
+        schemas |= _request_shapes("ScoreRequest", _ANY_FEATURES)
+        content = {"schema": {"anyOf": requests} if requests else _ref("ScoreRequest")}
         score["requestBody"] = {"required": True, "content": {"application/json": content}}
     return {
         "openapi": "3.1.0",
@@ -73,20 +87,28 @@ def document(table: Sequence[Route], served: Mapping[str, Served] | None = None)
             "description": "Real-time model scoring.",
         },
         "paths": paths,
-        "components": {"schemas": schemas},
+        "components": {"schemas": schemas, "securitySchemes": _SECURITY_SCHEMES},
+        "security": [{"bearer": []}, {"apiKey": []}],
     }
 
 
-def serve(table: Sequence[Route], current: Callable[[], Mapping[str, Served]]) -> Handler:
-    """The handler of `GET /openapi.json`: the document of `table` and the models `current`
-    serves, built again only when the served snapshot changes (a version activated)."""
-    built: list[tuple[Mapping[str, Served], bytes]] = []
+def serve(
+    table: Sequence[Route],
+    served_to: Callable[[str], Mapping[str, Served]],
+    identify: Callable[[Call], Caller | None],
+) -> Handler:
+    """The handler of `GET /openapi.json`: the document of `table` and the models the
+    caller's tenant is served, built again only when that tenant's snapshot changes."""
+    built: dict[str | None, tuple[Mapping[str, Served], bytes]] = {}
 
-    def handle(_: Call) -> Reply:
-        snapshot = current()
-        if not built or built[0][0] is not snapshot:
-            built[:] = [(snapshot, orjson.dumps(document(table, snapshot)))]
-        return Reply(200, built[0][1], JSON_HEADERS)
+    def handle(call: Call) -> Reply:
+        caller = identify(call)
+        tenant = caller.tenant if caller is not None else None
+        snapshot = served_to(tenant) if tenant is not None else NOTHING
+        found = built.get(tenant)
+        if found is None or found[0] is not snapshot:
+            found = built[tenant] = (snapshot, orjson.dumps(document(table, snapshot)))
+        return Reply(200, found[1], JSON_HEADERS)
 
     return handle
 
@@ -95,7 +117,20 @@ def _score_request(name: str, served: Served) -> dict[str, Any]:
     endpoint = served.champion
     features = {k: v for k, v in orjson.loads(endpoint.schema).items() if k != "$id"}
     features["description"] = f"The input of {name}, version {endpoint.version}"
-    ref = {"$ref": f"#/components/schemas/Features_{name}"}
+    return {f"Features_{name}": features,
+            **_request_shapes(f"ScoreRequest_{name}", _ref(f"Features_{name}"))}  # fmt: skip
+
+
+#: Any model's features, when the document names no model.
+_ANY_FEATURES = {
+    "type": "object",
+    "description": "the model's features by name",
+    "additionalProperties": {"type": ["number", "string", "boolean", "null"]},
+}
+
+
+def _request_shapes(component: str, ref: dict[str, Any]) -> dict[str, Any]:
+    """One record `{"features": …}` or a batch `{"rows": [record, …]}`, as `component`."""
     record = {
         "type": "object",
         "required": ["features"],
@@ -105,8 +140,7 @@ def _score_request(name: str, served: Served) -> dict[str, Any]:
              "properties": {"rows": {"type": "array", "items": record},
                             "partial": {"type": "boolean"},
                             "explain": {"type": "integer", "minimum": 0}}}  # fmt: skip
-    return {f"Features_{name}": features,
-            f"ScoreRequest_{name}": {"oneOf": [record, batch]}}  # fmt: skip
+    return {component: {"oneOf": [record, batch]}}
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -119,6 +153,8 @@ def _operation(route: Route) -> dict[str, Any]:
         "tags": ["extensions" if route.path.startswith("/v1/ext/") else route.path.split("/")[1]],
         "responses": _responses(route),
     }
+    if route.scope == PUBLIC:
+        op["security"] = []
     parameters = [
         {"name": name, "in": "path", "required": True,
          "schema": {"type": "integer" if (name, v1) == ("version", True) else "string"}}
@@ -137,6 +173,8 @@ def _operation(route: Route) -> dict[str, Any]:
 def _responses(route: Route) -> dict[str, Any]:
     out: dict[str, Any] = {}
     answers = dict(route.responses or {200: "OK"})
+    if route.scope != PUBLIC:
+        answers = {**_GUARDED, **answers}
     if route.idempotent:
         reused = "this Idempotency-Key was used with another request"
         answers |= {409: "a request with this Idempotency-Key is still running",

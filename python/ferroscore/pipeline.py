@@ -31,6 +31,19 @@ class Query(Protocol):
     def get(self, name: str, default: None, /) -> str | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who a request comes from, once authenticated: the key (its public id, `jwt:<subject>`
+    for a JWT, `anonymous` with authentication off), its tenant and its scopes."""
+
+    key_id: str
+    tenant: str
+    scopes: frozenset[str]
+    #: Requests per second this caller may send, and the burst above it; None: no limit.
+    rate_per_s: float | None = None
+    burst: int = 1
+
+
 @dataclass(slots=True)
 class Call:
     """One HTTP request as handlers see it. `headers` and `query` may be the server's own
@@ -46,13 +59,20 @@ class Call:
     form: Mapping[str, bytes] | None = None
     #: The files of such a form, when the server did not keep their field names.
     form_files: tuple[bytes, ...] = ()
-    #: Set by the adapter and middleware (the peer, the caller once keys exist, ...); the
-    #: hot routes run without it.
+    #: Set by the adapter and middleware (the peer, ...); the hot routes run without it.
     state: dict[str, Any] | None = None
+    #: Set by authentication; None on the public routes.
+    caller: Caller | None = None
 
     def header(self, name: str) -> str:
         """The header's value, or "" when absent."""
         return self.headers.get(name) or ""
+
+    @property
+    def tenant(self) -> str:
+        """The caller's tenant; only routes that authenticate ask."""
+        assert self.caller is not None, "an authenticated route's call has a caller"
+        return self.caller.tenant
 
     def body_bytes(self) -> bytes:
         return self.body.encode() if isinstance(self.body, str) else self.body

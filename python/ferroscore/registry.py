@@ -21,6 +21,9 @@ from psycopg_pool import ConnectionPool
 from ferroscore._core import Endpoint
 
 DEMO_MODEL = "breast-cancer"
+#: The tenant of keyless callers when authentication is off, of the demo model and of the
+#: development key.
+DEFAULT_TENANT = "default"
 CHANNEL = "ferroscore_catalog"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
@@ -44,6 +47,7 @@ def not_found(name: str, version: int | None = None) -> RegistryError:
 class Artifact:
     """What a served version is built from."""
 
+    tenant: str
     name: str
     version: int
     format: str | None  # detected from the bytes when None
@@ -56,6 +60,7 @@ class Artifact:
 class ServedState:
     """What the catalog serves for one model name: champion version, shadow and its share."""
 
+    tenant: str
     name: str
     version: int
     shadow_version: int | None
@@ -74,11 +79,19 @@ _VERSION_COLUMNS = (
 class ModelRegistry:
     """Registers, activates, shadows, rolls back and deletes model versions."""
 
-    def __init__(self, pool: ConnectionPool, build: EndpointBuilder) -> None:
+    def __init__(
+        self, pool: ConnectionPool, build: EndpointBuilder, tenant: str = DEFAULT_TENANT
+    ) -> None:
         """`build` turns an artifact into a served `Endpoint` (with the service's limits); it
-        is called before anything is stored, so nothing unservable ever is."""
+        is called before anything is stored, so nothing unservable ever is. Every name is
+        `tenant`'s: another tenant's models are not there (`scoped` gives their view)."""
         self._pool = pool
         self._build = build
+        self.tenant = tenant
+
+    def scoped(self, tenant: str) -> ModelRegistry:
+        """The same registry as `tenant` sees it."""
+        return self if tenant == self.tenant else ModelRegistry(self._pool, self._build, tenant)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -99,21 +112,24 @@ class ModelRegistry:
         Raises the `ferroscore.FerroscoreError` of the failing check (`ModelLoadError`,
         `SchemaError` with its `pointer` and `document`)."""
         check_name(name)
-        endpoint = self._build(Artifact(name, 1, fmt, artifact, input_schema, thresholds))
+        t = self.tenant
+        endpoint = self._build(Artifact(t, name, 1, fmt, artifact, input_schema, thresholds))
         model = endpoint.model
         sha = hashlib.sha256(artifact).hexdigest()
         with self._pool.connection() as conn:
             # Serialise version numbering per model name.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+            self._lock(conn, name)
             row = conn.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM models WHERE name = %s", (name,)
+                "SELECT coalesce(max(version), 0) + 1 FROM models WHERE tenant = %s AND name = %s",
+                (t, name),
             ).fetchone()
             version = int(row[0]) if row else 1
             conn.execute(
-                "INSERT INTO models (name, version, format, artifact, input_schema, thresholds,"
-                " metadata, profile, sha256, n_features, objective, created_by)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO models (tenant, name, version, format, artifact, input_schema,"
+                " thresholds, metadata, profile, sha256, n_features, objective, created_by)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
+                    t,
                     name,
                     version,
                     model.format,
@@ -128,7 +144,7 @@ class ModelRegistry:
                     actor,
                 ),
             )
-            _audit(conn, actor, "register", name, None, version, {"sha256": sha})
+            self._audit(conn, actor, "register", name, None, version, {"sha256": sha})
         created = self.version(name, version)
         del created["input_schema"], created["profile"]
         return created
@@ -139,28 +155,28 @@ class ModelRegistry:
         with self._pool.connection() as conn:
             self._lock(conn, name)
             self._require(conn, name, version)
-            current = _state(conn, name)
+            current = self._state(conn, name)
             before = current["version"] if current else None
             if before == version:
                 return self.status(name, conn)
             conn.execute(
-                "INSERT INTO active_models (name, version) VALUES (%s, %s)"
-                " ON CONFLICT (name) DO UPDATE SET version = excluded.version,"
+                "INSERT INTO active_models (tenant, name, version) VALUES (%s, %s, %s)"
+                " ON CONFLICT (tenant, name) DO UPDATE SET version = excluded.version,"
                 " previous_version = active_models.version, activated_at = now(),"
                 " shadow_version = CASE WHEN active_models.shadow_version = excluded.version"
                 "   THEN NULL ELSE active_models.shadow_version END,"
                 " shadow_share = CASE WHEN active_models.shadow_version = excluded.version"
                 "   THEN 0 ELSE active_models.shadow_share END",
-                (name, version),
+                (self.tenant, name, version),
             )
-            _audit(conn, actor, "activate", name, before, version)
+            self._audit(conn, actor, "activate", name, before, version)
             return self.status(name, conn)
 
     def rollback(self, name: str, actor: str = "system") -> dict[str, Any]:
         """Serves again the version that was active before the current one."""
         with self._pool.connection() as conn:
             self._lock(conn, name)
-            current = _state(conn, name)
+            current = self._state(conn, name)
             if current is None:
                 raise RegistryError(404, "not_found", f"model {name!r} has no active version")
             previous = current["previous_version"]
@@ -175,10 +191,10 @@ class ModelRegistry:
                 "   THEN NULL ELSE shadow_version END,"
                 " shadow_share = CASE WHEN shadow_version = previous_version"
                 "   THEN 0 ELSE shadow_share END"
-                " WHERE name = %s",
-                (name,),
+                " WHERE tenant = %s AND name = %s",
+                (self.tenant, name),
             )
-            _audit(conn, actor, "rollback", name, current["version"], previous)
+            self._audit(conn, actor, "rollback", name, current["version"], previous)
             return self.status(name, conn)
 
     def set_shadow(
@@ -188,7 +204,7 @@ class ModelRegistry:
         with self._pool.connection() as conn:
             self._lock(conn, name)
             self._require(conn, name, version)
-            current = _state(conn, name)
+            current = self._state(conn, name)
             if current is None:
                 raise RegistryError(
                     409, "no_active_version", f"model {name!r} has no active version to shadow"
@@ -198,10 +214,11 @@ class ModelRegistry:
                     409, "shadow_is_champion", f"version {version} is already the active one"
                 )
             conn.execute(
-                "UPDATE active_models SET shadow_version = %s, shadow_share = %s WHERE name = %s",
-                (version, share, name),
+                "UPDATE active_models SET shadow_version = %s, shadow_share = %s"
+                " WHERE tenant = %s AND name = %s",
+                (version, share, self.tenant, name),
             )
-            _audit(
+            self._audit(
                 conn,
                 actor,
                 "shadow",
@@ -215,14 +232,15 @@ class ModelRegistry:
     def clear_shadow(self, name: str, actor: str = "system") -> dict[str, Any]:
         with self._pool.connection() as conn:
             self._lock(conn, name)
-            current = _state(conn, name)
+            current = self._state(conn, name)
             if current is None or current["shadow_version"] is None:
                 raise RegistryError(404, "not_found", f"model {name!r} has no shadow version")
             conn.execute(
-                "UPDATE active_models SET shadow_version = NULL, shadow_share = 0 WHERE name = %s",
-                (name,),
+                "UPDATE active_models SET shadow_version = NULL, shadow_share = 0"
+                " WHERE tenant = %s AND name = %s",
+                (self.tenant, name),
             )
-            _audit(conn, actor, "unshadow", name, current["shadow_version"], None)
+            self._audit(conn, actor, "unshadow", name, current["shadow_version"], None)
             return self.status(name, conn)
 
     def delete(self, name: str, version: int, actor: str = "system") -> None:
@@ -230,7 +248,7 @@ class ModelRegistry:
         with self._pool.connection() as conn:
             self._lock(conn, name)
             self._require(conn, name, version)
-            current = _state(conn, name)
+            current = self._state(conn, name)
             if current and version in (current["version"], current["shadow_version"]):
                 role = "active" if version == current["version"] else "the shadow"
                 raise RegistryError(
@@ -238,10 +256,15 @@ class ModelRegistry:
                 )
             if current and current["previous_version"] == version:
                 conn.execute(
-                    "UPDATE active_models SET previous_version = NULL WHERE name = %s", (name,)
+                    "UPDATE active_models SET previous_version = NULL"
+                    " WHERE tenant = %s AND name = %s",
+                    (self.tenant, name),
                 )
-            conn.execute("DELETE FROM models WHERE name = %s AND version = %s", (name, version))
-            _audit(conn, actor, "delete", name, version, None)
+            conn.execute(
+                "DELETE FROM models WHERE tenant = %s AND name = %s AND version = %s",
+                (self.tenant, name, version),
+            )
+            self._audit(conn, actor, "delete", name, version, None)
 
     def ensure_demo(self) -> bool:
         """Registers and activates the bundled demo model when the registry is empty."""
@@ -264,16 +287,17 @@ class ModelRegistry:
             return cur.execute(
                 "SELECT m.name, max(m.version) AS latest_version, count(*) AS versions,"
                 " a.version AS active_version, a.shadow_version, a.shadow_share"
-                " FROM models m LEFT JOIN active_models a USING (name)"
-                " GROUP BY m.name, a.version, a.shadow_version, a.shadow_share ORDER BY m.name"
+                " FROM models m LEFT JOIN active_models a USING (tenant, name) WHERE m.tenant = %s"
+                " GROUP BY m.name, a.version, a.shadow_version, a.shadow_share ORDER BY m.name",
+                (self.tenant,),
             ).fetchall()
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(
                 f"SELECT {_VERSION_COLUMNS} FROM models m LEFT JOIN active_models a"
-                " USING (name) WHERE m.name = %s ORDER BY m.version",
-                (name,),
+                " USING (tenant, name) WHERE m.tenant = %s AND m.name = %s ORDER BY m.version",
+                (self.tenant, name),
             ).fetchall()
         if not rows:
             raise not_found(name)
@@ -283,8 +307,9 @@ class ModelRegistry:
         with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
                 f"SELECT {_VERSION_COLUMNS}, m.input_schema, m.profile FROM models m"
-                " LEFT JOIN active_models a USING (name) WHERE m.name = %s AND m.version = %s",
-                (name, version),
+                " LEFT JOIN active_models a USING (tenant, name)"
+                " WHERE m.tenant = %s AND m.name = %s AND m.version = %s",
+                (self.tenant, name, version),
             ).fetchone()
         if row is None:
             raise not_found(name, version)
@@ -295,7 +320,7 @@ class ModelRegistry:
         if conn is None:
             with self._pool.connection() as own:
                 return self.status(name, own)
-        state = _state(conn, name)
+        state = self._state(conn, name)
         if state is None:
             raise RegistryError(404, "not_found", f"model {name!r} has no active version")
         return {
@@ -310,46 +335,79 @@ class ModelRegistry:
         }
 
     def audit(self, name: str) -> list[dict[str, Any]]:
+        """Every change to `name`, oldest first (kept after its versions are deleted)."""
         with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            return cur.execute(
+            rows = cur.execute(
                 "SELECT at, actor, action, from_version, to_version, detail FROM model_audit"
-                " WHERE name = %s ORDER BY id",
-                (name,),
+                " WHERE tenant = %s AND name = %s ORDER BY id",
+                (self.tenant, name),
             ).fetchall()
+        if not rows:
+            raise not_found(name)
+        return rows
 
     def served(self) -> list[ServedState]:
-        """The served state of every active model: cheap, read on every catalog reconcile."""
+        """The served state of every active model of every tenant: cheap, read on every
+        catalog reconcile."""
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT name, version, shadow_version, shadow_share FROM active_models"
-                " ORDER BY name"
+                "SELECT tenant, name, version, shadow_version, shadow_share FROM active_models"
+                " ORDER BY tenant, name"
             ).fetchall()
-        return [ServedState(r[0], r[1], r[2], r[3]) for r in rows]
+        return [ServedState(*r) for r in rows]
 
     def artifact(self, name: str, version: int) -> Artifact:
         with self._pool.connection() as conn:
             row = conn.execute(
                 "SELECT format, artifact, input_schema::text, thresholds::text FROM models"
-                " WHERE name = %s AND version = %s",
-                (name, version),
+                " WHERE tenant = %s AND name = %s AND version = %s",
+                (self.tenant, name, version),
             ).fetchone()
         if row is None:
             raise not_found(name, version)
-        return Artifact(name, version, row[0], bytes(row[1]), row[2], row[3])
+        return Artifact(self.tenant, name, version, row[0], bytes(row[1]), row[2], row[3])
 
     # -- helpers ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _lock(conn: Connection[Any], name: str) -> None:
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+    def _lock(self, conn: Connection[Any], name: str) -> None:
+        """Serialises the changes to one model (version numbering, served state)."""
+        key = f"{self.tenant}/{name}"
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
 
-    @staticmethod
-    def _require(conn: Connection[Any], name: str, version: int) -> None:
+    def _require(self, conn: Connection[Any], name: str, version: int) -> None:
         found = conn.execute(
-            "SELECT 1 FROM models WHERE name = %s AND version = %s", (name, version)
+            "SELECT 1 FROM models WHERE tenant = %s AND name = %s AND version = %s",
+            (self.tenant, name, version),
         ).fetchone()
         if found is None:
             raise not_found(name, version)
+
+    def _state(self, conn: Connection[Any], name: str) -> dict[str, Any] | None:
+        with conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(
+                "SELECT version, previous_version, shadow_version, shadow_share"
+                " FROM active_models WHERE tenant = %s AND name = %s",
+                (self.tenant, name),
+            ).fetchone()
+
+    def _audit(
+        self,
+        conn: Connection[Any],
+        actor: str,
+        action: str,
+        name: str,
+        before: int | None,
+        after: int | None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO model_audit (tenant, actor, action, name, from_version, to_version,"
+            " detail) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (self.tenant, actor, action, name, before, after, Jsonb(dict(detail or {}))),
+        )
+        # Delivered at commit, to every listening process of every server on this database.
+        payload = orjson.dumps({"tenant": self.tenant, "name": name}).decode()
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
 
 def check_name(name: str) -> None:
@@ -360,33 +418,6 @@ def check_name(name: str) -> None:
             f"model name {name!r}: use 1 to 63 lower-case letters, digits, '.', '_' or '-',"
             " starting with a letter or digit",
         )
-
-
-def _state(conn: Connection[Any], name: str) -> dict[str, Any] | None:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            "SELECT version, previous_version, shadow_version, shadow_share FROM active_models"
-            " WHERE name = %s",
-            (name,),
-        ).fetchone()
-
-
-def _audit(
-    conn: Connection[Any],
-    actor: str,
-    action: str,
-    name: str,
-    before: int | None,
-    after: int | None,
-    detail: Mapping[str, Any] | None = None,
-) -> None:
-    conn.execute(
-        "INSERT INTO model_audit (actor, action, name, from_version, to_version, detail)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (actor, action, name, before, after, Jsonb(dict(detail or {}))),
-    )
-    # Delivered at commit, to every listening process of every server on this database.
-    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, orjson.dumps({"name": name}).decode()))
 
 
 def _summary(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,14 @@ from collections.abc import Callable
 
 from psycopg_pool import ConnectionPool
 
-from ferroscore import hooks
+from ferroscore import hooks, keys
 from ferroscore._core import Decision, Endpoint, Model, RequestError
 from ferroscore.catalog import Catalog
 from ferroscore.config import Settings
 from ferroscore.decisions import DecisionLog
+from ferroscore.jwts import Verifier
+from ferroscore.pipeline import Caller
+from ferroscore.ratelimit import RateLimits
 from ferroscore.registry import Artifact, ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -36,17 +39,18 @@ class ShadowScorer:
 
     def __init__(self, decisions: DecisionLog) -> None:
         self._decisions = decisions
-        self._queue: queue.Queue[tuple[Endpoint, ShadowJob] | None] = queue.Queue(SHADOW_QUEUE)
+        self._queue: queue.Queue[tuple[Endpoint, ShadowJob, str] | None] = queue.Queue(SHADOW_QUEUE)
         self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
         self.skipped = 0
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, endpoint: Endpoint, job: ShadowJob) -> None:
-        """Queues `job`, the scoring of `endpoint`; skips it (counted) when the queue is full."""
+    def submit(self, endpoint: Endpoint, job: ShadowJob, tenant: str) -> None:
+        """Queues `job`, the scoring of `tenant`'s `endpoint`; skips it (counted) when the
+        queue is full."""
         try:
-            self._queue.put_nowait((endpoint, job))
+            self._queue.put_nowait((endpoint, job, tenant))
         except queue.Full:
             self.skipped += 1
 
@@ -57,7 +61,7 @@ class ShadowScorer:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            endpoint, job = item
+            endpoint, job, tenant = item
             try:
                 decision = job()
             except RequestError:
@@ -70,7 +74,7 @@ class ShadowScorer:
                 log.exception("shadow scoring of %s v%s failed", endpoint.name, endpoint.version)
                 continue
             if decision is not None:
-                self._decisions.record(decision, role="shadow")
+                self._decisions.record(decision, "shadow", tenant)
 
 
 class Service:
@@ -96,6 +100,10 @@ class Service:
         self.hooks = hooks.load(settings.hooks)
         self.hook_runner = hooks.Runner(settings.hook_budget_ms)
         self.hook_cache = hooks.TTLCache()
+        self.keys = keys.KeyRing(self.pool, conninfo, settings.catalog_reconcile_s)
+        self.jwt = Verifier(settings)
+        # Made before the fork, so that every serving process shares it.
+        self.rate_limits = RateLimits()
         self.started = False
         self.database_ok = False
         self._stopping = threading.Event()
@@ -107,11 +115,13 @@ class Service:
         model: str | None = None,
         version: int | None = None,
         *,
+        caller: Caller | None = None,
         shadow: bool = False,
     ) -> hooks.Context:
         """What a hook of this process knows of its request."""
+        tenant, key_id = (caller.tenant, caller.key_id) if caller is not None else (None, None)
         return hooks.Context(
-            request_id, model, version, None, None, self.pool if self.started else None,
+            request_id, model, version, tenant, key_id, self.pool if self.started else None,
             self.hook_cache, shadow,
         )  # fmt: skip
 
@@ -131,6 +141,8 @@ class Service:
         """Opens the pool, loads the catalog, starts the decision writer and shadow scorer."""
         self.pool.open()
         self.catalog.start()
+        if self.settings.auth:
+            self.keys.start()
         self.decisions.start()
         self.shadow.start()
         self.database_ok = self._database_answers()
@@ -143,6 +155,7 @@ class Service:
             return
         self._stopping.set()
         self.catalog.stop()
+        self.keys.stop()
         self.shadow.close(timeout=5)
         self.decisions.close(timeout=10)
         self.hook_runner.close()

@@ -2,7 +2,7 @@
 virtualenv of its own: its protobuf pins clash with the service's stack). Talks V2 to the
 server at argv[1] as a KServe user would, and prints what it saw as JSON.
 
-    python kserve_client.py URL MODEL INPUTS_JSON
+    python kserve_client.py URL MODEL INPUTS_JSON [API_KEY]
 """
 
 from __future__ import annotations
@@ -11,12 +11,21 @@ import asyncio
 import json
 import sys
 
+import httpx
 import numpy as np
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
 
-async def main(url: str, model: str, inputs: dict[str, list[object]]) -> dict[str, object]:
-    client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30))
+async def main(
+    url: str, model: str, inputs: dict[str, list[object]], key: str | None
+) -> dict[str, object]:
+    def bearer(request: httpx.Request) -> httpx.Request:
+        # httpx calls a function given as `auth` with each request.
+        if key:
+            request.headers["authorization"] = f"Bearer {key}"
+        return request
+
+    client = InferenceRESTClient(RESTConfig(protocol="v2", timeout=30, auth=bearer))
     seen: dict[str, object] = {
         "live": await client.is_server_live(url),
         "ready": await client.is_server_ready(url),
@@ -44,4 +53,5 @@ def _datatype(array: np.ndarray) -> str:
 
 if __name__ == "__main__":
     url, model, inputs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    print(json.dumps(asyncio.run(main(url, model, inputs)), default=str))
+    key = sys.argv[4] if len(sys.argv) > 4 else None
+    print(json.dumps(asyncio.run(main(url, model, inputs, key)), default=str))

@@ -62,6 +62,13 @@ def test_the_reference_renders_offline_and_scores_through_try_it_out(
             page.goto(f"{server.url}/docs", wait_until="networkidle")
             page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
             assert "ferroscore" in page.inner_text(".swagger-ui .info .title")
+            # The key, as a user pastes it into "Authorize".
+            page.locator(".swagger-ui button.authorize").first.click()
+            bearer = page.locator(".auth-container").filter(has_text="bearer")
+            assert server.key is not None
+            bearer.locator("input").first.fill(server.key)
+            bearer.locator("button.authorize").click()
+            page.locator(".swagger-ui button.btn-done").first.click()
             operation = page.locator("#operations-v1-post_v1_models_name_score")
             operation.locator(".opblock-summary").click()
             operation.locator(".try-out__btn").click()

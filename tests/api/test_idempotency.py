@@ -63,7 +63,7 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def send(server: ServerProcess, key: str | None, record: dict[str, object],
          path: str = SCORE) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-    headers = {"idempotency-key": key} if key else {}
+    headers = {**server.headers, **({"idempotency-key": key} if key else {})}
     body = json.dumps({"features": record}).encode()
     request = urllib.request.Request(server.url + path, body, headers, method="POST")
     try:

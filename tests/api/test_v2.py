@@ -40,9 +40,21 @@ def server(
         yield srv
 
 
+class Bearer(triton.InferenceServerClientPlugin):  # type: ignore[misc]
+    """Sends the server's test key with every request, as tritonclient's plugins do."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+
+    def __call__(self, request: Any) -> None:
+        request.headers.update(self._headers)
+
+
 @pytest.fixture(scope="module")
 def client(server: ServerProcess) -> triton.InferenceServerClient:
-    return triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    client.register_plugin(Bearer(server.headers))
+    return client
 
 
 def test_health_and_metadata(server: ServerProcess, client: triton.InferenceServerClient) -> None:
@@ -195,7 +207,7 @@ def test_the_kserve_sdk_in_its_v2_mode(server: ServerProcess, fraud: FraudModels
               "card_present": frame["card_present"].tolist()}  # fmt: skip
     done = subprocess.run(
         [str(python), str(Path(__file__).with_name("kserve_client.py")), server.url,
-         "card-fraud", json.dumps(inputs)],
+         "card-fraud", json.dumps(inputs), server.key or ""],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -227,7 +239,8 @@ def test_the_openapi_document_follows_activations(
         time.sleep(0.1)
         doc = server.request("GET", "/openapi.json")[1]
     # /v1 errors are problem details.
-    request = urllib.request.Request(server.url + "/v1/models/nope/score", b"{}", method="POST")
+    request = urllib.request.Request(server.url + "/v1/models/nope/score", b"{}",
+                                     server.headers, method="POST")  # fmt: skip
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.headers["content-type"] == "application/problem+json"

@@ -176,7 +176,9 @@ def test_versions_rollback_shadow_delete_and_audit(
         "register", "register", "register", "activate", "activate", "rollback", "shadow",
         "unshadow", "delete",
     ]  # fmt: skip
-    assert all(a["actor"] == "127.0.0.1" for a in audit["audit"])
+    # Who made each change: the id of the key the requests came with.
+    assert server.key is not None
+    assert all(a["actor"] == server.key.split("_")[1] for a in audit["audit"])
 
 
 def test_files_named_by_what_they_are(server: ServerProcess, fraud: FraudModels) -> None:
@@ -303,7 +305,9 @@ def test_a_truncated_form_never_stores_anything_nor_stops_the_server(
                                    {"schema": fraud.schema.read_text()})  # fmt: skip
     for cut in (10, len(body) // 2, len(body) - 8):
         request = urllib.request.Request(
-            f"{server.url}/v1/models/cut/versions", body[:cut], {"content-type": content_type}
+            f"{server.url}/v1/models/cut/versions",
+            body[:cut],
+            {"content-type": content_type, **server.headers},
         )
         # Robyn 0.88 decodes forms itself, before any handler of ours runs: it answers a
         # broken form with a 500, and one cut inside its closing boundary not at all (the

@@ -4,6 +4,7 @@ people, JSON for scripts, one-line errors and non-zero exits."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,10 +17,12 @@ from ferroscore import __version__
 from support import FraudModels, ServerProcess, free_port
 
 
-def ferroscore(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def ferroscore(
+    *args: str | Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "ferroscore", *map(str, args)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
     )  # fmt: skip
     if check:
         assert done.returncode == 0, done.stderr
@@ -34,8 +37,11 @@ def server(
                         tmp_path_factory.mktemp("cli") / "server.log")  # fmt: skip
     try:
         srv.wait_ready()
+        # The CLI reads its key from the environment, as a user's shell sets it.
+        os.environ["FERROSCORE_API_KEY"] = srv.key or ""
         yield srv
     finally:
+        os.environ.pop("FERROSCORE_API_KEY", None)
         assert srv.stop() == 0, srv.log()
 
 

@@ -43,7 +43,9 @@ def test_activations_reach_every_process_within_a_second(
     def client() -> None:
         while not stop.is_set():
             sent = time.monotonic()
-            request = urllib.request.Request(url, body, {"content-type": "application/json"})
+            request = urllib.request.Request(
+                url, body, {"content-type": "application/json", **server.headers}
+            )
             try:
                 with urllib.request.urlopen(request, timeout=5) as r:
                     version = json.loads(r.read())["version"]

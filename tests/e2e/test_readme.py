@@ -42,10 +42,15 @@ def commands(section: str, until: str) -> list[Command]:
     return found
 
 
-def run(command: Command, url: str, cwd: Path) -> str:
+def run(command: Command, url: str, cwd: Path, key_file: Path | None = None) -> str:
+    """Runs a README line against the server at `url`, with the key in `key_file` where the
+    README reads `make serve`'s development key."""
     env = {**os.environ, "FERROSCORE_URL": url,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
     line = command.line.replace(ADDRESS, url)
+    if key_file is not None:
+        env["FERROSCORE_API_KEY"] = key_file.read_text().strip()
+        line = line.replace(".ferroscore/dev-key", str(key_file))
     done = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, f"{command.line}\n{done.stdout}\n{done.stderr}"
@@ -58,13 +63,17 @@ def run(command: Command, url: str, cwd: Path) -> str:
     return done.stdout
 
 
-def test_the_api_tour(module_database: str, spawn_server: Callable[..., ServerProcess]) -> None:
+def test_the_api_tour(
+    module_database: str, spawn_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
     server = spawn_server({"DATABASE_URL": module_database})
     server.wait_ready()
     tour = commands("## API tour", "## Serve your own model")
     assert len(tour) >= 10
+    key_file = tmp_path / "dev-key"
+    key_file.write_text(server.key or "")
     for command in tour:
-        run(command, server.url, ROOT)
+        run(command, server.url, ROOT, key_file)
 
 
 def test_serve_your_own_model(tmp_path: Path, spawn_server: Callable[..., ServerProcess]) -> None:
@@ -76,7 +85,7 @@ def test_serve_your_own_model(tmp_path: Path, spawn_server: Callable[..., Server
     walk = commands("## Serve your own model", "### The lifecycle API")
     assert len(walk) >= 12
     for command in walk:
-        run(command, server.url, work)
+        run(command, server.url, work, tmp_path / "data" / "dev-key")
     _, versions = server.request("GET", "/v1/models/card-fraud/versions")
     assert [(v["version"], v["active"]) for v in versions["versions"]] == [
         (1, True), (2, False), (3, False)

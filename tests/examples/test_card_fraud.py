@@ -102,8 +102,8 @@ def test_large_amounts_on_a_new_device_are_declined_whatever_the_score(
     with psycopg.connect(module_database) as conn:
         conn.execute(
             "INSERT INTO decisions (request_id, row_index, model, version, features, score,"
-            " created_at, decision, role) VALUES ('yesterday', 0, 'card-fraud', 1, %s, '{0.1}',"
-            " now() - interval '1 day', 'approve', 'champion')",
+            " created_at, decision, role, tenant) VALUES ('yesterday', 0, 'card-fraud', 1, %s,"
+            " '{0.1}', now() - interval '1 day', 'approve', 'champion', 'default')",
             (json.dumps(transaction("card-9", "laptop-old", 12.0)),),
         )
     big = {"card_present": True, "merchant": "grocery"}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ferroscore import Endpoint, Model
+from ferroscore.auth import ANONYMOUS
 from ferroscore.inference import Options, infer_schema, read_table
 from ferroscore.pipeline import Call
 from ferroscore.routes import extensions, score
@@ -50,7 +51,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 def post(service: Service, features: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     body = json.dumps({"features": features})
-    reply = score.score(service)(Call("POST", "/", {"name": "card-fraud"}, {}, {}, body))
+    reply = score.score(service)(
+        Call("POST", "/", {"name": "card-fraud"}, {}, {}, body, caller=ANONYMOUS)
+    )
     return reply.status, json.loads(reply.body)
 
 
@@ -98,5 +101,5 @@ def test_the_partner_route_is_in_the_table(service: Service) -> None:
         route.summary == "Declines of the card-fraud model in the last hour, from the decision log."
     )
     # Never started, the service has no database: the hook says so with its own 409.
-    reply = route.handler(Call("GET", route.path, {}, {}, {}, b""))
+    reply = route.handler(Call("GET", route.path, {}, {}, {}, b"", caller=ANONYMOUS))
     assert (reply.status, json.loads(reply.body)["code"]) == (409, "unavailable")

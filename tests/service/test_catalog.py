@@ -45,21 +45,21 @@ def test_notify_swaps_the_snapshot_within_a_second(
 ) -> None:
     # A long reconcile period: only the NOTIFY can be what swaps it in time.
     with serving_version_1(registry, database_url, demo_model_bytes, demo_schema, 60) as catalog:
-        before = catalog.current()
+        before = catalog.of("default")
         assert before["m"].champion.version == 1
         assert before["m"].shadow is None
         registry.activate("m", 2)
-        took = wait_for(lambda: catalog.current()["m"].champion.version == 2, 1.0)
+        took = wait_for(lambda: catalog.of("default")["m"].champion.version == 2, 1.0)
         assert took < 1.0
         # The old snapshot is untouched: a request that holds it scores with version 1.
         assert before["m"].champion.version == 1
         registry.set_shadow("m", 1, 0.3)
-        wait_for(lambda: catalog.current()["m"].shadow is not None, 1.0)
-        served = catalog.current()["m"]
+        wait_for(lambda: catalog.of("default")["m"].shadow is not None, 1.0)
+        served = catalog.of("default")["m"]
         assert served.shadow is not None
         assert (served.shadow.version, served.share) == (1, 0.3)
         # Unchanged versions are not rebuilt.
-        assert served.champion is catalog.current()["m"].champion
+        assert served.champion is catalog.of("default")["m"].champion
 
 
 def test_reconcile_catches_a_missed_notification(
@@ -69,5 +69,5 @@ def test_reconcile_catches_a_missed_notification(
         # A change made behind the registry's back sends no NOTIFY.
         with psycopg.connect(database_url) as conn:
             conn.execute("UPDATE active_models SET version = 2 WHERE name = 'm'")
-        took = wait_for(lambda: catalog.current()["m"].champion.version == 2, 3.0)
+        took = wait_for(lambda: catalog.of("default")["m"].champion.version == 2, 3.0)
         assert took <= 2.5

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
 
-from ferroscore import PayloadTooLargeError, idempotency
+from ferroscore import PayloadTooLargeError, app, idempotency
 from ferroscore.adapters.robyn import create_app
+from ferroscore.auth import ANONYMOUS
 from ferroscore.config import SETTINGS, ConfigError, Settings, markdown_table
+from ferroscore.jwts import Verifier
 from ferroscore.pipeline import Call, Reply
 from ferroscore.registry import Artifact
 from ferroscore.routes import versions
@@ -74,7 +82,7 @@ def _service(env: dict[str, str], database_url: str) -> Service:
 def _refused_by_limit(service: Service, body: bytes, code: str) -> bool:
     demo = resources.files("ferroscore.demo")
     endpoint = service.build_endpoint(
-        Artifact("d", 1, None, demo.joinpath("model.json").read_bytes(),
+        Artifact("default", "d", 1, None, demo.joinpath("model.json").read_bytes(),
                  demo.joinpath("schema.json").read_text(), None)
     )  # fmt: skip
     try:
@@ -93,7 +101,7 @@ def _started(env: dict[str, str], database_url: str) -> Service:
 
 def _push_refused(env: dict[str, str], database_url: str) -> bool:
     service = _service(env, database_url)
-    call = Call("POST", "/", {"name": "m"}, {}, {"content-length": "2048"}, b"")
+    call = Call("POST", "/", {"name": "m"}, {}, {"content-length": "2048"}, b"", caller=ANONYMOUS)
     return versions.push(service)(call).status == 413
 
 
@@ -104,13 +112,47 @@ def _idempotency_ttl(env: dict[str, str], database_url: str) -> bool:
     try:
         key = uuid.uuid4().hex
         handler = idempotency.Keys(service)(lambda call: Reply(200, b"{}"))
-        handler(Call("POST", "/t", {}, {}, {"idempotency-key": key}, b"{}"))
+        handler(Call("POST", "/t", {}, {}, {"idempotency-key": key}, b"{}", caller=ANONYMOUS))
         with service.pool.connection() as conn:
             lifetime = "SELECT extract(epoch FROM expires_at - created_at) FROM idempotency_keys"
             row = conn.execute(lifetime + " WHERE key = %s", (key,)).fetchone()
     finally:
         service.stop()
     return row is not None and abs(float(row[0]) - 7) < 1
+
+
+def _keyless_listing(env: dict[str, str], database_url: str) -> bool:
+    """A request without a key is answered (authentication off), not refused with 401."""
+    service = _service(env, database_url)
+    [(_, handler)] = [(r, h) for r, h in app.handlers(app.routes(service), service)
+                      if (r.method, r.path) == ("GET", "/v1/models")]  # fmt: skip
+    return handler(Call("GET", "/v1/models", {}, {}, {}, b"")).status == 200
+
+
+_SECRET = "a-test-secret-of-at-least-32-bytes!"
+_SECRET_FILE = Path(tempfile.gettempdir()) / f"ferroscore-jwt-{os.getpid()}.secret"
+_JWKS_FILE = Path(tempfile.gettempdir()) / f"ferroscore-jwks-{os.getpid()}.json"
+
+
+def _jwt_tenant(env: dict[str, str], claims: dict[str, Any], base: bool = True) -> str:
+    """The tenant a JWT signed with the test secret gets; raises when it is refused."""
+    _SECRET_FILE.write_text(_SECRET)
+    key = base64.urlsafe_b64encode(_SECRET.encode()).rstrip(b"=").decode()
+    _JWKS_FILE.write_text(json.dumps({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256",
+                                                "k": key}]}))  # fmt: skip
+    start = {"FERROSCORE_JWT_KEY_FILE": str(_SECRET_FILE)} if base else {}
+    verifier = Verifier(Settings.from_env({**start, **env}))
+    payload = {"tenant": "acme", "exp": int(time.time()) + 60, **claims}
+    token = jwt.encode(payload, _SECRET, algorithm="HS256", headers={"kid": "k1"})
+    return verifier.verify(token).tenant
+
+
+def _jwt_refused(env: dict[str, str], claims: dict[str, Any]) -> bool:
+    try:
+        _jwt_tenant(env, claims)
+    except jwt.InvalidTokenError:
+        return True
+    return False
 
 
 FEATURES = {"features": {f"f{i}": 1 for i in range(40)}}
@@ -160,6 +202,17 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _service(env, url).hooks.module == "json"),
     "FERROSCORE_HOOK_BUDGET_MS": ({"FERROSCORE_HOOK_BUDGET_MS": "7"},
         lambda env, url: _service(env, url).hook_runner.budget_ms == 7),
+    "FERROSCORE_AUTH": ({"FERROSCORE_AUTH": "false"}, _keyless_listing),
+    "FERROSCORE_JWT_KEY_FILE": ({"FERROSCORE_JWT_KEY_FILE": str(_SECRET_FILE)},
+        lambda env, url: _jwt_tenant(env, {}, base=False) == "acme"),
+    "FERROSCORE_JWT_JWKS_FILE": ({"FERROSCORE_JWT_JWKS_FILE": str(_JWKS_FILE)},
+        lambda env, url: _jwt_tenant(env, {}, base=False) == "acme"),
+    "FERROSCORE_JWT_AUDIENCE": ({"FERROSCORE_JWT_AUDIENCE": "mine"},
+        lambda env, url: _jwt_refused(env, {"aud": "other"})),
+    "FERROSCORE_JWT_ISSUER": ({"FERROSCORE_JWT_ISSUER": "mine"},
+        lambda env, url: _jwt_refused(env, {"iss": "other"})),
+    "FERROSCORE_JWT_TENANT_CLAIM": ({"FERROSCORE_JWT_TENANT_CLAIM": "org"},
+        lambda env, url: _jwt_tenant(env, {"tenant": None, "org": "globex"}) == "globex"),
 }  # fmt: skip
 
 

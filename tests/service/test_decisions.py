@@ -34,7 +34,7 @@ def test_recorded_decisions_reach_the_table(
     for i in range(50):
         record = {"features": {n: float(i + k) for k, n in enumerate(names)}}
         _, decision = endpoint.score(json.dumps(record))
-        log.record(decision)
+        log.record(decision, "champion", "acme" if i % 2 else "default")
         decisions.append(decision)
     assert log.flush(timeout=10)
     log.close(timeout=10)
@@ -43,8 +43,11 @@ def test_recorded_decisions_reach_the_table(
             "SELECT request_id, row_index, model, version, score, features, decision, role"
             " FROM decisions"
         ).fetchall()
+        tenants = conn.execute("SELECT tenant, count(*) FROM decisions GROUP BY 1").fetchall()
     by_id = {r[0]: r for r in rows}
     assert len(by_id) == 50
+    # Each decision belongs to the tenant whose model made it.
+    assert sorted(tenants) == [("acme", 25), ("default", 25)]
     for d in decisions:
         [(index, features, scores, decided)] = d.rows()
         assert decided == ("high" if scores[0] >= 0.5 else "low")
@@ -62,7 +65,8 @@ def test_close_writes_what_is_queued(
     log = DecisionLog(pool, batch_size=1000, flush_interval_s=30)
     log.start()
     for _ in range(5):
-        log.record(endpoint.score(json.dumps({"features": dict.fromkeys(names, 1.0)}))[1])
+        decision = endpoint.score(json.dumps({"features": dict.fromkeys(names, 1.0)}))[1]
+        log.record(decision, "champion", "default")
     log.close(timeout=10)
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT count(*) FROM decisions").fetchone()

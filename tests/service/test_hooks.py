@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ferroscore import Endpoint, Model
+from ferroscore.auth import ANONYMOUS
 from ferroscore.catalog import Served
 from ferroscore.hooks import HookError, HookFailed, Outcome, TTLCache, decide, load
 from ferroscore.pipeline import Call
@@ -57,7 +58,9 @@ def service_with(
 
 def post(svc: Service, body: Any) -> tuple[int, dict[str, Any]]:
     handler = score.score(svc)
-    reply = handler(Call("POST", "/", {"name": "fraud"}, {}, {}, json.dumps(body)))
+    reply = handler(
+        Call("POST", "/", {"name": "fraud"}, {}, {}, json.dumps(body), caller=ANONYMOUS)
+    )
     return reply.status, json.loads(reply.body)
 
 
@@ -65,7 +68,9 @@ def post_ndjson(svc: Service, records: list[Any]) -> tuple[int, dict[str, Any]]:
     body = "\n".join(json.dumps(r) for r in records) + "\n"
     headers = {"content-type": "application/x-ndjson"}
     query = {"partial": "true"}
-    reply = score.score(svc)(Call("POST", "/", {"name": "fraud"}, query, headers, body))
+    reply = score.score(svc)(
+        Call("POST", "/", {"name": "fraud"}, query, headers, body, caller=ANONYMOUS)
+    )
     return reply.status, json.loads(reply.body)
 
 
@@ -186,7 +191,7 @@ def test_async_hooks_and_their_own_budgets(fraud: FraudModels, hooks_dir: Path) 
     svc = service_with(fraud, name, budget_ms=100)
     assert post(svc, {"features": RECORD})[1]["extensions"] == {"waited": True}
     [route] = extensions.routes(svc)
-    reply = route.handler(Call("GET", "/v1/ext/slow", {}, {}, {}, b""))
+    reply = route.handler(Call("GET", "/v1/ext/slow", {}, {}, {}, b"", caller=ANONYMOUS))
     assert reply.status == 503
     assert json.loads(reply.body)["code"] == "hook_timeout"
 
@@ -212,12 +217,16 @@ def test_route_hooks_join_the_route_table(fraud: FraudModels, hooks_dir: Path) -
     table = {(r.method, r.path): r for r in extensions.routes(svc)}
     echo = table["GET", "/v1/ext/echo/{word}"]
     assert echo.summary == "Echoes a word, with the request id."
-    reply = echo.handler(Call("GET", "/v1/ext/echo/hi", {"word": "hi"}, {}, {}, b""))
+    reply = echo.handler(
+        Call("GET", "/v1/ext/echo/hi", {"word": "hi"}, {}, {}, b"", caller=ANONYMOUS)
+    )
     assert json.loads(reply.body)["word"] == "hi"
     assert svc.hook_cache.get("last") == "hi"
-    refused = echo.handler(Call("GET", "/", {"word": "no"}, {}, {}, b""))
+    refused = echo.handler(Call("GET", "/", {"word": "no"}, {}, {}, b"", caller=ANONYMOUS))
     assert (refused.status, json.loads(refused.body)["code"]) == (400, "refused")
-    made = table["POST", "/v1/ext/raw"].handler(Call("POST", "/", {}, {}, {}, b""))
+    made = table["POST", "/v1/ext/raw"].handler(
+        Call("POST", "/", {}, {}, {}, b"", caller=ANONYMOUS)
+    )
     assert (made.status, made.body) == (201, b"made")
 
 
@@ -379,12 +388,14 @@ def test_a_shadow_is_scored_on_the_champions_enrichment_with_its_decision_hook(
 ) -> None:
     name = module(hooks_dir, ENRICH + MARK_ROLE)
     svc = enriched_service(fraud, name)
-    champion = svc.catalog.current()["fraud"].champion
+    champion = svc.catalog.current()["default"]["fraud"].champion
     challenger = Endpoint("fraud", 4, Model.load(fraud.xgboost), champion.schema,
                           thresholds=champion.thresholds)  # fmt: skip
-    monkeypatch.setattr(svc.catalog, "current", lambda: {"fraud": Served(champion, challenger, 1)})
+    monkeypatch.setattr(
+        svc.catalog, "current", lambda: {"default": {"fraud": Served(champion, challenger, 1)}}
+    )
     jobs: list[Any] = []
-    monkeypatch.setattr(svc.shadow, "submit", lambda endpoint, job: jobs.append(job))
+    monkeypatch.setattr(svc.shadow, "submit", lambda endpoint, job, tenant: jobs.append(job))
     record = WITHOUT_AGE
     rows = [{"features": {**record, "born": 1990}}, {"features": {**record, "amount": -1}},
             {"features": {**record, "born": 1950}}]  # fmt: skip
@@ -406,7 +417,9 @@ def test_a_shadow_is_scored_on_the_champions_enrichment_with_its_decision_hook(
     strict = json.loads(champion.schema)
     strict["properties"]["amount"]["maximum"] = 100
     picky = Endpoint("fraud", 5, Model.load(fraud.xgboost), json.dumps(strict))
-    monkeypatch.setattr(svc.catalog, "current", lambda: {"fraud": Served(champion, picky, 1)})
+    monkeypatch.setattr(
+        svc.catalog, "current", lambda: {"default": {"fraud": Served(champion, picky, 1)}}
+    )
     post(svc, {"rows": rows, "partial": True})
     with pytest.raises(HookFailed, match="other rows than the champion's"):
         jobs[-1]()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ferroscore import Endpoint, Model
+from ferroscore.auth import ANONYMOUS
 from ferroscore.catalog import Served
 from ferroscore.config import Settings
 from ferroscore.forms import FormError, name_files, parse_form
@@ -25,7 +26,7 @@ DEMO = resources.files("ferroscore.demo")
 
 def call(body: bytes | str = b"", headers: dict[str, str] | None = None,
          query: dict[str, str] | None = None, **params: str) -> Call:  # fmt: skip
-    return Call("POST", "/", params, query or {}, headers or {}, body)
+    return Call("POST", "/", params, query or {}, headers or {}, body, caller=ANONYMOUS)
 
 
 def test_middleware_runs_outermost_first() -> None:
@@ -65,15 +66,18 @@ def service() -> Service:
     svc = Service(Settings.from_env({}), "host=/nonexistent")
     endpoint = Endpoint("demo", 4, Model.load(DEMO.joinpath("model.json").read_bytes()),
                         DEMO.joinpath("schema.json").read_text())  # fmt: skip
-    snapshot = MappingProxyType({"demo": Served(endpoint)})
+    snapshot = MappingProxyType({"default": {"demo": Served(endpoint)}})
     recorded: list[Any] = []
 
     class Catalog:
         def current(self) -> Any:
             return snapshot
 
+        def of(self, tenant: str) -> Any:
+            return snapshot.get(tenant, {})
+
     class Log:
-        def record(self, decision: Any, role: str = "champion") -> None:
+        def record(self, decision: Any, role: str, tenant: str) -> None:
             recorded.append((decision.request_id, role))
 
     svc.catalog = Catalog()  # type: ignore[assignment]

@@ -150,7 +150,7 @@ def create_app(settings: Settings, conninfo: str) -> Robyn:
 
     app.startup_handler(start)
     methods: dict[str, list[str]] = {}
-    for route, handler in handlers(routes(service)):
+    for route, handler in handlers(routes(service), service):
         path = _robyn_path(route.path)
         add_route(app, route.method, path, _endpoint(route, handler))
         methods.setdefault(path, []).append(route.method)

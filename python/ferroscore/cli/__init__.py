@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ferroscore._core import FerroscoreError, Model, __version__
 from ferroscore.cli.client import ApiError, Client
+from ferroscore.cli.keys import keys
 from ferroscore.cli.score import score
 from ferroscore.config import ConfigError, Settings, markdown_table
 
@@ -97,9 +98,19 @@ url_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON, for scripts")
 
 
+def api_key() -> str | None:
+    """FERROSCORE_API_KEY, else the development key `ferroscore serve` made for its embedded
+    database (in FERROSCORE_DATA_DIR), if there is one."""
+    import os
+
+    from ferroscore.devkey import read_dev_key
+
+    return os.environ.get("FERROSCORE_API_KEY") or read_dev_key(_settings().data_dir)
+
+
 def _run(url: str, call: Any) -> Any:
     try:
-        return call(Client(url))
+        return call(Client(url, api_key()))
     except ApiError as e:
         raise click.ClickException(str(e)) from None
 
@@ -353,6 +364,7 @@ def schema_infer(
 
 
 cli.add_command(score)
+cli.add_command(keys)
 
 
 def main(argv: list[str] | None = None) -> int:

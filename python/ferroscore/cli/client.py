@@ -16,9 +16,10 @@ class ApiError(Exception):
 
 
 class Client:
-    def __init__(self, url: str, timeout: float = 60) -> None:
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 60) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     def get(self, path: str) -> Any:
         return self._send("GET", path)
@@ -47,8 +48,9 @@ class Client:
         if body is not None and data is None:
             data = json.dumps(body).encode()
         request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"content-type": content_type}
-        )
+            self.url + path, data=data, method=method,
+            headers={"content-type": content_type, **self._auth},
+        )  # fmt: skip
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as r:
                 raw = r.read()

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ferroscore._core import FerroscoreError, Model, ValidationError
-from ferroscore.registry import Artifact
+from ferroscore.registry import DEFAULT_TENANT, Artifact
 
 
 @click.command()
@@ -59,10 +59,12 @@ from ferroscore.registry import Artifact
     help="with --partial: where the problems go [default: <output stem>.errors.csv]",
 )  # fmt: skip
 @click.option("--batch-rows", type=click.IntRange(min=1), default=65_536, show_default=True)
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True,
+              help="the tenant whose registered model MODEL names")  # fmt: skip
 def score(
     model: str, source: Path, output: Path, schema_path: Path | None,
     thresholds_path: Path | None, version: int | None, explain: int, keys: tuple[str, ...],
-    threads: int | None, partial: bool, errors_path: Path | None, batch_rows: int,
+    threads: int | None, partial: bool, errors_path: Path | None, batch_rows: int, tenant: str,
 ) -> None:  # fmt: skip
     """Score Parquet or CSV files with MODEL: a model file, or the name of a registered model
     (read from DATABASE_URL's registry, or the embedded database's).
@@ -78,7 +80,7 @@ def score(
 
     if threads is not None:
         pa.set_cpu_count(threads)
-    artifact = _artifact(model, version)
+    artifact = _artifact(model, version, tenant)
     thresholds = thresholds_path.read_text() if thresholds_path else artifact.thresholds
     console = Console(stderr=True)
     try:
@@ -121,17 +123,17 @@ def _progress(console: Console) -> Progress:
     )  # fmt: skip
 
 
-def _artifact(model: str, version: int | None) -> Artifact:
+def _artifact(model: str, version: int | None, tenant: str) -> Artifact:
     """A model file as an unregistered artifact, or a registered version from the registry."""
     path = Path(model)
     if path.is_file():
         if version is not None:
             raise click.UsageError("--version names a registered version, not a file's")
-        return Artifact(path.stem, 0, None, path.read_bytes(), "", None)
-    return _registered(model, version)
+        return Artifact(DEFAULT_TENANT, path.stem, 0, None, path.read_bytes(), "", None)
+    return _registered(model, version, tenant)
 
 
-def _registered(name: str, version: int | None) -> Artifact:
+def _registered(name: str, version: int | None, tenant: str) -> Artifact:
     from psycopg_pool import ConnectionPool
 
     from ferroscore.cli.serve import database_url
@@ -146,7 +148,7 @@ def _registered(name: str, version: int | None) -> Artifact:
         check_name(name)
         conninfo = database_url(Settings.from_env())
         with ConnectionPool(conninfo, min_size=1, max_size=1, open=True) as pool:
-            registry = ModelRegistry(pool, build)
+            registry = ModelRegistry(pool, build, tenant)
             if version is None:
                 version = int(registry.status(name)["active_version"])
             return registry.artifact(name, version)

@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from ferroscore import hooks
 from ferroscore.config import Settings
+from ferroscore.devkey import ensure_dev_key
 from ferroscore.embedded import start_embedded_postgres
 from ferroscore.lifecycle import block_stop_signals
 from ferroscore.migrations import migrate
@@ -72,11 +73,16 @@ def serve(settings: Settings) -> int:
 
     from ferroscore.adapters.robyn import run  # imports Robyn, which reads sys.argv
 
+    auth = ""
+    if settings.auth and not settings.database_url:
+        token = ensure_dev_key(conninfo, settings.data_dir)
+        auth = f"-H 'Authorization: Bearer {token}' "
+        log.info("development key in %s", settings.data_dir / "dev-key")
     example = resources.files("ferroscore.demo").joinpath("example.json")
     url = f"http://{settings.host}:{settings.port}"
     print(f"ferroscore serving on {url}", flush=True)
     print(
-        f"try: curl -s -X POST {url}/v1/models/{DEMO_MODEL}/score "
+        f"try: curl -s -X POST {url}/v1/models/{DEMO_MODEL}/score {auth}"
         f"-H 'content-type: application/json' -d @{example}",
         flush=True,
     )

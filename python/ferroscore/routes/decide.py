@@ -18,7 +18,7 @@ from ferroscore.hooks import (
     Scored,
     checked_outcome,
 )
-from ferroscore.pipeline import Reply
+from ferroscore.pipeline import Caller, Reply
 from ferroscore.service import Service
 
 
@@ -31,6 +31,7 @@ def decide(
     body: bytes,
     decision: Decision,
     *,
+    caller: Caller | None,
     shadow: bool = False,
     inline: bool = False,
 ) -> tuple[Reply, Decision]:
@@ -41,7 +42,9 @@ def decide(
     answer: dict[str, Any] = orjson.loads(body)
     batch = "scores" in answer
     scored = Scored(decision, endpoint, request, batch, ndjson)
-    ctx = service.hook_context(decision.request_id, endpoint.name, endpoint.version, shadow=shadow)
+    ctx = service.hook_context(
+        decision.request_id, endpoint.name, endpoint.version, caller=caller, shadow=shadow
+    )
     try:
         runner = service.hook_runner
         returned = (runner.call if inline else runner.run)(hook, scored, ctx)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ferroscore._core import Decision, Endpoint, Parsed
 from ferroscore.hooks import Hook, HookFailed, HookRefusal, HookTimeout, Incoming, Progress
-from ferroscore.pipeline import Reply
+from ferroscore.pipeline import Caller, Reply
 from ferroscore.routes.decide import decide
 from ferroscore.service import Service
 
@@ -37,6 +37,7 @@ def enrich(
     ndjson: bool,
     partial: bool,
     explain: int,
+    caller: Caller | None,
 ) -> tuple[Reply, Decision | None, Enrichment | None]:
     """The reply, the decision to log (None when the request was not scored) and what the
     hook supplied. The enrichment, the scoring and the `decider` (the model's decision hook,
@@ -49,7 +50,7 @@ def enrich(
     runner = service.hook_runner
 
     def job(progress: Progress) -> tuple[Reply, Decision, Enrichment]:
-        ctx = service.hook_context(request_id, endpoint.name, endpoint.version)
+        ctx = service.hook_context(request_id, endpoint.name, endpoint.version, caller=caller)
         supplied = runner.call(hook, Incoming(parsed, body, ndjson), ctx)
         if not isinstance(supplied, Mapping):
             raise HookFailed(f"{hook.name} returned {type(supplied).__name__}, not a mapping")
@@ -61,7 +62,7 @@ def enrich(
             return Reply(200, response), decision, enrichment
         progress.partial = (decision, enrichment)
         reply, decision = decide(service, decider, endpoint, body, ndjson, response, decision,
-                                 inline=True)  # fmt: skip
+                                 caller=caller, inline=True)  # fmt: skip
         return reply, decision, enrichment
 
     try:

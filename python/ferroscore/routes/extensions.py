@@ -23,7 +23,7 @@ def routes(service: Service) -> list[Route]:
 
 def _handler(service: Service, hook: Hook[Any]) -> Handler:
     def handle(call: Call) -> Reply:
-        ctx = service.hook_context(str(uuid.uuid4()))
+        ctx = service.hook_context(str(uuid.uuid4()), caller=call.caller)
         try:
             return reply_of(service.hook_runner.run(hook, call, ctx))
         except HookRefusal as e:

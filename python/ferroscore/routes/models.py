@@ -31,8 +31,8 @@ def _served(s: Served) -> dict[str, Any]:
 
 
 def list_models(service: Service) -> Handler:
-    def handle(_: Call) -> Reply:
-        served = service.catalog.current()
+    def handle(call: Call) -> Reply:
+        served = service.catalog.of(call.tenant)
         return json_reply(200, {"models": [_served(served[n]) for n in sorted(served)]})
 
     return handle
@@ -40,7 +40,7 @@ def list_models(service: Service) -> Handler:
 
 def get_model(service: Service) -> Handler:
     def handle(call: Call) -> Reply:
-        served = service.catalog.current().get(name := call.params["name"])
+        served = service.catalog.of(call.tenant).get(name := call.params["name"])
         if served is None:
             return model_not_found(name)
         out = _served(served)

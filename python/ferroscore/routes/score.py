@@ -45,13 +45,14 @@ def _bad_query(name: str, value: str, expected: str) -> Reply:
 
 
 def score(service: Service) -> Handler:
-    current, record = service.catalog.current, service.decisions.record
+    served_to, record = service.catalog.of, service.decisions.record
     # None without hooks: the hot path then pays one comparison for each kind.
     hooked = service.hooks.decide or None
     enriched = service.hooks.enrich or None
 
     def handle(call: Call) -> Reply:
-        served = current().get(name := call.params["name"])
+        tenant = call.tenant
+        served = served_to(tenant).get(name := call.params["name"])
         if served is None:
             return model_not_found(name)
         ndjson = False
@@ -75,7 +76,7 @@ def score(service: Service) -> Handler:
             if enriched is not None and (enricher := enriched.get(name)) is not None:
                 reply, scored, enrichment = enrich(
                     service, enricher, decider, served.champion, call.body,
-                    ndjson=ndjson, partial=partial, explain=explain,
+                    ndjson=ndjson, partial=partial, explain=explain, caller=call.caller,
                 )  # fmt: skip
                 if scored is None:
                     return reply
@@ -86,17 +87,19 @@ def score(service: Service) -> Handler:
                 )
                 if decider is not None:
                     reply, decision = decide(
-                        service, decider, served.champion, call.body, ndjson, body, decision
-                    )
+                        service, decider, served.champion, call.body, ndjson, body, decision,
+                        caller=call.caller,
+                    )  # fmt: skip
                 else:
                     reply = Reply(200, body)
         except RequestError as e:
             return request_error_reply(e)
-        record(decision)
+        record(decision, "champion", tenant)
         if served.shadow is not None and random.random() < served.share:
             job = shadow_job(service, served.shadow, call.body, ndjson=ndjson, partial=partial,
-                             request_id=decision.request_id, enrichment=enrichment)  # fmt: skip
-            service.shadow.submit(served.shadow, job)
+                             request_id=decision.request_id, enrichment=enrichment,
+                             caller=call.caller)  # fmt: skip
+            service.shadow.submit(served.shadow, job, tenant)
         return reply
 
     return handle

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ferroscore._core import Decision, Endpoint
 from ferroscore.hooks import HookFailed
+from ferroscore.pipeline import Caller
 from ferroscore.routes.decide import decide
 from ferroscore.routes.enrich import Enrichment, fill
 from ferroscore.service import Service, ShadowJob
@@ -22,6 +23,7 @@ def shadow_job(
     partial: bool,
     request_id: str,
     enrichment: Enrichment | None,
+    caller: Caller | None,
 ) -> ShadowJob:
     """The scoring of `endpoint` for the request `request_id`, to run later."""
 
@@ -40,8 +42,9 @@ def shadow_job(
         hook = service.hooks.decide.get(endpoint.name)
         if hook is not None:
             _, decision = decide(
-                service, hook, endpoint, body, ndjson, response, decision, shadow=True
-            )
+                service, hook, endpoint, body, ndjson, response, decision, caller=caller,
+                shadow=True,
+            )  # fmt: skip
         return decision
 
     return run

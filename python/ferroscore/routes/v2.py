@@ -124,7 +124,8 @@ def infer(service: Service, score: Handler) -> Handler:
         except V2Error as e:
             return error(e.status, str(e))
         body = orjson.dumps({"rows": [{"features": r} for r in rows]})
-        native = score(Call("POST", call.path, {"name": served.champion.name}, {}, {}, body))
+        params = {"name": served.champion.name}
+        native = score(Call("POST", call.path, params, {}, {}, body, caller=call.caller))
         answer = orjson.loads(native.body)
         if native.status != 200:
             return error(400 if native.status == 422 else native.status, _message(answer))
@@ -145,7 +146,7 @@ def infer(service: Service, score: Handler) -> Handler:
 
 def _served(service: Service, call: Call) -> Served:
     name = call.params["name"]
-    served = service.catalog.current().get(name)
+    served = service.catalog.of(call.tenant).get(name)
     if served is None:
         raise V2Error(404, f"no active model named {name!r}")
     asked = call.params.get("version")

@@ -13,7 +13,7 @@ import orjson
 from ferroscore._core import ModelLoadError, SchemaError
 from ferroscore.forms import FormError, name_files, parse_form
 from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply
-from ferroscore.registry import RegistryError, check_name
+from ferroscore.registry import ModelRegistry, RegistryError, check_name
 from ferroscore.service import Service
 
 #: The form fields a push reads; any other is refused, so a typo is not silently dropped.
@@ -27,7 +27,16 @@ def _pointer_error(status: int, code: str, message: str, pointer: str) -> Reply:
 
 
 def _actor(call: Call) -> str:
-    return str((call.state or {}).get("caller", "anonymous"))
+    """Who changed a model, for its audit trail: the key's id, else the peer address."""
+    caller = call.caller.key_id if call.caller is not None else "anonymous"
+    if caller == "anonymous":
+        return str((call.state or {}).get("peer") or caller)
+    return caller
+
+
+def _models(service: Service, call: Call) -> ModelRegistry:
+    """The registry as the caller's tenant sees it."""
+    return service.registry.scoped(call.tenant)
 
 
 def _version_param(call: Call) -> int:
@@ -110,7 +119,7 @@ def push(service: Service, call: Call) -> Reply:
     metadata = _json_field(form, "metadata", dict)
     profile = _json_field(form, "profile", dict)
     try:
-        created = service.registry.register(
+        created = _models(service, call).register(
             name,
             form["model"],
             schema,
@@ -131,29 +140,30 @@ def push(service: Service, call: Call) -> Reply:
 
 @_route
 def list_versions(service: Service, call: Call) -> Reply:
-    return json_reply(200, {"versions": service.registry.versions(call.params["name"])})
+    return json_reply(200, {"versions": _models(service, call).versions(call.params["name"])})
 
 
 @_route
 def get_version(service: Service, call: Call) -> Reply:
-    found = service.registry.version(call.params["name"], _version_param(call))
+    found = _models(service, call).version(call.params["name"], _version_param(call))
     return json_reply(200, found)
 
 
 @_route
 def activate(service: Service, call: Call) -> Reply:
-    status = service.registry.activate(call.params["name"], _version_param(call), _actor(call))
+    version = _version_param(call)
+    status = _models(service, call).activate(call.params["name"], version, _actor(call))
     return json_reply(200, status)
 
 
 @_route
 def rollback(service: Service, call: Call) -> Reply:
-    return json_reply(200, service.registry.rollback(call.params["name"], _actor(call)))
+    return json_reply(200, _models(service, call).rollback(call.params["name"], _actor(call)))
 
 
 @_route
 def delete_version(service: Service, call: Call) -> Reply:
-    service.registry.delete(call.params["name"], _version_param(call), _actor(call))
+    _models(service, call).delete(call.params["name"], _version_param(call), _actor(call))
     return Reply(204, b"", {})
 
 
@@ -174,23 +184,24 @@ def put_shadow(service: Service, call: Call) -> Reply:
         return _pointer_error(422, "maximum", "share must be a number from 0 to 1", "/share")
     if extra := sorted(set(body) - {"version", "share"}):
         return _pointer_error(422, "unknown_field", f"unknown field {extra[0]!r}", f"/{extra[0]}")
-    status = service.registry.set_shadow(call.params["name"], version, float(share), _actor(call))
+    name, actor = call.params["name"], _actor(call)
+    status = _models(service, call).set_shadow(name, version, float(share), actor)
     return json_reply(200, status)
 
 
 @_route
 def delete_shadow(service: Service, call: Call) -> Reply:
-    return json_reply(200, service.registry.clear_shadow(call.params["name"], _actor(call)))
+    return json_reply(200, _models(service, call).clear_shadow(call.params["name"], _actor(call)))
 
 
 @_route
 def audit(service: Service, call: Call) -> Reply:
-    rows = service.registry.audit(call.params["name"])
+    rows = _models(service, call).audit(call.params["name"])
     for r in rows:
         r["at"] = r["at"].isoformat()
     return json_reply(200, {"audit": rows})
 
 
 @_route
-def registry(service: Service, _: Call) -> Reply:
-    return json_reply(200, {"models": service.registry.models()})
+def registry(service: Service, call: Call) -> Reply:
+    return json_reply(200, {"models": _models(service, call).models()})

@@ -1,17 +1,19 @@
 //! A scored request as rows of PostgreSQL's COPY text format, ready for the decision log's
 //! `COPY decisions (request_id, row_index, model, version, features, score, created_at,
-//! decision, role)`.
+//! decision, role, tenant)`.
 //! Formatting here, in one pass per row, keeps Python out of the per-row work.
 
 use crate::endpoint::{write_number, Endpoint, Scored};
 
 /// Appends one COPY line per scored row of `scored` to `out`; `role` says whether the
-/// version answered the caller ("champion") or was scored beside it ("shadow"). `decisions`,
-/// one per row, replaces the thresholds' (a decision hook's final say).
+/// version answered the caller ("champion") or was scored beside it ("shadow"); `tenant`
+/// owns the model. `decisions`, one per row, replaces the thresholds' (a decision hook's
+/// final say).
 pub fn copy_rows(
     endpoint: &Endpoint,
     scored: &Scored,
     role: &str,
+    tenant: &str,
     decisions: Option<&[Option<String>]>,
     out: &mut Vec<u8>,
 ) {
@@ -49,6 +51,8 @@ pub fn copy_rows(
         }
         out.push(b'\t');
         escape(out, role.as_bytes());
+        out.push(b'\t');
+        escape(out, tenant.as_bytes());
         out.push(b'\n');
     }
 }

@@ -392,12 +392,13 @@ impl Decision {
     }
 
     /// The scored rows as PostgreSQL COPY text lines for `COPY decisions (request_id,
-    /// row_index, model, version, features, score, created_at, decision, role)`.
-    #[pyo3(signature = (role="champion"))]
-    fn copy_rows<'py>(&self, py: Python<'py>, role: &str) -> Bound<'py, PyBytes> {
+    /// row_index, model, version, features, score, created_at, decision, role, tenant)`.
+    #[pyo3(signature = (role="champion", tenant="default"))]
+    fn copy_rows<'py>(&self, py: Python<'py>, role: &str, tenant: &str) -> Bound<'py, PyBytes> {
         let mut out = Vec::with_capacity(1024);
         let decisions = self.decisions.as_deref();
-        core::decision::copy_rows(&self.endpoint, &self.scored, role, decisions, &mut out);
+        let (endpoint, scored) = (&self.endpoint, &self.scored);
+        core::decision::copy_rows(endpoint, scored, role, tenant, decisions, &mut out);
         PyBytes::new(py, &out)
     }
 
