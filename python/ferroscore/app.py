@@ -17,6 +17,47 @@ MODEL = "/v1/models/{name}"
 VERSION = MODEL + "/versions/{version}"
 V2_MODEL = "/v2/models/{name}"
 
+#: The request bodies the document describes (the score route's comes from the models).
+_JSON_PART = {"contentType": "application/json"}
+PUSH_FORM = {
+    "schema": {
+        "type": "object", "required": ["model", "schema"], "additionalProperties": False,
+        "properties": {
+            "model": {"type": "string", "format": "binary", "description": "the artifact"},
+            "schema": {"type": "object", "description": "the input schema"},
+            "thresholds": {"type": "array", "description": "the thresholds, highest first"},
+            "metadata": {"type": "object", "description": "kept with the version"},
+            "profile": {"type": "object", "description": "the reference profile"},
+        },
+    },
+    "encoding": {name: _JSON_PART for name in ("schema", "thresholds", "metadata", "profile")},
+}  # fmt: skip
+SHADOW = {
+    "type": "object", "required": ["version", "share"], "additionalProperties": False,
+    "properties": {"version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                   "share": {"type": "number", "minimum": 0, "maximum": 1}},
+}  # fmt: skip
+_TENSOR = {
+    "type": "object", "required": ["name", "shape", "datatype", "data"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"enum": ["BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
+                              "UINT32", "UINT64", "FP16", "FP32", "FP64", "BYTES"]},
+        "data": {"type": "array"},
+        "parameters": {"type": "object"},
+    },
+}  # fmt: skip
+V2_INFER = {
+    "type": "object", "required": ["inputs"],
+    "description": "one [rows, features] tensor, or one tensor per feature; the model's "
+                   "inputs are in GET /v2/models/{name}",
+    "properties": {"id": {"type": "string"},
+                   "inputs": {"type": "array", "items": _TENSOR, "minItems": 1},
+                   "outputs": {"type": "array", "items": {"type": "object"}},
+                   "parameters": {"type": "object"}},
+}  # fmt: skip
+
 
 def routes(service: Service) -> list[Route]:
     """The route table of a service."""
@@ -33,7 +74,7 @@ def routes(service: Service) -> list[Route]:
           "Every registered model with its active, shadow and latest versions"),
         r("GET", MODEL, models.get_model(s), "One served model with its input schema"),
         r("POST", MODEL + "/versions", versions.push(s), "Register a new version (multipart)",
-          scope="admin",
+          scope="admin", request={"multipart/form-data": PUSH_FORM},
           responses={201: "registered", 400: "bad name or form", 413: "artifact too large",
                      422: "unservable"}),
         r("GET", MODEL + "/versions", versions.list_versions(s), "Every version of a model"),
@@ -45,7 +86,11 @@ def routes(service: Service) -> list[Route]:
         r("POST", MODEL + "/rollback", versions.rollback(s),
           "Serve again the version active before", scope="admin"),
         r("PUT", MODEL + "/shadow", versions.put_shadow(s),
-          "Score a challenger version on a share of requests", scope="admin"),
+          "Score a challenger version on a share of requests", scope="admin",
+          request={"application/json": {"schema": SHADOW}},
+          responses={200: "the served state", 400: "not JSON", 404: "no such model or version",
+                     409: "no active version, or the version is the champion",
+                     422: "not a version and a share"}),
         r("DELETE", MODEL + "/shadow", versions.delete_shadow(s), "Stop the shadow",
           scope="admin"),
         r("GET", MODEL + "/audit", versions.audit(s), "Every change to a model, oldest first"),
@@ -92,7 +137,8 @@ def v2_routes(s: Service, scorer: Handler) -> list[Route]:
               "V2: Triton's model configuration (for perf_analyzer)",
               responses={200: "configuration", **errors}),
             r("POST", path + "/infer", infer, "V2: score input tensors", scope="score",
-              hot=True, responses={200: "output tensors", **errors, 413: "too large"}),
+              hot=True, request={"application/json": {"schema": V2_INFER}},
+              responses={200: "output tensors", **errors, 413: "too large"}),
         ]  # fmt: skip
     return table
 

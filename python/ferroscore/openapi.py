@@ -18,12 +18,13 @@ import orjson
 from ferroscore.auth import PUBLIC
 from ferroscore.catalog import NOTHING, Served
 from ferroscore.pipeline import JSON_HEADERS, Call, Caller, Handler, Reply, Route
+from ferroscore.registry import NAME_PATTERN
 
 _PARAMETER = re.compile(r"\{(\w+)\}")
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "description": "retry safely: the first response to a key is replayed",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
 }  # fmt: skip
 _PROBLEM = {
     "type": "object",
@@ -52,6 +53,8 @@ _PROBLEM = {
 _V2_ERROR = {"type": "object", "required": ["error"],
              "properties": {"error": {"type": "string"}}}  # fmt: skip
 _SCORE_PATH = "/v1/models/{name}/score"
+_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_PATH_STRINGS = {"name": {"type": "string", "pattern": NAME_PATTERN.pattern}}
 _SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "an API key (`fsk_…`) or, when configured, a JWT"},
@@ -135,8 +138,9 @@ def _request_shapes(component: str, ref: dict[str, Any]) -> dict[str, Any]:
         "type": "object",
         "required": ["features"],
         "properties": {"features": ref, "explain": {"type": "integer", "minimum": 0}},
+        "additionalProperties": False,
     }
-    batch = {"type": "object", "required": ["rows"],
+    batch = {"type": "object", "required": ["rows"], "additionalProperties": False,
              "properties": {"rows": {"type": "array", "items": record},
                             "partial": {"type": "boolean"},
                             "explain": {"type": "integer", "minimum": 0}}}  # fmt: skip
@@ -157,7 +161,8 @@ def _operation(route: Route) -> dict[str, Any]:
         op["security"] = []
     parameters = [
         {"name": name, "in": "path", "required": True,
-         "schema": {"type": "integer" if (name, v1) == ("version", True) else "string"}}
+         "schema": _VERSION if (name, v1) == ("version", True)
+                   else _PATH_STRINGS.get(name, {"type": "string"})}
         for name in _PARAMETER.findall(route.path)
     ]  # fmt: skip
     if route.idempotent:
@@ -165,7 +170,7 @@ def _operation(route: Route) -> dict[str, Any]:
     if parameters:
         op["parameters"] = parameters
     if route.request:
-        content = {media: {"schema": schema} for media, schema in route.request.items()}
+        content = dict(route.request)
         op["requestBody"] = {"required": True, "content": content}
     return op
 
@@ -175,16 +180,25 @@ def _responses(route: Route) -> dict[str, Any]:
     answers = dict(route.responses or {200: "OK"})
     if route.scope != PUBLIC:
         answers = {**_GUARDED, **answers}
+    if "{name}" in route.path:
+        answers.setdefault(404, "no such model or version")
+    if "{version}" in route.path and route.path.startswith("/v1/"):
+        answers.setdefault(400, "a version that is not a positive integer")
     if route.idempotent:
         reused = "this Idempotency-Key was used with another request"
-        answers |= {409: "a request with this Idempotency-Key is still running",
-                    422: answers.get(422, reused)}  # fmt: skip
-    for status, description in answers.items():
+        answers |= {409: answers.get(409, "a request with this Idempotency-Key is still running"),
+                    422: answers.get(422, reused),
+                    400: answers.get(400, "an Idempotency-Key that is not 1 to 255 printable "
+                                          "ASCII characters")}  # fmt: skip
+    problem = {"application/problem+json": {"schema": _ref("Problem")}}
+    for status, description in sorted(answers.items()):
         response: dict[str, Any] = {"description": description}
         if status >= 400 and route.path.startswith("/v2"):
-            response["content"] = {"application/json": {"schema": _ref("V2Error")}}
+            # The protocol's own errors, and the problems of the layers before it (keys,
+            # limits, idempotency).
+            response["content"] = {"application/json": {"schema": _ref("V2Error")}, **problem}
         elif status >= 400:
-            response["content"] = {"application/problem+json": {"schema": _ref("Problem")}}
+            response["content"] = problem
         out[str(status)] = response
     return out
 

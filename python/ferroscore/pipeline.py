@@ -140,7 +140,8 @@ class Route:
     handler: Handler
     summary: str
     scope: str = "read"
-    #: JSON Schema of the request body, when it has one; media type → schema.
+    #: The request body, when it has one: media type → OpenAPI media type object (`schema`,
+    #: and `encoding` for a form's JSON fields).
     request: Mapping[str, Any] | None = None
     #: Status → description of the responses it gives.
     responses: Mapping[int, str] = field(default_factory=dict)

@@ -4,7 +4,8 @@ request into a `Call` and a `Reply` into Robyn's response, and owns Robyn's quir
 - routes go in without Robyn's Python wrapper, which converts every part of the request to
   Python on every call whatever the handler reads (+20% requests/s on a two-field handler,
   wrk, one core); `test_robyn_adapter` notices when those internals change;
-- a path's other methods get a JSON 405 with `Allow`, where Robyn answers 404 text/plain;
+- a path's other methods get a JSON 405 with `Allow`, where Robyn answers 404 text/plain,
+  and `OPTIONS` a 204 with `Allow`;
 - Robyn decodes `multipart/form-data` itself before any handler runs, keeping text fields by
   name but files only by file name (`forms.name_files` names them back), and answers a
   malformed form with a text/plain 500 that no hook of ours can reach (its global request
@@ -40,7 +41,9 @@ from ferroscore.service import Service
 
 log = logging.getLogger(__name__)
 
-METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+#: The methods a path answers 405 to when it has no route for them (Robyn's router knows
+#: these; any other method gets Robyn's own 405 text/plain before Python runs).
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "TRACE", "CONNECT")
 
 
 def to_call(request: Request, route: Route) -> Call:
@@ -110,6 +113,16 @@ def _method_not_allowed(allowed: list[str]) -> Any:
     return endpoint
 
 
+def _options(allowed: list[str]) -> Any:
+    """`OPTIONS` on a path: 204 with the methods it answers (RFC 9110 §9.3.7)."""
+    headers = {"allow": ", ".join(sorted({*allowed, "OPTIONS"}))}
+
+    def endpoint(request: Request) -> Response:
+        return Response(204, headers, b"")
+
+    return endpoint
+
+
 def add_route(app: Robyn, method: str, path: str, endpoint: Any) -> None:
     """Registers `endpoint` without Robyn's Python wrapper; falls back to Robyn's decorator
     if its internals are not the ones this was written against (robyn 0.88)."""
@@ -158,6 +171,7 @@ def create_app(settings: Settings, conninfo: str) -> Robyn:
         for method in METHODS:
             if method not in allowed:
                 add_route(app, method, path, _method_not_allowed(allowed))
+        add_route(app, "OPTIONS", path, _options(allowed))
     return app
 
 

@@ -176,7 +176,10 @@ def put_shadow(service: Service, call: Call) -> Reply:
     if not isinstance(body, dict):
         return _pointer_error(422, "type", 'expected {"version": v, "share": s}', "")
     version, share = body.get("version"), body.get("share")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+    if isinstance(version, float) and version.is_integer():
+        # JSON has numbers, not integers: 2.0 is the integer 2 (as JSON Schema reads it).
+        version = int(version)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < 2**31:
         return _pointer_error(422, "type", "version must be a positive integer", "/version")
     if not isinstance(share, int | float) or isinstance(share, bool):
         return _pointer_error(422, "type", "share must be a number from 0 to 1", "/share")
