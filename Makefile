@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-ab bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ bench-offline: $(BUILT) ## offline scoring: CLI, Dask, Ray, Spark vs LightGBM's 
 bench-hooks: $(BUILT) ## what hooks cost a scoring request, in process: bench/results/hooks.md
 	$(PY) bench/hooks.py
 
+bench-auth: $(BUILT) ## what authentication and rate limits cost a request, in process: bench/results/auth.md
+	$(PY) bench/auth.py
+
 bench-ab: $(BUILT) ## A/B of the HTTP path: BEFORE=<other checkout's venv python> (e.g. a git worktree's .venv/bin/python)
 	cd bench && ../$(PY) ab.py before=$(BEFORE) after=$(abspath $(PY)) --rounds 5
 
@@ -87,8 +90,9 @@ bench-quick: $(BUILT) ## smoke-run every Python benchmark (reports come out; no 
 	$(PY) bench/parsing.py --quick > /dev/null
 	$(PY) bench/offline.py --quick > /dev/null
 	$(PY) bench/hooks.py --quick > /dev/null
+	$(PY) bench/auth.py --quick > /dev/null
 	cd bench && ../$(PY) peak.py --quick > /dev/null
-	@test -s bench/results/kernel.md && test -s bench/results/parse.md && test -s bench/results/offline.md && test -s bench/results/hooks.md
+	@test -s bench/results/kernel.md && test -s bench/results/parse.md && test -s bench/results/offline.md && test -s bench/results/hooks.md && test -s bench/results/auth.md
 	@grep -q '^| ferroscore |' bench/results/latest.md && test -s bench/results/latest.png
 
 bench-core: ## criterion benches of the Rust core alone (parse, score, whole endpoint)

@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 
 from peak import SERVER_CORE, before_stack, lua_script, measure, wrk
-from stacks import Server, bench_database, free_port
+from stacks import Server, bench_database, bench_key, free_port
 from timing import RESULTS
 
 
@@ -38,10 +38,16 @@ def main() -> None:
             servers.append(Server(stack, port, SERVER_CORE, RESULTS))
         for srv in servers:
             srv.wait_ready()
-        script = lua_script("ab", servers[0].stack.body, None)
+        # Each variant's own key, on the database it migrated (none before keys existed).
+        scripts = {
+            srv.stack.name: lua_script(f"ab-{i}", srv.stack.body, None,
+                                       bench_key(srv.stack.env["DATABASE_URL"]))
+            for i, srv in enumerate(servers)
+        }  # fmt: skip
         runs: dict[str, list[dict[str, float]]] = {s.stack.name: [] for s in servers}
         for r in range(args.rounds):
             for srv in servers[r % len(servers) :] + servers[: r % len(servers)]:
+                script = scripts[srv.stack.name]
                 wrk(srv.url, script, 1, args.connections)
                 runs[srv.stack.name].append(measure(srv, script, args.seconds, args.connections))
     finally:

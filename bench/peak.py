@@ -34,14 +34,19 @@ SERVER_CORE, CLIENT_CORE = 0, 1
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def lua_script(name: str, body: bytes, rate_per_connection: float | None) -> Path:
-    """A wrk script that POSTs a stack's request body; with a rate, each connection waits
-    between requests so the offered load is fixed (open enough below saturation)."""
+def lua_script(
+    name: str, body: bytes, rate_per_connection: float | None, headers: dict[str, str]
+) -> Path:
+    """A wrk script that POSTs a stack's request body with its headers; with a rate, each
+    connection waits between requests so the offered load is fixed (open enough below
+    saturation)."""
     text = (
         'wrk.method = "POST"\n'
         f"wrk.body = {json.dumps(body.decode())}\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
+    for name_, value in headers.items():
+        text += f"wrk.headers[{json.dumps(name_)}] = {json.dumps(value)}\n"
     if rate_per_connection:
         text += f"function delay() return {1000.0 / rate_per_connection:.3f} end\n"
     path = RESULTS / f"{name}{'-rate' if rate_per_connection else ''}.lua"
@@ -148,6 +153,15 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"decision hook): {with_hooks['rps'] / plain['rps']:.2f}x ferroscore's requests/s, "
             f"{added:+.0f} µs server CPU per request (reported; no target)"
         )
+    if "ferroscore-nokeys" in peak:
+        keyless = peak["ferroscore-nokeys"]
+        added = peak["ferroscore"]["cpu_us_per_request"] - keyless["cpu_us_per_request"]
+        lines.append(
+            "- What an API key costs (ferroscore sends one; ferroscore-nokeys runs with "
+            f"FERROSCORE_AUTH=false): {ours / keyless['rps']:.2f}x the keyless requests/s, "
+            f"{added:+.1f} µs server CPU per request (target ≤ 2 µs; the in-process "
+            "figure is in bench/results/auth.md)"
+        )
     p99 = half.get("ferroscore", {}).get("p99_ms", float("nan"))
     lines.append(
         f"- p99 ≤ 3 ms at half of peak rate: {p99:.2f} ms — {'met' if p99 <= 3 else 'NOT met'}"
@@ -228,6 +242,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     names = [
         "ferroscore",
+        "ferroscore-nokeys",
         "ferroscore-hooks",
         "robyn-constant",
         "robyn-orjson-onnxruntime",
@@ -255,7 +270,8 @@ def main() -> None:
         for srv in servers:
             srv.wait_ready()
         scripts = {
-            srv.stack.name: lua_script(srv.stack.name, srv.stack.body, None) for srv in servers
+            srv.stack.name: lua_script(srv.stack.name, srv.stack.body, None, srv.stack.headers)
+            for srv in servers
         }
         runs: dict[str, list[dict[str, float]]] = {s.stack.name: [] for s in servers}
         for r in range(args.rounds):
@@ -275,7 +291,7 @@ def main() -> None:
         half = {
             srv.stack.name: measure(
                 srv,
-                lua_script(srv.stack.name, srv.stack.body, rate),
+                lua_script(srv.stack.name, srv.stack.body, rate, srv.stack.headers),
                 args.seconds,
                 args.connections,
             )

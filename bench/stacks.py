@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ class Stack:
     env: dict[str, str]
     path: str = SCORE_PATH
     body: bytes = EXAMPLE
+    #: Sent with every request (an API key).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -54,10 +56,40 @@ def ferroscore_stack(
     return Stack(name, [str(python), "-m", "ferroscore", "serve"], cwd, env, **extra)
 
 
+def bench_key(database_url: str) -> dict[str, str]:
+    """The header of a new API key (every scope, no rate limit) on a migrated database; none
+    where the schema has no keys (a checkout from before them)."""
+    import psycopg
+
+    from ferroscore import keys
+
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            token, _ = keys.create(conn, "default", keys.SCOPES, description="make bench")
+    except psycopg.errors.UndefinedTable:
+        return {}
+    return {"Authorization": f"Bearer {token}"}
+
+
 def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
+    from ferroscore.migrations import migrate
+
     py = sys.executable
+    migrate(database_url)
+    key = bench_key(database_url)
     return [
-        ferroscore_stack("ferroscore", Path(py), port_of["ferroscore"], database_url, BENCH.parent),
+        ferroscore_stack(
+            "ferroscore", Path(py), port_of["ferroscore"], database_url, BENCH.parent, headers=key
+        ),
+        # The same without authentication: what a key costs a request.
+        ferroscore_stack(
+            "ferroscore-nokeys",
+            Path(py),
+            port_of["ferroscore-nokeys"],
+            database_url,
+            BENCH.parent,
+            env={"FERROSCORE_AUTH": "false"},
+        ),
         ferroscore_stack(
             "ferroscore-hooks",
             Path(py),
@@ -67,6 +99,7 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
             env={"FERROSCORE_HOOKS": "hooked", "PYTHONPATH": str(BENCH)},
             path=f"/v1/models/{hooked.HOOKED_MODEL}/score",
             body=hooked.body(),
+            headers=key,
         ),
         Stack(
             "robyn-constant",
@@ -146,8 +179,10 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.stack.name} exited:\n{self.log.read_text()[-2000:]}")
             try:
-                req = urllib.request.Request(self.url, data=self.stack.body, method="POST")
-                req.add_header("content-type", "application/json")
+                req = urllib.request.Request(
+                    self.url, self.stack.body, {"content-type": "application/json",
+                                                **self.stack.headers}, method="POST",
+                )  # fmt: skip
                 with urllib.request.urlopen(req, timeout=2) as r:
                     if r.status == 200:
                         return

@@ -42,15 +42,22 @@ def commands(section: str, until: str) -> list[Command]:
     return found
 
 
-def run(command: Command, url: str, cwd: Path, key_file: Path | None = None) -> str:
-    """Runs a README line against the server at `url`, with the key in `key_file` where the
-    README reads `make serve`'s development key."""
+def run(
+    command: Command, url: str, cwd: Path, key_file: Path | None = None,
+    database: str | None = None,
+) -> str:  # fmt: skip
+    """Runs a README line against the server at `url` (on `database`, for the `keys`
+    commands), with the key in `key_file` where the README reads `make serve`'s development
+    key; files the README writes in the working directory go beside `key_file`."""
     env = {**os.environ, "FERROSCORE_URL": url,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
     line = command.line.replace(ADDRESS, url)
+    if database is not None:
+        env["DATABASE_URL"] = database
     if key_file is not None:
         env["FERROSCORE_API_KEY"] = key_file.read_text().strip()
         line = line.replace(".ferroscore/dev-key", str(key_file))
+        line = line.replace("acme.key", str(key_file.with_name("acme.key")))
     done = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, f"{command.line}\n{done.stdout}\n{done.stderr}"
@@ -73,7 +80,7 @@ def test_the_api_tour(
     key_file = tmp_path / "dev-key"
     key_file.write_text(server.key or "")
     for command in tour:
-        run(command, server.url, ROOT, key_file)
+        run(command, server.url, ROOT, key_file, module_database)
 
 
 def test_serve_your_own_model(tmp_path: Path, spawn_server: Callable[..., ServerProcess]) -> None:

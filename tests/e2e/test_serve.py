@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,17 @@ def test_serves_exact_scores_on_embedded_postgres(
     data_dir = tmp_path / "data"
     server = spawn_server(_embedded_env(data_dir))
     server.wait_ready()
+    # The development key: made at the first start, kept for the owner only, and the curl
+    # line printed with it works as printed.
+    key_file = data_dir / "dev-key"
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    [line] = [ln for ln in server.log().splitlines() if ln.startswith("try: curl")]
+    assert key_file.read_text().strip() in line
+    printed = subprocess.run(["bash", "-c", line.removeprefix("try: ")], capture_output=True,
+                             text=True, timeout=30)  # fmt: skip
+    curled = json.loads(printed.stdout)
+    assert curled["model"] == DEMO_MODEL, printed
+    assert server.request("GET", "/v1/models", headers={"authorization": ""})[0] == 401
 
     data = load_breast_cancer()
     status, model = server.request("GET", f"/v1/models/{DEMO_MODEL}")
@@ -60,7 +72,7 @@ def test_serves_exact_scores_on_embedded_postgres(
     props = model["input_schema"]["properties"]
     names = sorted(props, key=lambda n: props[n]["x-ferroscore-column"])
     expected = xgb.Booster(model_file=bytearray(demo_model_bytes)).inplace_predict(data.data)
-    ids = []
+    ids = [curled["request_id"]]
     for row, want in zip(data.data, expected, strict=True):
         body = json.dumps({"features": dict(zip(names, map(float, row), strict=True))})
         status, answer = server.request("POST", SCORE, body.encode())
@@ -79,10 +91,12 @@ def test_serves_exact_scores_on_embedded_postgres(
     assert server.stop(signal.SIGTERM) == 0, server.log()
     assert not _postmaster_running(data_dir)
 
+    key = key_file.read_text()
     again = spawn_server(_embedded_env(data_dir))
     started = time.monotonic()
     again.wait_ready()
     assert time.monotonic() - started < 30
+    assert key_file.read_text() == key, "the development key is kept across restarts"
     with psycopg.connect(_embedded_url(data_dir)) as conn:
         logged = {r[0] for r in conn.execute("SELECT request_id FROM decisions")}
         versions = conn.execute("SELECT count(*) FROM models").fetchone()

@@ -17,7 +17,11 @@ def routes(service: Service) -> list[Route]:
         method, _, path = hook.target.partition(" ")
         summary = (hook.fn.__doc__ or hook.name).strip().splitlines()[0]
         responses = {200: "the hook's answer", 500: "the hook failed", 503: "past its budget"}
-        table.append(Route(method, path, _handler(service, hook), summary, responses=responses))
+        # Reading needs the `read` scope; anything else may change something: `admin`.
+        scope = "read" if method == "GET" else "admin"
+        table.append(
+            Route(method, path, _handler(service, hook), summary, scope=scope, responses=responses)
+        )
     return table
 
 
