@@ -37,7 +37,7 @@ def main() -> None:
             stack = stack.__class__(name, stack.argv, stack.cwd, {**stack.env, **env})
             servers.append(Server(stack, port, SERVER_CORE, RESULTS))
         for srv in servers:
-            srv.wait_ready()
+            srv.wait_ready(keyless=True)
         # Each variant's own key, on the database it migrated (none before keys existed).
         scripts = {
             srv.stack.name: lua_script(f"ab-{i}", srv.stack.body, None,
