@@ -9,7 +9,11 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
+from typing import Any
+
+import orjson
 
 from ferroscore._core import Endpoint
 from ferroscore.listen import Listener
@@ -26,6 +30,13 @@ class Served:
     champion: Endpoint
     shadow: Endpoint | None = None
     share: float = 0.0
+
+    @cached_property
+    def schema(self) -> dict[str, Any]:
+        """The champion's input schema, parsed once for as long as it is served (the V2
+        routes read it on every request). Shared: read it, never change it."""
+        parsed: dict[str, Any] = orjson.loads(self.champion.schema)
+        return parsed
 
 
 #: Tenant → model name → what is served.

@@ -160,7 +160,7 @@ def _served(service: Service, call: Call) -> Served:
 
 def _metadata(served: Served) -> dict[str, Any]:
     endpoint = served.champion
-    schema = orjson.loads(endpoint.schema)
+    schema = served.schema
     enriched = {name for name, _ in endpoint.enriched_features}
     inputs = []
     # Model columns in order, then context fields (jsonb, where schemas are stored, keeps
@@ -303,7 +303,7 @@ def _records(served: Served, tensors: Sequence[tuple[str, list[int], list[Any]]]
     """The records the tensors stand for: one `[rows, features]` tensor in model column
     order, or one tensor per feature."""
     endpoint = served.champion
-    schema = orjson.loads(endpoint.schema)
+    schema = served.schema
     if len(tensors) == 1 and len(tensors[0][1]) == 2 and tensors[0][0] not in schema["properties"]:
         enriched = {n for n, _ in endpoint.enriched_features}
         in_order = sorted(model_features(schema).items(), key=lambda f: f[1]["x-ferroscore-column"])
