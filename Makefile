@@ -31,7 +31,7 @@ build-dev: $(PY) ## build the extension in debug mode, for quick Rust iterations
 
 build-prod: $(BUILT) ## build the extension in release mode (fat LTO)
 
-lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -D warnings
+lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -D warnings, hadolint, kubernetes-validate
 	ruff check python tests scripts bench examples
 	ruff format --check python tests scripts bench examples
 	mypy
@@ -39,6 +39,8 @@ lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -
 	$(PY) -m mypy.stubtest ferroscore._core
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	hadolint Dockerfile
+	kubernetes-validate --kubernetes-version $(KUBERNETES_VERSION) --strict --quiet deploy/k8s/*.yaml
 
 test-rust: ## Rust unit tests of the core
 	cargo test --workspace --locked
@@ -52,6 +54,8 @@ serve: $(BUILT) ## serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATA
 	$(VENV)/bin/ferroscore serve
 
 SCENARIO ?= single
+#: The Kubernetes version the manifests in deploy/k8s are validated against.
+KUBERNETES_VERSION ?= 1.33.0
 
 bench: $(BUILT) ## HTTP peak comparison vs FastAPI, Litestar, Robyn (wrk): bench/results/latest.md + .png
 	cd bench && ../$(PY) peak.py
