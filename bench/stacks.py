@@ -82,7 +82,16 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
         ferroscore_stack(
             "ferroscore", Path(py), port_of["ferroscore"], database_url, BENCH.parent, headers=key
         ),
-        # The same without authentication: what a key costs a request.
+        # The same without metrics, then without authentication: what each costs a request.
+        ferroscore_stack(
+            "ferroscore-nometrics",
+            Path(py),
+            port_of["ferroscore-nometrics"],
+            database_url,
+            BENCH.parent,
+            headers=key,
+            env={"FERROSCORE_METRICS": "false"},
+        ),
         ferroscore_stack(
             "ferroscore-nokeys",
             Path(py),

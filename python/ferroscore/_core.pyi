@@ -8,6 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+#: Upper bounds of `Endpoint.stats`'s score buckets; a last bucket takes what is above.
+SCORE_BOUNDS: list[float]
 
 _Cells: TypeAlias = (
     npt.NDArray[np.float64]
@@ -17,6 +19,7 @@ _Cells: TypeAlias = (
     | str
 )
 __all__ = [
+    "SCORE_BOUNDS",
     "Decision",
     "Endpoint",
     "FerroscoreError",
@@ -162,6 +165,10 @@ class Endpoint:
         """Parses and validates a body as `score` does, leaving the scoring for later: the
         rows an enrichment hook completes (`Parsed.enrich`) before `Parsed.finish` scores
         them."""
+
+    def stats(self) -> tuple[int, list[int], float, list[tuple[str, int]]]:
+        """What this version has scored for callers in this process: `(rows, buckets, sum,
+        decisions)`, buckets by `SCORE_BOUNDS` (not cumulative, a last above them)."""
 
     @property
     def enriched_features(self) -> list[tuple[str, bool]]:

@@ -105,6 +105,9 @@ def routes(service: Service) -> list[Route]:
     table = [replace(t, handler=once(t.handler), idempotent=True) if t.method != "GET" else t
              for t in table]  # fmt: skip
     table += [
+        *([r("GET", "/metrics", s.metrics.handler(),
+             "Prometheus metrics, added up over every serving process", scope="metrics",
+             responses={200: "the Prometheus text format"})] if s.settings.metrics else []),
         r("GET", "/openapi.json", openapi.serve(table, s.catalog.of, guard(s).identify),
           "This API's OpenAPI 3.1 document", scope="public"),
         r("GET", "/docs", docs.page, "The interactive API reference (Swagger UI)",

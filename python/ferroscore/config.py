@@ -122,6 +122,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hook_budget_ms", "FERROSCORE_HOOK_BUDGET_MS", 250,
             "a hook's time budget unless it declares its own; past it, 503 `hook_timeout`",
             1, 60_000),
+    Setting("metrics", "FERROSCORE_METRICS", True,
+            "count requests, scores and refusals for `GET /metrics` (Prometheus, scope "
+            "`metrics`); false: no counting and no route"),
     Setting("auth", "FERROSCORE_AUTH", True,
             "require an API key or JWT on every route but health, `/docs` and `/openapi.json`; "
             "false: every caller is the `default` tenant with every scope"),
@@ -163,6 +166,7 @@ class Settings:
     idempotency_ttl_s: int
     hooks: str | None
     hook_budget_ms: int
+    metrics: bool
     auth: bool
     jwt_key_file: str | None
     jwt_jwks_file: str | None

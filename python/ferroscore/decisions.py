@@ -53,6 +53,10 @@ class DecisionLog:
         it."""
         self._queue.put((decision, role, tenant))
 
+    def queued(self) -> int:
+        """Decisions accepted and not yet written (roughly: the writer takes batches)."""
+        return self._queue.qsize()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every decision recorded before this call is written."""
         done = threading.Event()

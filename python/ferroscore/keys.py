@@ -33,7 +33,7 @@ from ferroscore.listen import Listener
 from ferroscore.pipeline import Caller
 
 PREFIX = "fsk_"
-SCOPES = ("score", "read", "admin")
+SCOPES = ("score", "read", "admin", "metrics")
 CHANNEL = "ferroscore_keys"
 _ALPHABET = string.ascii_letters + string.digits
 _SECRET_LENGTH = 40

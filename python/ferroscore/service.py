@@ -8,6 +8,8 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from psycopg_pool import ConnectionPool
 
@@ -17,6 +19,7 @@ from ferroscore.catalog import Catalog
 from ferroscore.config import Settings
 from ferroscore.decisions import DecisionLog
 from ferroscore.jwts import Verifier
+from ferroscore.metrics import Metrics
 from ferroscore.pipeline import Caller
 from ferroscore.ratelimit import RateLimits
 from ferroscore.registry import Artifact, ModelRegistry
@@ -81,7 +84,9 @@ class Service:
     """Per-process state, shared by the route handlers. Built before Robyn forks (nothing
     opened, no thread started), started in each serving process after it."""
 
-    def __init__(self, settings: Settings, conninfo: str) -> None:
+    def __init__(self, settings: Settings, conninfo: str, metrics_dir: Path | None = None) -> None:
+        """`metrics_dir`: where the serving processes of one server leave their metrics
+        snapshots (made before the fork); None keeps this process's to itself."""
         self.settings = settings
         self.conninfo = conninfo
         self.pool = ConnectionPool(
@@ -104,6 +109,7 @@ class Service:
         self.jwt = Verifier(settings)
         # Made before the fork, so that every serving process shares it.
         self.rate_limits = RateLimits()
+        self.metrics = Metrics(metrics_dir, self.metrics_snapshot)
         self.started = False
         self.database_ok = False
         self._stopping = threading.Event()
@@ -145,6 +151,7 @@ class Service:
             self.keys.start()
         self.decisions.start()
         self.shadow.start()
+        self.metrics.start()
         self.database_ok = self._database_answers()
         self._watcher.start()
         self.started = True
@@ -154,12 +161,32 @@ class Service:
         if not self.started:
             return
         self._stopping.set()
+        self.metrics.stop()
         self.catalog.stop()
         self.keys.stop()
         self.shadow.close(timeout=5)
         self.decisions.close(timeout=10)
         self.hook_runner.close()
         self.pool.close()
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """What this process counts besides requests: each served version's scores (from
+        Rust), the decision log's queue and the pool."""
+        scores = []
+        for tenant, models in self.catalog.current().items():
+            for name, served in models.items():
+                for role, endpoint in (("champion", served.champion), ("shadow", served.shadow)):
+                    if endpoint is not None:
+                        labels = [tenant, name, str(endpoint.version), role]
+                        scores.append([labels, *endpoint.stats()])
+        gauges = {"ferroscore_decision_queue": self.decisions.queued(),
+                  "ferroscore_serving_processes": 1}  # fmt: skip
+        if self.started:
+            pool = self.pool.get_stats()
+            gauges |= {"ferroscore_db_pool_connections": pool.get("pool_size", 0),
+                       "ferroscore_db_pool_available": pool.get("pool_available", 0),
+                       "ferroscore_db_pool_waiting": pool.get("requests_waiting", 0)}  # fmt: skip
+        return {"scores": scores, "gauges": gauges}
 
     def is_ready(self) -> bool:
         """Ready when the models are loaded and the database answered its last check. Read

@@ -153,6 +153,11 @@ def test_json_tensors_by_hand_and_errors_as_the_protocol_says(server: ServerProc
         ({"inputs": columns[:3]}, "card-fraud", 400,
          "input 'card_present', row 0: required feature"),
         ({"inputs": [{**columns[0], "datatype": "FP8"}]}, "card-fraud", 400, "not supported"),
+        # Found by schemathesis: JSON where a string or an object belongs, not a 500.
+        ({"inputs": [{**columns[0], "datatype": {"FP64": 1}}]}, "card-fraud", 400,
+         "not supported"),
+        ({"inputs": [{**columns[0], "parameters": [1]}]}, "card-fraud", 400,
+         '"parameters" must be an object'),
         ({"inputs": [{**columns[0], "shape": [3]}]}, "card-fraud", 400, "2 values for shape [3]"),
         ({"inputs": []}, "card-fraud", 400, "non-empty list"),
         ({"inputs": columns, "outputs": [{"name": "proba"}]}, "card-fraud", 400,

@@ -202,6 +202,8 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _service(env, url).hooks.module == "json"),
     "FERROSCORE_HOOK_BUDGET_MS": ({"FERROSCORE_HOOK_BUDGET_MS": "7"},
         lambda env, url: _service(env, url).hook_runner.budget_ms == 7),
+    "FERROSCORE_METRICS": ({"FERROSCORE_METRICS": "false"},
+        lambda env, url: "/metrics" not in {r.path for r in app.routes(_service(env, url))}),
     "FERROSCORE_AUTH": ({"FERROSCORE_AUTH": "false"}, _keyless_listing),
     "FERROSCORE_JWT_KEY_FILE": ({"FERROSCORE_JWT_KEY_FILE": str(_SECRET_FILE)},
         lambda env, url: _jwt_tenant(env, {}, base=False) == "acme"),

@@ -23,11 +23,16 @@ request into a `Call` and a `Reply` into Robyn's response, and owns Robyn's quir
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import gc
 import inspect
 import logging
+import shutil
+import tempfile
 import threading
+from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 from robyn import Request, Response, Robyn
@@ -36,6 +41,7 @@ from robyn.argument_parser import Config
 from ferroscore.app import handlers, routes
 from ferroscore.config import Settings
 from ferroscore.lifecycle import on_stop_signal, stop_and_exit
+from ferroscore.metrics import observe
 from ferroscore.pipeline import Call, Handler, Route, error_reply
 from ferroscore.service import Service
 
@@ -87,15 +93,22 @@ def keep_thread_state() -> None:
     log.debug("keeping the Python thread state of thread %d (%d kept)", ident, len(_kept_threads))
 
 
-def _endpoint(route: Route, handler: Handler) -> Any:
+def _endpoint(route: Route, handler: Handler, counted: bool) -> Any:
+    """The Robyn endpoint of a route: the pipeline, a JSON 500 for what escapes it, and, when
+    `counted`, the request in the metrics (method, route template, status, time)."""
+    method, path = route.method, route.path
+
     def endpoint(request: Request) -> Response:
         if threading.get_ident() not in _kept_threads:
             keep_thread_state()
+        started = perf_counter()
         try:
             reply = handler(to_call(request, route))
         except Exception:
-            log.exception("%s %s failed", route.method, route.path)
+            log.exception("%s %s failed", method, path)
             reply = error_reply(500, "internal_error", "the server failed; see its log")
+        if counted:
+            observe(method, path, reply.status, perf_counter() - started)
         return Response(reply.status, reply.headers, reply.body)
 
     endpoint.__name__ = f"{route.method.lower()}_{route.path}"
@@ -150,7 +163,12 @@ def create_app(settings: Settings, conninfo: str) -> Robyn:
     # Robyn 0.88's generated OpenAPI document is malformed and its /docs needs a CDN.
     config.disable_openapi = True
     app = Robyn(__file__, config=config)
-    service = Service(settings, conninfo)
+    metrics_dir = None
+    if settings.metrics:
+        # Before the fork, so that every serving process leaves its snapshots here.
+        metrics_dir = Path(tempfile.mkdtemp(prefix="ferroscore-metrics-"))
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
+    service = Service(settings, conninfo, metrics_dir)
 
     def start() -> None:
         # In each serving process: after the fork when there are several.
@@ -165,7 +183,7 @@ def create_app(settings: Settings, conninfo: str) -> Robyn:
     methods: dict[str, list[str]] = {}
     for route, handler in handlers(routes(service), service):
         path = _robyn_path(route.path)
-        add_route(app, route.method, path, _endpoint(route, handler))
+        add_route(app, route.method, path, _endpoint(route, handler, settings.metrics))
         methods.setdefault(path, []).append(route.method)
     for path, allowed in methods.items():
         for method in METHODS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 
 from ferroscore._core import MalformedRequestError, PayloadTooLargeError, RequestError
+from ferroscore.metrics import count_failures
 from ferroscore.pipeline import Call, Handler, Reply, error_reply
 from ferroscore.routes.decide import decide
 from ferroscore.routes.enrich import enrich
@@ -28,6 +29,7 @@ def model_not_found(name: str) -> Reply:
 def request_error_reply(e: RequestError) -> Reply:
     """Maps a refused body to 400 (syntax), 413 (size) or 422 (schema)."""
     errors: list[dict[str, str]] = getattr(e, "errors", [])
+    count_failures(errors, "refused")
     if isinstance(e, MalformedRequestError):
         return error_reply(400, "malformed_json", str(e), errors)
     if isinstance(e, PayloadTooLargeError):

@@ -228,10 +228,13 @@ def _tensor(i: int, t: Any, binary: memoryview) -> tuple[str, list[int], list[An
         raise V2Error(400, f'input {i} has no "name"')
     if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
         raise V2Error(400, f'input {name!r}: "shape" must be a list of sizes')
-    if datatype != "BYTES" and datatype not in NUMPY_TYPES:
+    if not isinstance(datatype, str) or (datatype != "BYTES" and datatype not in NUMPY_TYPES):
         raise V2Error(400, f"input {name!r}: datatype {datatype!r} is not supported")
     count = math.prod(shape)
-    size = (t.get("parameters") or {}).get("binary_data_size")
+    parameters = t.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise V2Error(400, f'input {name!r}: "parameters" must be an object')
+    size = parameters.get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size < 0 or size > len(binary):
             raise V2Error(400, f"input {name!r}: binary_data_size {size!r} exceeds the body")

@@ -9,6 +9,7 @@ use crate::model::{predict_parallel, Model, Output};
 use crate::record::{check, Scalar};
 use crate::request::{parse_request, Format, Limits, Rows};
 use crate::schema::{Feature, Kind, Schema};
+use crate::stats::{ScoreStats, StatsReading};
 use crate::thresholds::Thresholds;
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -67,6 +68,8 @@ pub struct Endpoint {
     labels: FxHashMap<usize, FxHashMap<u64, Box<str>>>,
     /// `,"model":"name","version":N,` — escaped once, copied per response.
     response_middle: Vec<u8>,
+    /// What this version scored for callers (not offline), for the service's metrics.
+    stats: ScoreStats,
 }
 
 impl Endpoint {
@@ -105,6 +108,7 @@ impl Endpoint {
         // Serialising a str cannot fail.
         let name_json = serde_json::to_string(name).unwrap_or_default();
         let response_middle = format!(",\"model\":{name_json},\"version\":{version},").into_bytes();
+        let stats = ScoreStats::new(thresholds.labels().count());
         Ok(Endpoint {
             name: name.to_owned(),
             version,
@@ -115,7 +119,13 @@ impl Endpoint {
             feature_of_column,
             labels,
             response_middle,
+            stats,
         })
+    }
+
+    /// What this version has scored for callers so far, and the decisions' labels.
+    pub fn stats(&self) -> (StatsReading, Vec<&str>) {
+        (self.stats.read(), self.thresholds.labels().collect())
     }
 
     /// The threshold decision of row `i`, if the version has thresholds and the row a score.
@@ -186,6 +196,14 @@ impl Endpoint {
         let explain = rows.explain.unwrap_or(explain);
         let mut scored = self.evaluate(rows, explain, request_id, false);
         scored.response = self.response(&scored);
+        for i in (0..scored.rows.len()).filter(|&i| scored.rows.valid[i]) {
+            let single = match scored.row_scores(i) {
+                [x] => Some(*x),
+                _ => None,
+            };
+            let rule = single.and_then(|x| self.thresholds.decide_index(x));
+            self.stats.record(single, rule);
+        }
         scored
     }
 

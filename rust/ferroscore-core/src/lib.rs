@@ -12,6 +12,7 @@ pub mod model;
 pub mod record;
 pub mod request;
 pub mod schema;
+pub mod stats;
 pub mod thresholds;
 
 pub use endpoint::{Endpoint, Scored, Supplied};

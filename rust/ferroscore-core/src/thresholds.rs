@@ -89,6 +89,11 @@ impl Thresholds {
         self.rules.is_empty()
     }
 
+    /// The decisions, in rule order.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|(_, decision)| decision.as_str())
+    }
+
     /// The decision for a score; NaN (an unscored row) has none.
     pub fn decide(&self, score: f64) -> Option<&str> {
         self.decide_index(score).map(|i| self.rules[i].1.as_str())

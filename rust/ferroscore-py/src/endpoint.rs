@@ -175,6 +175,21 @@ impl Endpoint {
         })
     }
 
+    /// What this version has scored for callers in this process: `(rows, buckets, sum,
+    /// decisions)` — `buckets` counts single-output rows by score, not cumulatively, one per
+    /// bound of `SCORE_BOUNDS` and a last above them; `decisions` maps each thresholds'
+    /// decision to its rows.
+    #[allow(clippy::type_complexity)] // one plain tuple, as Python reads it
+    fn stats(&self) -> (u64, Vec<u64>, f64, Vec<(String, u64)>) {
+        let (read, labels) = self.inner.stats();
+        let decisions = labels
+            .iter()
+            .map(|l| (*l).to_owned())
+            .zip(read.decisions)
+            .collect();
+        (read.rows, read.buckets, read.sum, decisions)
+    }
+
     /// The features enrichment supplies: `(name, required)` each, in model column order.
     #[getter]
     fn enriched_features(&self) -> Vec<(String, bool)> {

@@ -12,6 +12,10 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "SCORE_BOUNDS",
+        ferroscore_core::stats::SCORE_BOUNDS.to_vec(),
+    )?;
     m.add_class::<model::Model>()?;
     m.add_class::<endpoint::Endpoint>()?;
     m.add_class::<endpoint::Decision>()?;
