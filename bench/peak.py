@@ -170,6 +170,14 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"{ours / uncounted['rps']:.2f}x its requests/s, {added:+.1f} µs server CPU per "
             "request (reported; no target)"
         )
+    if "ferroscore-accesslog" in peak:
+        logged = peak["ferroscore-accesslog"]
+        added = logged["cpu_us_per_request"] - peak["ferroscore"]["cpu_us_per_request"]
+        lines.append(
+            "- What the access log costs (ferroscore-accesslog: a JSON line per request, at "
+            f"INFO; ferroscore runs at WARNING): {logged['rps'] / ours:.2f}x ferroscore's "
+            f"requests/s, {added:+.1f} µs server CPU per request (reported; no target)"
+        )
     p99 = half.get("ferroscore", {}).get("p99_ms", float("nan"))
     lines.append(
         f"- p99 ≤ 3 ms at half of peak rate: {p99:.2f} ms — {'met' if p99 <= 3 else 'NOT met'}"
@@ -252,6 +260,7 @@ def main() -> None:
         "ferroscore",
         "ferroscore-nokeys",
         "ferroscore-nometrics",
+        "ferroscore-accesslog",
         "ferroscore-hooks",
         "robyn-constant",
         "robyn-orjson-onnxruntime",

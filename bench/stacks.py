@@ -82,7 +82,17 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
         ferroscore_stack(
             "ferroscore", Path(py), port_of["ferroscore"], database_url, BENCH.parent, headers=key
         ),
-        # The same without metrics, then without authentication: what each costs a request.
+        # The same with the access log on (a line per request, at INFO), without metrics,
+        # then without authentication: what each costs a request.
+        ferroscore_stack(
+            "ferroscore-accesslog",
+            Path(py),
+            port_of["ferroscore-accesslog"],
+            database_url,
+            BENCH.parent,
+            headers=key,
+            env={"FERROSCORE_LOG_LEVEL": "INFO", "FERROSCORE_LOG_FORMAT": "json"},
+        ),
         ferroscore_stack(
             "ferroscore-nometrics",
             Path(py),

@@ -113,6 +113,12 @@ SETTINGS: tuple[Setting, ...] = (
             2, 100),
     Setting("log_level", "FERROSCORE_LOG_LEVEL", "INFO", "log level",
             choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    Setting("log_format", "FERROSCORE_LOG_FORMAT", "AUTO",
+            "one JSON object per line, or text; AUTO: text when stderr is a terminal",
+            choices=("AUTO", "JSON", "TEXT")),
+    Setting("access_log", "FERROSCORE_ACCESS_LOG", True,
+            "a log line per answered request (time, request id, method, route, model, status, "
+            "latency, tenant, key), written by a thread of its own; at log level INFO or DEBUG"),
     Setting("idempotency_ttl_s", "FERROSCORE_IDEMPOTENCY_TTL_S", 86_400,
             "how long the response to an `Idempotency-Key` is kept and replayed", 1,
             30 * 86_400),
@@ -163,6 +169,8 @@ class Settings:
     decision_flush_ms: int
     db_pool_size: int
     log_level: str
+    log_format: str
+    access_log: bool
     idempotency_ttl_s: int
     hooks: str | None
     hook_budget_ms: int

@@ -63,6 +63,8 @@ class Call:
     state: dict[str, Any] | None = None
     #: Set by authentication; None on the public routes.
     caller: Caller | None = None
+    #: The caller's `X-Request-ID`; else the scored decision's id, set by the score route.
+    request_id: str | None = None
 
     def header(self, name: str) -> str:
         """The header's value, or "" when absent."""

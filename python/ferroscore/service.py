@@ -19,6 +19,7 @@ from ferroscore.catalog import Catalog
 from ferroscore.config import Settings
 from ferroscore.decisions import DecisionLog
 from ferroscore.jwts import Verifier
+from ferroscore.logs import AccessLog, json_lines
 from ferroscore.metrics import Metrics
 from ferroscore.pipeline import Caller
 from ferroscore.ratelimit import RateLimits
@@ -110,6 +111,7 @@ class Service:
         # Made before the fork, so that every serving process shares it.
         self.rate_limits = RateLimits()
         self.metrics = Metrics(metrics_dir, self.metrics_snapshot)
+        self.access = AccessLog(json_lines(settings.log_format))
         self.started = False
         self.database_ok = False
         self._stopping = threading.Event()
@@ -152,6 +154,8 @@ class Service:
         self.decisions.start()
         self.shadow.start()
         self.metrics.start()
+        if self.access_logged:
+            self.access.start()
         self.database_ok = self._database_answers()
         self._watcher.start()
         self.started = True
@@ -168,6 +172,12 @@ class Service:
         self.decisions.close(timeout=10)
         self.hook_runner.close()
         self.pool.close()
+        self.access.stop()
+
+    @property
+    def access_logged(self) -> bool:
+        """Access lines are INFO: written when asked for and the level lets INFO through."""
+        return self.settings.access_log and self.settings.log_level in ("DEBUG", "INFO")
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """What this process counts besides requests: each served version's scores (from

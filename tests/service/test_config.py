@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import os
 import tempfile
 import time
@@ -21,6 +23,7 @@ from ferroscore.adapters.robyn import create_app
 from ferroscore.auth import ANONYMOUS
 from ferroscore.config import SETTINGS, ConfigError, Settings, markdown_table
 from ferroscore.jwts import Verifier
+from ferroscore.logs import AccessLog, configure
 from ferroscore.pipeline import Call, Reply
 from ferroscore.registry import Artifact
 from ferroscore.routes import versions
@@ -155,6 +158,36 @@ def _jwt_refused(env: dict[str, str], claims: dict[str, Any]) -> bool:
     return False
 
 
+def _logged_as_json(env: dict[str, str]) -> bool:
+    """Under pytest stderr is no terminal, so AUTO means JSON too: observe a text stream that
+    says it is a terminal."""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    settings = Settings.from_env(env)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        as_json = configure(settings.log_level, settings.log_format, stream)
+        logging.getLogger("ferroscore.test").warning("hello")
+    finally:
+        root.handlers[:], root.level = handlers, level
+    return as_json and json.loads(stream.getvalue())["message"] == "hello"
+
+
+def _endpoint_closures(env: dict[str, str], url: str) -> list[object]:
+    """What the Robyn endpoints of an app hold: its access log, when there is one."""
+    app = create_app(Settings.from_env({"DATABASE_URL": url, **env}), url)
+    found: list[object] = []
+    for route in app.router.routes:
+        for cell in getattr(route.function.handler, "__closure__", None) or ():
+            found.append(cell.cell_contents)
+    return found
+
+
 FEATURES = {"features": {f"f{i}": 1 for i in range(40)}}
 
 # How each documented variable shows its effect: (env, observation that must hold).
@@ -202,6 +235,10 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _service(env, url).hooks.module == "json"),
     "FERROSCORE_HOOK_BUDGET_MS": ({"FERROSCORE_HOOK_BUDGET_MS": "7"},
         lambda env, url: _service(env, url).hook_runner.budget_ms == 7),
+    "FERROSCORE_LOG_FORMAT": ({"FERROSCORE_LOG_FORMAT": "json"},
+        lambda env, url: _logged_as_json(env)),
+    "FERROSCORE_ACCESS_LOG": ({"FERROSCORE_ACCESS_LOG": "false"},
+        lambda env, url: not any(isinstance(e, AccessLog) for e in _endpoint_closures(env, url))),
     "FERROSCORE_METRICS": ({"FERROSCORE_METRICS": "false"},
         lambda env, url: "/metrics" not in {r.path for r in app.routes(_service(env, url))}),
     "FERROSCORE_AUTH": ({"FERROSCORE_AUTH": "false"}, _keyless_listing),

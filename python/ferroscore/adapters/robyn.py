@@ -31,8 +31,9 @@ import logging
 import shutil
 import tempfile
 import threading
+from os import urandom
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any
 
 from robyn import Request, Response, Robyn
@@ -41,6 +42,7 @@ from robyn.argument_parser import Config
 from ferroscore.app import handlers, routes
 from ferroscore.config import Settings
 from ferroscore.lifecycle import on_stop_signal, stop_and_exit
+from ferroscore.logs import AccessLog
 from ferroscore.metrics import observe
 from ferroscore.pipeline import Call, Handler, Route, error_reply
 from ferroscore.service import Service
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 #: The methods a path answers 405 to when it has no route for them (Robyn's router knows
 #: these; any other method gets Robyn's own 405 text/plain before Python runs).
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "TRACE", "CONNECT")
+#: The longest `X-Request-ID` taken from a caller (printable ASCII); a longer one is replaced.
+MAX_REQUEST_ID = 128
 
 
 def to_call(request: Request, route: Route) -> Call:
@@ -61,6 +65,14 @@ def to_call(request: Request, route: Route) -> Call:
         route.method, route.path, request.path_params, request.query_params, headers,
         request.body,
     )  # fmt: skip
+    given = headers.get("x-request-id")
+    if (
+        given is not None
+        and 0 < len(given) <= MAX_REQUEST_ID
+        and given.isascii()
+        and (given.isprintable())
+    ):
+        call.request_id = given
     if not route.hot:
         call.state = {"peer": request.ip_addr}
         if "multipart/form-data" in (headers.get("content-type") or ""):
@@ -93,23 +105,33 @@ def keep_thread_state() -> None:
     log.debug("keeping the Python thread state of thread %d (%d kept)", ident, len(_kept_threads))
 
 
-def _endpoint(route: Route, handler: Handler, counted: bool) -> Any:
-    """The Robyn endpoint of a route: the pipeline, a JSON 500 for what escapes it, and, when
-    `counted`, the request in the metrics (method, route template, status, time)."""
+def _endpoint(route: Route, handler: Handler, counted: bool, access: AccessLog | None) -> Any:
+    """The Robyn endpoint of a route: the pipeline, a JSON 500 for what escapes it, the
+    request id echoed in `X-Request-ID` (the caller's, the decision's, or a new one), and,
+    when asked, the request in the metrics and in the access log."""
     method, path = route.method, route.path
 
     def endpoint(request: Request) -> Response:
         if threading.get_ident() not in _kept_threads:
             keep_thread_state()
         started = perf_counter()
+        call = to_call(request, route)
         try:
-            reply = handler(to_call(request, route))
+            reply = handler(call)
         except Exception:
-            log.exception("%s %s failed", method, path)
+            log.exception("%s %s failed", method, path, extra={"request_id": call.request_id})
             reply = error_reply(500, "internal_error", "the server failed; see its log")
+        took = perf_counter() - started
         if counted:
-            observe(method, path, reply.status, perf_counter() - started)
-        return Response(reply.status, reply.headers, reply.body)
+            observe(method, path, reply.status, took)
+        request_id = call.request_id or urandom(16).hex()
+        if access is not None:
+            caller = call.caller
+            tenant, key_id = (caller.tenant, caller.key_id) if caller is not None else (None, None)
+            access.record((time(), method, path, reply.status, took, request_id,
+                           call.params.get("name"), tenant, key_id))  # fmt: skip
+        headers = {**reply.headers, "x-request-id": request_id}
+        return Response(reply.status, headers, reply.body)
 
     endpoint.__name__ = f"{route.method.lower()}_{route.path}"
     return endpoint
@@ -183,7 +205,8 @@ def create_app(settings: Settings, conninfo: str) -> Robyn:
     methods: dict[str, list[str]] = {}
     for route, handler in handlers(routes(service), service):
         path = _robyn_path(route.path)
-        add_route(app, route.method, path, _endpoint(route, handler, settings.metrics))
+        access = service.access if service.access_logged else None
+        add_route(app, route.method, path, _endpoint(route, handler, settings.metrics, access))
         methods.setdefault(path, []).append(route.method)
     for path, allowed in methods.items():
         for method in METHODS:

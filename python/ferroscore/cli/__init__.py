@@ -5,7 +5,6 @@ server's lifecycle API; `schema infer` writes a model's input schema from its tr
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +19,7 @@ from ferroscore.cli.client import ApiError, Client
 from ferroscore.cli.keys import keys
 from ferroscore.cli.score import score
 from ferroscore.config import ConfigError, Settings, markdown_table
+from ferroscore.logs import configure
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -30,9 +30,7 @@ def _settings(**overrides: Any) -> Settings:
     except ConfigError as e:
         raise click.ClickException(f"configuration error: {e}") from None
     settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(settings.log_level, settings.log_format)
     return settings
 
 

@@ -97,6 +97,8 @@ def score(service: Service) -> Handler:
         except RequestError as e:
             return request_error_reply(e)
         record(decision, "champion", tenant)
+        if call.request_id is None:
+            call.request_id = decision.request_id
         if served.shadow is not None and random.random() < served.share:
             job = shadow_job(service, served.shadow, call.body, ndjson=ndjson, partial=partial,
                              request_id=decision.request_id, enrichment=enrichment,
