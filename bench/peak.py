@@ -145,39 +145,26 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         ratio = ours / peak[name]["rps"]
         met = ratio >= factor
         lines.append(f"- {text}: {ratio:.2f}x — {'met' if met else 'NOT met'}")
-    if "ferroscore-hooks" in peak:
-        with_hooks, plain = peak["ferroscore-hooks"], peak["ferroscore"]
-        added = with_hooks["cpu_us_per_request"] - plain["cpu_us_per_request"]
-        lines.append(
-            "- What hooks cost (ferroscore-hooks: a trivial enrichment hook and a trivial "
-            f"decision hook): {with_hooks['rps'] / plain['rps']:.2f}x ferroscore's requests/s, "
-            f"{added:+.0f} µs server CPU per request (reported; no target)"
-        )
-    if "ferroscore-nokeys" in peak:
-        keyless = peak["ferroscore-nokeys"]
-        added = peak["ferroscore"]["cpu_us_per_request"] - keyless["cpu_us_per_request"]
-        lines.append(
-            "- What an API key costs (ferroscore sends one; ferroscore-nokeys runs with "
-            f"FERROSCORE_AUTH=false): {ours / keyless['rps']:.2f}x the keyless requests/s, "
-            f"{added:+.1f} µs server CPU per request (target ≤ 2 µs; the in-process "
-            "figure is in bench/results/auth.md)"
-        )
-    if "ferroscore-nometrics" in peak:
-        uncounted = peak["ferroscore-nometrics"]
-        added = peak["ferroscore"]["cpu_us_per_request"] - uncounted["cpu_us_per_request"]
-        lines.append(
-            "- What metrics cost (ferroscore-nometrics runs with FERROSCORE_METRICS=false): "
-            f"{ours / uncounted['rps']:.2f}x its requests/s, {added:+.1f} µs server CPU per "
-            "request (reported; no target)"
-        )
-    if "ferroscore-accesslog" in peak:
-        logged = peak["ferroscore-accesslog"]
-        added = logged["cpu_us_per_request"] - peak["ferroscore"]["cpu_us_per_request"]
-        lines.append(
-            "- What the access log costs (ferroscore-accesslog: a JSON line per request, at "
-            f"INFO; ferroscore runs at WARNING): {logged['rps'] / ours:.2f}x ferroscore's "
-            f"requests/s, {added:+.1f} µs server CPU per request (reported; no target)"
-        )
+    # What a feature costs: the stack with it against the stack without it, same run.
+    costs = [
+        ("ferroscore-hooks", "ferroscore", "hooks (ferroscore-hooks: a trivial enrichment hook "
+         "and a trivial decision hook)", "no target"),
+        ("ferroscore", "ferroscore-nokeys", "an API key (ferroscore sends one; "
+         "ferroscore-nokeys runs with FERROSCORE_AUTH=false)",
+         "target ≤ 2 µs; the in-process figure is in bench/results/auth.md"),
+        ("ferroscore", "ferroscore-nometrics", "metrics (ferroscore-nometrics runs with "
+         "FERROSCORE_METRICS=false)", "no target"),
+        ("ferroscore-accesslog", "ferroscore", "the access log (ferroscore-accesslog: a JSON "
+         "line per request, at INFO; ferroscore runs at WARNING)", "no target"),
+    ]  # fmt: skip
+    for with_it, without, what, target in costs:
+        if with_it in peak and without in peak:
+            a, b = peak[with_it], peak[without]
+            added = a["cpu_us_per_request"] - b["cpu_us_per_request"]
+            lines.append(
+                f"- What {what} costs: {a['rps'] / b['rps']:.2f}x the requests/s without it, "
+                f"{added:+.1f} µs server CPU per request ({target})"
+            )
     p99 = half.get("ferroscore", {}).get("p99_ms", float("nan"))
     lines.append(
         f"- p99 ≤ 3 ms at half of peak rate: {p99:.2f} ms — {'met' if p99 <= 3 else 'NOT met'}"

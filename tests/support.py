@@ -275,6 +275,17 @@ def register(
         registry.activate(name, version)
 
 
+@contextmanager
+def fraud_server(
+    database_url: str, fraud: FraudModels, directory: Path, **env: str
+) -> Iterator[ServerProcess]:
+    """A server on `database_url` serving the demo model and "card-fraud" (the LightGBM
+    model with `FRAUD_THRESHOLDS`), with `env`; its log in `directory`."""
+    register(database_url, "card-fraud", fraud.lightgbm, fraud.schema, FRAUD_THRESHOLDS)
+    with serving({"DATABASE_URL": database_url, **env}, directory / "server.log") as srv:
+        yield srv
+
+
 def push_and_wait(server: ServerProcess, name: str, *args: str | Path) -> None:
     """`ferroscore models push NAME ARGS --activate` to the server, as a user runs it; returns
     once the server serves the model."""

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ferroscore.registry import DEMO_MODEL
 
-from support import FRAUD_THRESHOLDS, FraudModels, ServerProcess, create_key, register, serving
+from support import FraudModels, ServerProcess, create_key, fraud_server
 
 pytestmark = pytest.mark.e2e
 
@@ -28,9 +28,8 @@ EXAMPLE = (Path(__file__).parents[2] / "python/ferroscore/demo/example.json").re
 def server(
     module_database: str, fraud: FraudModels, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    register(module_database, "card-fraud", fraud.lightgbm, fraud.schema, FRAUD_THRESHOLDS)
-    env = {"DATABASE_URL": module_database, "FERROSCORE_PROCESSES": "2"}
-    with serving(env, tmp_path_factory.mktemp("metrics") / "server.log") as srv:
+    directory = tmp_path_factory.mktemp("metrics")
+    with fraud_server(module_database, fraud, directory, FERROSCORE_PROCESSES="2") as srv:
         yield srv
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support import FRAUD_THRESHOLDS, FraudModels, ServerProcess, register, serving
+from support import FraudModels, ServerProcess, fraud_server
 
 pytestmark = pytest.mark.e2e
 
@@ -28,10 +28,8 @@ EXAMPLES = os.environ.get("FERROSCORE_SCHEMATHESIS_EXAMPLES", "25")
 def server(
     module_database: str, fraud: FraudModels, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    register(module_database, "card-fraud", fraud.lightgbm, fraud.schema, FRAUD_THRESHOLDS)
     directory = tmp_path_factory.mktemp("schemathesis")
-    env = {"DATABASE_URL": module_database, "FERROSCORE_WORKERS": "2"}
-    with serving(env, directory / "server.log") as srv:
+    with fraud_server(module_database, fraud, directory, FERROSCORE_WORKERS="2") as srv:
         yield srv
 
 

@@ -25,7 +25,7 @@ from tritonclient.utils import InferenceServerException
 
 from ferroscore.registry import DEMO_MODEL
 
-from support import FRAUD_THRESHOLDS, FraudModels, ServerProcess, register, serving, wait_logged
+from support import FraudModels, ServerProcess, fraud_server, wait_logged
 
 pytestmark = pytest.mark.e2e
 
@@ -34,9 +34,8 @@ pytestmark = pytest.mark.e2e
 def server(
     module_database: str, fraud: FraudModels, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    register(module_database, "card-fraud", fraud.lightgbm, fraud.schema, FRAUD_THRESHOLDS)
-    env = {"DATABASE_URL": module_database, "FERROSCORE_DECISION_FLUSH_MS": "20"}
-    with serving(env, tmp_path_factory.mktemp("v2") / "server.log") as srv:
+    directory = tmp_path_factory.mktemp("v2")
+    with fraud_server(module_database, fraud, directory, FERROSCORE_DECISION_FLUSH_MS="20") as srv:
         yield srv
 
 
