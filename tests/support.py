@@ -9,11 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+import threading
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -375,3 +378,83 @@ def stub_service(endpoints: dict[str, Any], env: dict[str, str] | None = None) -
     svc.catalog = Catalog()
     svc.decisions = Log()
     return svc
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request of a `Load`: when it was sent and answered, and its status or error."""
+
+    sent: float
+    ended: float
+    result: int | str
+    request_id: str | None
+
+
+class Load:
+    """`clients` threads scoring the demo model over keep-alive connections until stopped,
+    each request recorded. A client whose request fails opens a new connection for the next."""
+
+    def __init__(self, url: str, clients: int, headers: dict[str, str] | None = None) -> None:
+        from ferroscore.registry import DEMO_MODEL
+
+        host, port = url.removeprefix("http://").split(":")
+        self._address = (host, int(port))
+        self._path = f"/v1/models/{DEMO_MODEL}/score"
+        self._body = resources.files("ferroscore.demo").joinpath("example.json").read_bytes()
+        self._headers = {"content-type": "application/json", **(headers or {})}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.outcomes: list[Outcome] = []
+        self._threads = [threading.Thread(target=self._client) for _ in range(clients)]
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def _client(self) -> None:
+        import http.client
+
+        conn: http.client.HTTPConnection | None = None
+        while not self._stop.is_set():
+            sent, request_id = time.monotonic(), None
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(*self._address, timeout=10)
+                conn.request("POST", self._path, self._body, self._headers)
+                response = conn.getresponse()
+                body = response.read()
+                result: int | str = response.status
+                if response.status == 200:
+                    request_id = json.loads(body)["request_id"]
+            except (OSError, http.client.HTTPException) as e:
+                result = type(e).__name__
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._stop.wait(0.01)
+            with self._lock:
+                self.outcomes.append(Outcome(sent, time.monotonic(), result, request_id))
+        if conn is not None:
+            conn.close()
+
+    def results(self, since: float = 0.0, until: float = float("inf")) -> Counter[int | str]:
+        """How the requests sent in [since, until) ended."""
+        with self._lock:
+            return Counter(o.result for o in self.outcomes if since <= o.sent < until)
+
+    def wait_answers(self, n: int, timeout: float = 30) -> None:
+        """Until `n` more requests were answered 200."""
+        target = self.results()[200] + n
+        deadline = time.monotonic() + timeout
+        while self.results()[200] < target:
+            assert time.monotonic() < deadline, f"not {n} more answers: {self.results()}"
+            time.sleep(0.02)

@@ -89,6 +89,19 @@ SETTINGS: tuple[Setting, ...] = (
             "listen port; the service refuses to start if anyone listens there", 1, 65535),
     Setting("processes", "FERROSCORE_PROCESSES", 1, "serving processes", 1, 64),
     Setting("workers", "FERROSCORE_WORKERS", 1, "worker threads per process", 1, 64),
+    Setting("grace_s", "FERROSCORE_GRACE_S", 20,
+            "on SIGTERM, how long open connections may take to finish before the serving "
+            "processes close them (then the decisions are written and they exit)", 0, 3600),
+    Setting("drain_delay_s", "FERROSCORE_DRAIN_DELAY_S", 1,
+            "on SIGTERM, how long new connections are still taken (readiness answering 503) "
+            "before they are refused, so that load balancers polling readiness stop first; "
+            "part of the grace period", 0, 3600),
+    Setting("health_timeout_s", "FERROSCORE_HEALTH_TIMEOUT_S", 10,
+            "a serving process that cannot answer for this long (frozen, or every worker "
+            "thread stuck in one request) is killed and replaced", 1, 3600),
+    Setting("start_timeout_s", "FERROSCORE_START_TIMEOUT_S", 120,
+            "a serving process that does not serve this long after it started (models "
+            "loaded, port bound) is killed and replaced", 1, 3600),
     Setting("max_body_bytes", "FERROSCORE_MAX_BODY_BYTES", _MIB,
             "larger scoring bodies get 413 before parsing", 64, 1 << 30),
     Setting("max_depth", "FERROSCORE_MAX_DEPTH", 32,
@@ -158,6 +171,10 @@ class Settings:
     port: int
     processes: int
     workers: int
+    grace_s: int
+    drain_delay_s: int
+    health_timeout_s: int
+    start_timeout_s: int
     max_body_bytes: int
     max_depth: int
     max_string_bytes: int

@@ -4,7 +4,6 @@ for them in a thread of its own."""
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import signal
@@ -35,18 +34,15 @@ def on_stop_signal(handler: Callable[[], None]) -> threading.Thread:
     return thread
 
 
-def stop_and_exit(stop: Callable[[], None], *, run_atexit: bool) -> NoReturn:
-    """Runs `stop`, then ends the process: with `os._exit`, as Robyn's threads would never let
-    `sys.exit` finish. With `run_atexit` the `atexit` handlers run first (the embedded
-    PostgreSQL stops through one); forked serving processes pass False, since the handlers
-    they inherited are their parent's."""
+def stop_and_exit(stop: Callable[[], None]) -> NoReturn:
+    """Runs `stop`, then ends the serving process with `os._exit`, as Robyn's threads would
+    never let `sys.exit` finish. The `atexit` handlers a serving process inherited are its
+    supervisor's (the embedded PostgreSQL's stop among them), so they do not run here."""
     code = 0
     try:
         stop()
     except Exception:
         log.exception("error while stopping")
         code = 1
-    if run_atexit:
-        atexit._run_exitfuncs()
     logging.shutdown()
     os._exit(code)

@@ -7,6 +7,8 @@
   as it scores (`Endpoint.stats`).
 - Validation failures by the code of each problem: counted where the 4xx is made.
 - The decision log's queue and the database pool: read when a snapshot is taken.
+- Restarts of serving processes: counted by the supervisor on the board all processes share,
+  read once per scrape.
 
 Every second a thread of each serving process writes a snapshot of its counts to
 `<dir>/<pid>.json` (the directory is made before Robyn forks). `GET /metrics` adds the
@@ -112,11 +114,18 @@ Snapshot = dict[str, Any]
 class Metrics:
     """This process's snapshots, and the `/metrics` handler that adds all processes'."""
 
-    def __init__(self, directory: Path | None, process: Callable[[], Snapshot]) -> None:
+    def __init__(
+        self,
+        directory: Path | None,
+        process: Callable[[], Snapshot],
+        restarts: Callable[[], int] = lambda: 0,
+    ) -> None:
         """`process`: the gauges and score counts this process reads when a snapshot is
-        taken (see `Service.metrics_snapshot`)."""
+        taken (see `Service.metrics_snapshot`); `restarts`: the serving processes' restarts
+        so far, the same in every process."""
         self.directory = directory
         self._process = process
+        self._restarts = restarts
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="metrics", daemon=True)
 
@@ -163,7 +172,7 @@ class Metrics:
     def handler(self) -> Handler:
         def handle(_: Call) -> Reply:
             registry = CollectorRegistry(auto_describe=False)
-            registry.register(_Collector(self.all_snapshots()))
+            registry.register(_Collector(self.all_snapshots(), self._restarts()))
             return Reply(200, generate_latest(registry), {"content-type": CONTENT_TYPE_LATEST})
 
         return handle
@@ -190,8 +199,9 @@ def _cumulative(counts: list[float], bounds: tuple[float, ...] | list[float]) ->
 class _Collector(Collector):
     """The sum of the processes' snapshots, as Prometheus metric families."""
 
-    def __init__(self, snapshots: list[Snapshot]) -> None:
+    def __init__(self, snapshots: list[Snapshot], restarts: int) -> None:
         self._snapshots = snapshots
+        self._restarts = restarts
 
     def collect(self) -> Iterator[Metric]:
         requests: dict[tuple[str, str, str], list[float]] = {}
@@ -221,6 +231,9 @@ class _Collector(Collector):
         for code, n in sorted(failures.items()):
             failed.add_metric([code], n)
         yield failed
+        yield CounterMetricFamily("ferroscore_process_restarts",
+                                  "Serving processes started again after one died or was "
+                                  "replaced", value=self._restarts)  # fmt: skip
         for name, (doc, value) in sorted(_gauges(gauges).items()):
             yield GaugeMetricFamily(name, doc, value=value)
 

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from ferroscore import hooks, keys
 from ferroscore._core import Decision, Endpoint, Model, RequestError
+from ferroscore.board import Board
 from ferroscore.catalog import Catalog
 from ferroscore.config import Settings
 from ferroscore.decisions import DecisionLog
@@ -110,7 +111,11 @@ class Service:
         self.jwt = Verifier(settings)
         # Made before the fork, so that every serving process shares it.
         self.rate_limits = RateLimits()
-        self.metrics = Metrics(metrics_dir, self.metrics_snapshot)
+        self.board = Board()
+        #: This process's place on the board (set by the supervisor's child before it starts).
+        self.slot = 0
+        self._draining = False
+        self.metrics = Metrics(metrics_dir, self.metrics_snapshot, lambda: self.board.restarts)
         self.access = AccessLog(json_lines(settings.log_format))
         self.started = False
         self.database_ok = False
@@ -198,10 +203,20 @@ class Service:
                        "ferroscore_db_pool_waiting": pool.get("requests_waiting", 0)}  # fmt: skip
         return {"scores": scores, "gauges": gauges}
 
+    @property
+    def draining(self) -> bool:
+        """This process drains, or its supervisor told every process to."""
+        return self._draining or self.board.draining
+
+    def drain(self) -> None:
+        self._draining = True
+
     def is_ready(self) -> bool:
-        """Ready when the models are loaded and the database answered its last check. Read
-        from state a thread keeps fresh, so a probe never waits on the database (and never
-        holds up the scoring that shares its worker)."""
+        """Ready when the models are loaded, the database answered its last check and the
+        service is not draining. Read from state threads keep fresh, so a probe never waits
+        on the database (and never holds up the scoring that shares its worker)."""
+        if self.draining:
+            return False
         return self.started and self.database_ok and bool(self.catalog.current())
 
     def _database_answers(self) -> bool:

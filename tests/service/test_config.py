@@ -19,7 +19,7 @@ import jwt
 import pytest
 
 from ferroscore import PayloadTooLargeError, app, idempotency
-from ferroscore.adapters.robyn import create_app
+from ferroscore.adapters.robyn import create_app, supervisor
 from ferroscore.auth import ANONYMOUS
 from ferroscore.config import SETTINGS, ConfigError, Settings, markdown_table
 from ferroscore.jwts import Verifier
@@ -180,7 +180,7 @@ def _logged_as_json(env: dict[str, str]) -> bool:
 
 def _endpoint_closures(env: dict[str, str], url: str) -> list[object]:
     """What the Robyn endpoints of an app hold: its access log, when there is one."""
-    app = create_app(Settings.from_env({"DATABASE_URL": url, **env}), url)
+    app = create_app(Service(Settings.from_env({"DATABASE_URL": url, **env}), url))
     found: list[object] = []
     for route in app.router.routes:
         for cell in getattr(route.function.handler, "__closure__", None) or ():
@@ -200,9 +200,18 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
     "FERROSCORE_PORT": ({"FERROSCORE_PORT": "9"},
         lambda env, url: Settings.from_env(env).port == 9),
     "FERROSCORE_PROCESSES": ({"FERROSCORE_PROCESSES": "3"},
-        lambda env, url: create_app(Settings.from_env(env), url).config.processes == 3),
+        lambda env, url: len(supervisor(Settings.from_env(env), url).slots) == 3),
     "FERROSCORE_WORKERS": ({"FERROSCORE_WORKERS": "2"},
-        lambda env, url: create_app(Settings.from_env(env), url).config.workers == 2),
+        lambda env, url: create_app(Service(Settings.from_env(env), url)).config.workers == 2),
+    # Each also acts on the real processes in tests/e2e/test_supervisor.py.
+    "FERROSCORE_GRACE_S": ({"FERROSCORE_GRACE_S": "7"},
+        lambda env, url: supervisor(Settings.from_env(env), url).grace_s == 7),
+    "FERROSCORE_DRAIN_DELAY_S": ({"FERROSCORE_DRAIN_DELAY_S": "3"},
+        lambda env, url: Settings.from_env(env).drain_delay_s == 3),
+    "FERROSCORE_HEALTH_TIMEOUT_S": ({"FERROSCORE_HEALTH_TIMEOUT_S": "7"},
+        lambda env, url: supervisor(Settings.from_env(env), url).health_timeout_s == 7),
+    "FERROSCORE_START_TIMEOUT_S": ({"FERROSCORE_START_TIMEOUT_S": "7"},
+        lambda env, url: supervisor(Settings.from_env(env), url).start_timeout_s == 7),
     "FERROSCORE_MAX_BODY_BYTES": ({"FERROSCORE_MAX_BODY_BYTES": "100"},
         lambda env, url: _refused_by_limit(_service(env, url), b" " * 101, "too_large")),
     "FERROSCORE_MAX_DEPTH": ({"FERROSCORE_MAX_DEPTH": "3"},

@@ -13,7 +13,13 @@ request into a `Call` and a `Reply` into Robyn's response, and owns Robyn's quir
   renames the media type so the raw body reaches `ferroscore.forms`, which decodes it
   strictly;
 - Robyn takes over SIGINT/SIGTERM and then neither exits nor runs shutdown handlers, so the
-  stop signals are blocked in every thread and handled by `lifecycle`;
+  stop signals are blocked in every thread and handled by `lifecycle`; a serving process
+  drains itself (`drain`): it has actix stop accepting, half-closes its connections so that
+  actix ends each one after its last answer (a `Connection: close` header from a handler is
+  dropped by actix), and waits for actix's workers to end;
+- one Robyn process per serving process (`supervisor` forks them); each beats on the board
+  while it can answer — while its acceptor runs and not every worker thread is stuck in a
+  request older than the health timeout;
 - an exception in a handler becomes a JSON 500 and a log line, never Robyn's text/plain;
 - Robyn's worker threads get a Python thread state per request, created and destroyed each
   time; `keep_thread_state` keeps one per thread instead (half the server CPU per request,
@@ -29,23 +35,26 @@ import gc
 import inspect
 import logging
 import shutil
+import signal
+import socket
 import tempfile
 import threading
 from os import urandom
 from pathlib import Path
-from time import perf_counter, time
+from time import monotonic, perf_counter, sleep, time
 from typing import Any
 
 from robyn import Request, Response, Robyn
 from robyn.argument_parser import Config
 
+from ferroscore import procnet
 from ferroscore.app import handlers, routes
 from ferroscore.config import Settings
 from ferroscore.lifecycle import on_stop_signal, stop_and_exit
-from ferroscore.logs import AccessLog
 from ferroscore.metrics import observe
-from ferroscore.pipeline import Call, Handler, Route, error_reply
+from ferroscore.pipeline import Call, Handler, Reply, Route, error_reply
 from ferroscore.service import Service
+from ferroscore.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,10 @@ log = logging.getLogger(__name__)
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "TRACE", "CONNECT")
 #: The longest `X-Request-ID` taken from a caller (printable ASCII); a longer one is replaced.
 MAX_REQUEST_ID = 128
+#: actix's thread names, as Linux keeps them (15 bytes): the acceptor, and each worker.
+ACCEPTOR, WORKER = "actix-server ac", "actix-rt|system"
+#: How often a serving process beats on the board.
+BEAT_S = 0.25
 
 
 def to_call(request: Request, route: Route) -> Call:
@@ -88,6 +101,8 @@ def _robyn_path(path: str) -> str:
 
 #: OS threads whose Python thread state we keep (see `keep_thread_state`).
 _kept_threads: set[int] = set()
+#: When each worker thread's current request started (`perf_counter`), 0.0 between requests.
+_busy: dict[int, float] = {}
 
 
 def keep_thread_state() -> None:
@@ -105,22 +120,27 @@ def keep_thread_state() -> None:
     log.debug("keeping the Python thread state of thread %d (%d kept)", ident, len(_kept_threads))
 
 
-def _endpoint(route: Route, handler: Handler, counted: bool, access: AccessLog | None) -> Any:
+def _endpoint(route: Route, handler: Handler, service: Service) -> Any:
     """The Robyn endpoint of a route: the pipeline, a JSON 500 for what escapes it, the
     request id echoed in `X-Request-ID` (the caller's, the decision's, or a new one), and,
     when asked, the request in the metrics and in the access log."""
     method, path = route.method, route.path
+    counted = service.settings.metrics
+    access = service.access if service.access_logged else None
 
     def endpoint(request: Request) -> Response:
-        if threading.get_ident() not in _kept_threads:
+        thread = threading.get_ident()
+        if thread not in _kept_threads:
             keep_thread_state()
-        started = perf_counter()
+        started = _busy[thread] = perf_counter()
         call = to_call(request, route)
         try:
             reply = handler(call)
         except Exception:
             log.exception("%s %s failed", method, path, extra={"request_id": call.request_id})
             reply = error_reply(500, "internal_error", "the server failed; see its log")
+        if reply.status == 400 and _cut_short(call):
+            reply = _incomplete(service.draining)
         took = perf_counter() - started
         if counted:
             observe(method, path, reply.status, took)
@@ -131,10 +151,28 @@ def _endpoint(route: Route, handler: Handler, counted: bool, access: AccessLog |
             access.record((time(), method, path, reply.status, took, request_id,
                            call.params.get("name"), tenant, key_id))  # fmt: skip
         headers = {**reply.headers, "x-request-id": request_id}
+        _busy[thread] = 0.0
         return Response(reply.status, headers, reply.body)
 
     endpoint.__name__ = f"{route.method.lower()}_{route.path}"
     return endpoint
+
+
+def _cut_short(call: Call) -> bool:
+    """Whether the body is shorter than its `Content-Length`: actix hands Robyn what arrived
+    when the connection's reading side ended early (a client gone, or a draining process
+    half-closing it), and Robyn calls the handler with it."""
+    declared = call.headers.get("content-length")
+    body = call.body.encode() if isinstance(call.body, str) else call.body
+    return declared is not None and declared.isdigit() and int(declared) != len(body or b"")
+
+
+def _incomplete(draining: bool) -> Reply:
+    if draining:
+        reply = error_reply(503, "draining", "this server is stopping; send the request again")
+        reply.headers = {**reply.headers, "retry-after": "1"}
+        return reply
+    return error_reply(400, "incomplete_body", "the body ended before its Content-Length")
 
 
 def _method_not_allowed(allowed: list[str]) -> Any:
@@ -176,37 +214,31 @@ def add_route(app: Robyn, method: str, path: str, endpoint: Any) -> None:
         app.add_route(method, path, endpoint)
 
 
-def create_app(settings: Settings, conninfo: str) -> Robyn:
-    """A Robyn app serving the route table of a `Service` on the registry at `conninfo`."""
+def create_app(service: Service) -> Robyn:
+    """A Robyn app serving the route table of `service`, for one serving process."""
+    settings = service.settings
     config = Config()
-    config.processes = settings.processes
+    config.processes = 1  # the supervisor forks the serving processes
     config.workers = settings.workers
     config.log_level = "WARN"
     # Robyn 0.88's generated OpenAPI document is malformed and its /docs needs a CDN.
     config.disable_openapi = True
     app = Robyn(__file__, config=config)
-    metrics_dir = None
-    if settings.metrics:
-        # Before the fork, so that every serving process leaves its snapshots here.
-        metrics_dir = Path(tempfile.mkdtemp(prefix="ferroscore-metrics-"))
-        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
-    service = Service(settings, conninfo, metrics_dir)
 
     def start() -> None:
-        # In each serving process: after the fork when there are several.
+        # In each serving process, after the fork.
         service.start()
         # What is loaded now lives as long as the process: out of the collector's sight,
         # full collections stay cheap (3 µs less server CPU per request, bench/ab.py).
         gc.freeze()
-        single = settings.processes == 1
-        on_stop_signal(lambda: stop_and_exit(service.stop, run_atexit=single))
+        threading.Thread(target=_beat, args=(service,), name="heartbeat", daemon=True).start()
+        on_stop_signal(lambda: stop_and_exit(lambda: _drain_and_stop(service)))
 
     app.startup_handler(start)
     methods: dict[str, list[str]] = {}
     for route, handler in handlers(routes(service), service):
         path = _robyn_path(route.path)
-        access = service.access if service.access_logged else None
-        add_route(app, route.method, path, _endpoint(route, handler, settings.metrics, access))
+        add_route(app, route.method, path, _endpoint(route, handler, service))
         methods.setdefault(path, []).append(route.method)
     for path, allowed in methods.items():
         for method in METHODS:
@@ -216,25 +248,102 @@ def create_app(settings: Settings, conninfo: str) -> Robyn:
     return app
 
 
-def _stop_children() -> None:
-    """The parent of several serving processes forwards the stop and waits for them."""
-    import multiprocess  # Robyn forks its processes with it
+def _beat(service: Service) -> None:
+    """Beats on the board while this process can answer: once actix accepts, and as long as
+    one worker thread at least is free of requests older than the health timeout."""
+    settings = service.settings
+    while ACCEPTOR not in procnet.thread_names():
+        sleep(0.01)
+    stuck_logged = False
+    while True:
+        now = perf_counter()
+        stuck = sum(1 for t in list(_busy.values()) if t and now - t > settings.health_timeout_s)
+        if stuck < settings.workers:
+            service.board.beat(service.slot)
+            stuck_logged = False
+        elif not stuck_logged:
+            log.error("every worker thread has been in one request for over %g s",
+                      settings.health_timeout_s)  # fmt: skip
+            stuck_logged = True
+        sleep(BEAT_S)
 
-    children = multiprocess.active_children()
-    for child in children:
-        child.terminate()
-    for child in children:
-        child.join(timeout=15)
-        if child.is_alive():
-            log.warning("serving process %s did not stop; killing it", child.pid)
-            child.kill()
+
+def _catches(sig: int) -> bool:
+    """Whether a handler is installed for `sig` in this process (Linux's SigCgt mask)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
 
 
-def run(settings: Settings, conninfo: str) -> None:
-    """Serves until stopped. The port must have been checked free: Robyn binds it with
-    SO_REUSEPORT, and with `_check_port` it would loop forever asking for another one."""
-    app = create_app(settings, conninfo)
-    if settings.processes > 1:
-        # Robyn's main thread returns once the children are gone; Python then exits normally.
-        on_stop_signal(_stop_children)
-    app.start(host=settings.host, port=settings.port, _check_port=False)
+def drain(port: int, grace_s: float) -> None:
+    """Stops taking connections on `port` and lets the open ones finish, for `grace_s` at most.
+
+    actix stops accepting when its SIGTERM handler runs: SIGTERM is blocked in every thread
+    (see `lifecycle`), so this thread unblocks it for itself and sends it to itself. The
+    listening socket is then shut down, so that new connections are refused rather than left
+    queued. Each open connection is half-closed for reading: actix still reads what its
+    client has already sent, answers it, then sees the end of the stream and closes the
+    connection. The drain is over when actix's workers have ended, which they do once their
+    connections have."""
+    deadline = monotonic() + grace_s
+    if _catches(signal.SIGTERM):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        while ACCEPTOR in procnet.thread_names() and monotonic() < deadline:
+            sleep(0.005)
+    procnet.shutdown(port, procnet.LISTEN, socket.SHUT_RDWR)
+    open_connections = procnet.shutdown(port, procnet.ESTABLISHED, socket.SHUT_RD)
+    log.info("draining %d connections", open_connections)
+    while any(name.startswith(WORKER) for name in procnet.thread_names()):
+        if monotonic() > deadline:
+            log.warning("connections still open after the %g s grace period; closing them",
+                        grace_s)  # fmt: skip
+            return
+        sleep(0.01)
+
+
+def _drain_and_stop(service: Service) -> None:
+    """Readiness answers 503 at once; connections are still taken for the drain delay, then
+    refused, and the open ones finish within what is left of the grace period. The
+    decisions are written last."""
+    settings = service.settings
+    service.drain()
+    delay = min(settings.drain_delay_s, settings.grace_s)
+    sleep(delay)
+    drain(settings.port, settings.grace_s - delay)
+    service.stop()
+
+
+def _metrics_dir(settings: Settings) -> Path | None:
+    """Where every serving process leaves its metrics snapshots: made before the first fork."""
+    if not settings.metrics:
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="ferroscore-metrics-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+def supervisor(settings: Settings, conninfo: str) -> Supervisor:
+    """The supervisor of `settings.processes` serving processes, each a Robyn app of one
+    `Service` built here, before the first fork. The port must have been checked free:
+    Robyn binds it with SO_REUSEPORT, and with `_check_port` it would loop forever asking
+    for another one."""
+    metrics_dir = _metrics_dir(settings)
+    service = Service(settings, conninfo, metrics_dir)
+    app = create_app(service)
+
+    def serve(slot: int) -> None:
+        service.slot = slot
+        app.start(host=settings.host, port=settings.port, _check_port=False)
+
+    def reaped(pid: int) -> None:
+        if metrics_dir is not None:
+            (metrics_dir / f"{pid}.json").unlink(missing_ok=True)
+
+    return Supervisor(
+        settings.processes, serve, service.board, grace_s=settings.grace_s,
+        health_timeout_s=settings.health_timeout_s, start_timeout_s=settings.start_timeout_s,
+        reaped=reaped,
+    )  # fmt: skip

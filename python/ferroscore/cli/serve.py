@@ -71,7 +71,7 @@ def serve(settings: Settings) -> int:
         if registry.ensure_demo():
             log.info("registered the demo model %r", DEMO_MODEL)
 
-    from ferroscore.adapters.robyn import run  # imports Robyn, which reads sys.argv
+    from ferroscore.adapters.robyn import supervisor  # imports Robyn, which reads sys.argv
 
     auth = ""
     if settings.auth and not settings.database_url:
@@ -86,8 +86,7 @@ def serve(settings: Settings) -> int:
         f"-H 'content-type: application/json' -d @{example}",
         flush=True,
     )
-    run(settings, conninfo)
-    return 0
+    return supervisor(settings, conninfo).run()
 
 
 def migrate_only(settings: Settings) -> int:

@@ -16,6 +16,6 @@ def ready(service: Service) -> Handler:
             # The count, not the names: this route is public, and names belong to tenants.
             served = sum(map(len, service.catalog.current().values()))
             return json_reply(200, {"status": "ready", "models": served})
-        return json_reply(503, {"status": "not_ready"})
+        return json_reply(503, {"status": "draining" if service.draining else "not_ready"})
 
     return handle

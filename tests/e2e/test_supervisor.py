@@ -1,0 +1,204 @@
+"""The supervisor with real processes on loopback: a killed serving process is back within a
+second while the other keeps serving; SIGTERM under 32 clients drains (readiness 503 at
+once, every request sent before the signal answered in full, every answered decision
+written, exit within the grace period); a frozen process and one whose only worker is stuck
+are replaced; a crash loop backs off."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from support import Load, ServerProcess, create_key, serving
+
+pytestmark = pytest.mark.e2e
+
+#: The supervisor's line when a replacement serves: how long the slot had no process.
+BACK = re.compile(r"is serving, ([\d.]+) s after its predecessor died")
+CONNECTION_ERRORS = {"ConnectionResetError", "RemoteDisconnected", "BrokenPipeError",
+                     "ConnectionRefusedError", "IncompleteRead"}  # fmt: skip
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _wait_logged(server: ServerProcess, pattern: str | re.Pattern[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, server.log())
+        if found:
+            return found.group(0)
+        time.sleep(0.02)
+    raise AssertionError(f"{pattern!r} not logged within {timeout} s:\n{server.log()[-4000:]}")
+
+
+def _wait_serving(server: ServerProcess, processes: int = 2) -> list[int]:
+    """The serving processes, once each has beaten on the board (answers, not only binds)."""
+    for slot in range(processes):
+        _wait_logged(server, rf"\(slot {slot}\) is serving", timeout=10)
+    return _children(server.proc.pid)
+
+
+def _metric(server: ServerProcess, database_url: str, name: str) -> float:
+    token = create_key(database_url, scopes=("metrics",))
+    request = urllib.request.Request(f"{server.url}/metrics",
+                                     headers={"authorization": f"Bearer {token}"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as r:
+        text = r.read().decode()
+    return float(re.search(rf"^{name} (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
+
+
+def _env(database_url: str, **extra: str) -> dict[str, str]:
+    return {"DATABASE_URL": database_url, "FERROSCORE_PROCESSES": "2",
+            "FERROSCORE_ACCESS_LOG": "false", **extra}  # fmt: skip
+
+
+def test_a_killed_serving_process_is_back_within_a_second(
+    module_database: str, tmp_path: Path
+) -> None:
+    with serving(_env(module_database), tmp_path / "server.log") as server:
+        first = _wait_serving(server)
+        with Load(server.url, 8, server.headers) as load:
+            load.wait_answers(300)
+            killed = time.monotonic()
+            os.kill(first[0], signal.SIGKILL)
+            back = _wait_logged(server, BACK, timeout=5)
+            load.wait_answers(300)
+        assert float(BACK.search(back).group(1)) < 1.0, back  # type: ignore[union-attr]
+        now = _children(server.proc.pid)
+        assert len(now) == 2 and first[0] not in now and first[1] in now
+        assert "was killed by SIGKILL" in server.log()
+        # The service went on: only the dead process's connections failed, no 5xx.
+        after = load.results(since=killed)
+        failed = {k: n for k, n in after.items() if k != 200}
+        assert set(failed) <= CONNECTION_ERRORS, after
+        assert sum(failed.values()) <= 16 and after[200] >= 300, after
+        assert _metric(server, module_database, "ferroscore_process_restarts_total") == 1.0
+
+
+def test_sigterm_drains_every_request_sent_before_it(module_database: str, tmp_path: Path) -> None:
+    grace = 5
+    env = _env(module_database, FERROSCORE_GRACE_S=str(grace), FERROSCORE_DRAIN_DELAY_S="1")
+    server = ServerProcess(env, tmp_path / "server.log")
+    server.wait_ready()
+    with Load(server.url, 32, server.headers) as load:
+        load.wait_answers(1000)
+        signalled = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        # Readiness answers 503 at once, while connections are still taken (the drain delay).
+        assert server.request("GET", "/health/ready") == (503, {"status": "draining"})
+        assert server.request("GET", "/health/live")[0] == 200
+        code = server.proc.wait(timeout=grace + 20)
+        exited = time.monotonic()
+    assert code == server.stop() == 0, server.log()
+    assert exited - signalled < grace, f"{exited - signalled:.1f} s"
+    before = load.results(until=signalled)
+    assert set(before) == {200} and before[200] >= 1000, before
+    print(f"\nSIGTERM under 32 clients: {before[200]} requests sent before it, all answered; "
+          f"after it: {dict(load.results(since=signalled))}; exit {exited - signalled:.2f} s "
+          f"after the signal")  # fmt: skip
+    # Every answered decision is in the database once the service has exited.
+    answered = [o.request_id for o in load.outcomes if o.result == 200]
+    with psycopg.connect(module_database) as conn:
+        written = conn.execute(
+            "SELECT count(DISTINCT request_id) FROM decisions WHERE request_id = ANY(%s)",
+            (answered,),
+        ).fetchone()
+    assert written == (len(answered),)
+
+
+def test_a_frozen_serving_process_is_replaced(module_database: str, tmp_path: Path) -> None:
+    env = _env(module_database, FERROSCORE_HEALTH_TIMEOUT_S="1")
+    with serving(env, tmp_path / "server.log") as server:
+        frozen, other = _wait_serving(server)
+        os.kill(frozen, signal.SIGSTOP)
+        stopped = time.monotonic()
+        _wait_logged(server, rf"serving process {frozen} \(slot 0\) has not answered its health "
+                     r"check for [\d.]+ s; replacing it", timeout=5)  # fmt: skip
+        _wait_logged(server, BACK, timeout=5)
+        print(f"\nfrozen process replaced and its successor serving "
+              f"{time.monotonic() - stopped:.2f} s after SIGSTOP")  # fmt: skip
+        now = _children(server.proc.pid)
+        assert frozen not in now and other in now and len(now) == 2
+        assert server.request("GET", "/health/ready")[0] == 200
+
+
+HANGING_HOOKS = """
+import time
+from ferroscore import hooks
+
+@hooks.route("GET", "/v1/ext/hang", budget_ms=60_000)
+def hang(call, ctx):
+    time.sleep(60)
+"""
+
+
+def test_a_process_whose_workers_are_all_stuck_is_replaced(
+    module_database: str, tmp_path: Path
+) -> None:
+    (tmp_path / "hanging_hooks.py").write_text(textwrap.dedent(HANGING_HOOKS))
+    env = _env(module_database, FERROSCORE_HEALTH_TIMEOUT_S="1", FERROSCORE_HOOKS="hanging_hooks",
+               PYTHONPATH=str(tmp_path))  # fmt: skip
+    with serving(env, tmp_path / "server.log") as server:
+        hung: list[object] = []
+
+        def hang() -> None:
+            request = urllib.request.Request(f"{server.url}/v1/ext/hang", headers=server.headers)
+            try:
+                urllib.request.urlopen(request, timeout=30)
+            except (OSError, urllib.error.URLError) as e:
+                hung.append(e)
+
+        thread = threading.Thread(target=hang)
+        thread.start()
+        _wait_logged(server, r"every worker thread has been in one request for over 1 s", 10)
+        _wait_logged(server, r"has not answered its health check for [\d.]+ s; replacing it", 5)
+        _wait_logged(server, BACK, timeout=5)
+        thread.join(timeout=10)
+        assert hung, "the hanging request was answered"
+        assert server.request("GET", "/health/ready")[0] == 200
+
+
+CRASHING = """
+import logging, os, signal, sys
+from ferroscore.board import Board
+from ferroscore.supervisor import Supervisor
+
+logging.basicConfig(level=logging.INFO, format="%(created).3f %(message)s", stream=sys.stdout)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+supervisor = Supervisor(1, lambda slot: os._exit(3), Board(), grace_s=1, health_timeout_s=5,
+                        start_timeout_s=5)
+sys.exit(supervisor.run())
+"""
+
+
+def test_a_crash_loop_backs_off(tmp_path: Path) -> None:
+    log = tmp_path / "supervisor.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", CRASHING], stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        time.sleep(5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    deaths = [float(line.split()[0]) for line in log.read_text().splitlines()
+              if "exited with status 3" in line]  # fmt: skip
+    gaps = [b - a for a, b in zip(deaths, deaths[1:], strict=False)]
+    # Started again at once, then after 0.5, 1, 2 s...: 5 deaths in 5 s rather than thousands.
+    assert 4 <= len(deaths) <= 6, log.read_text()
+    assert gaps[0] < 0.4 and all(b > 1.6 * a for a, b in zip(gaps[1:], gaps[2:], strict=False))
+    assert "starting another in 0.5 s (2 early deaths in a row)" in log.read_text()
+    print("\ncrash loop: deaths", json.dumps([round(d - deaths[0], 2) for d in deaths]))
