@@ -37,6 +37,6 @@ ENV FERROSCORE_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
-  CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=2).status != 200)"]
+  CMD ["python", "-c", "import os,sys,urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('FERROSCORE_PORT', '8000'), timeout=2).status != 200)"]
 ENTRYPOINT ["tini", "--"]
 CMD ["ferroscore", "serve"]

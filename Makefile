@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve serve-prod nginx demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ build-dev: $(PY) ## build the extension in debug mode, for quick Rust iterations
 
 build-prod: $(BUILT) ## build the extension in release mode (fat LTO)
 
-lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -D warnings, hadolint, kubernetes-validate
+lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -D warnings, hadolint, kubernetes-validate, compose schema
 	ruff check python tests scripts bench examples
 	ruff format --check python tests scripts bench examples
 	mypy
@@ -41,17 +41,27 @@ lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	hadolint Dockerfile
 	kubernetes-validate --kubernetes-version $(KUBERNETES_VERSION) --strict --quiet deploy/k8s/*.yaml
+	check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 test-rust: ## Rust unit tests of the core
 	cargo test --workspace --locked
 
 test-python: $(BUILT) ## pytest: the extension's API, the database, the real server end to end
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || $(MAKE) nginx
 	$(PY) -m pytest
 
 test: lint test-rust test-python bench-quick ## everything CI runs
 
 serve: $(BUILT) ## serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATABASE_URL)
 	$(VENV)/bin/ferroscore serve
+
+serve-prod: $(BUILT) ## nginx (deploy/nginx) on 127.0.0.1:8000 in front of the supervised service on :8001
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || $(MAKE) nginx
+	$(PY) scripts/serve_prod.py
+
+nginx: ## install Debian's nginx (as root: apt-get), which serve-prod and the front's tests run
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx-light; \
+	else echo "nginx is missing: sudo apt-get install nginx-light" >&2; exit 1; fi
 
 SCENARIO ?= single
 #: The Kubernetes version the manifests in deploy/k8s are validated against.

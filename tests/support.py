@@ -8,8 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -63,11 +63,14 @@ class ServerProcess:
     default tenant with every scope: the test database's, or the development key the server
     makes on its embedded database."""
 
+    #: What runs the server; `FrontProcess` runs nginx in front of it.
+    command = ("-m", "ferroscore", "serve")
+
     def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
         self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        full_env = {**os.environ, **env, "FERROSCORE_PORT": str(self.port)}
+        full_env = {**os.environ, **env, **self._ports()}
         full_env.pop("FERROSCORE_HOST", None)
         self.key: str | None = None
         self._data_dir: Path | None = None
@@ -78,12 +81,15 @@ class ServerProcess:
                 self._data_dir = Path(full_env.get("FERROSCORE_DATA_DIR") or ".ferroscore")
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ferroscore", "serve"],
+            [sys.executable, *self.command],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def _ports(self) -> dict[str, str]:
+        return {"FERROSCORE_PORT": str(self.port)}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -151,6 +157,17 @@ class ServerProcess:
                 raise AssertionError(f"server ignored signal {sig}:\n{self.log()}") from None
         self._log.close()
         return self.proc.returncode
+
+
+class FrontProcess(ServerProcess):
+    """`make serve-prod` (scripts/serve_prod.py): nginx on `port`, in front of the supervised
+    service on `service_port`."""
+
+    command = (str(Path(__file__).parents[1] / "scripts" / "serve_prod.py"),)
+
+    def _ports(self) -> dict[str, str]:
+        self.service_port = free_port()
+        return {"FERROSCORE_FRONT_PORT": str(self.port), "FERROSCORE_PORT": str(self.service_port)}
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class DecisionLog:
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._queue: queue.SimpleQueue[_Logged | threading.Event | _Stop] = queue.SimpleQueue()
+        self._writing_since_ns = 0
+        self._last_lag_s = 0.0
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
 
     def start(self) -> None:
@@ -52,6 +54,14 @@ class DecisionLog:
         "champion" for the version that answered, "shadow" for a challenger scored beside
         it."""
         self._queue.put((decision, role, tenant))
+
+    def lag_s(self) -> float:
+        """How far behind the writer is: the age of the decisions it is writing now, else
+        the age the last batch had when it was written."""
+        since = self._writing_since_ns
+        if since:
+            return max(0.0, (time.time_ns() - since) / 1e9)
+        return self._last_lag_s
 
     def queued(self) -> int:
         """Decisions accepted and not yet written (roughly: the writer takes batches)."""
@@ -92,7 +102,10 @@ class DecisionLog:
                 except queue.Empty:
                     break
             if batch:
+                self._writing_since_ns = batch[0][0].scored_at_ns
                 self._write_with_retry(batch)
+                self._last_lag_s = max(0.0, (time.time_ns() - self._writing_since_ns) / 1e9)
+                self._writing_since_ns = 0
                 batch = []
             for w in waiters:
                 w.set()

@@ -109,6 +109,8 @@ def count_failures(errors: list[dict[str, str]], fallback: str) -> None:
 
 
 Snapshot = dict[str, Any]
+#: Gauges whose processes' values are not added up: the worst of them is what matters.
+MAX_GAUGES = frozenset({"ferroscore_decision_flush_lag_seconds"})
 
 
 class Metrics:
@@ -222,7 +224,8 @@ class _Collector(Collector):
                 for decision, n in decisions:
                     entry[3][decision] = entry[3].get(decision, 0.0) + n
             for name, value in snap["gauges"].items():
-                gauges[name] = gauges.get(name, 0.0) + value
+                combine = max if name in MAX_GAUGES else sum
+                gauges[name] = combine((gauges.get(name, 0.0), value))
         yield from _request_families(requests)
         yield from _score_families(scores)
         failed = CounterMetricFamily("ferroscore_validation_failures",
@@ -276,6 +279,8 @@ def _score_families(scores: dict[tuple[str, ...], list[Any]]) -> Iterator[Metric
 def _gauges(values: dict[str, float]) -> dict[str, tuple[str, float]]:
     docs = {
         "ferroscore_decision_queue": "Decisions waiting to be written to PostgreSQL",
+        "ferroscore_decision_flush_lag_seconds": "Age of the decisions being written (the "
+        "oldest process's), or of the last batch when it was written",
         "ferroscore_db_pool_connections": "Open database connections in the pools",
         "ferroscore_db_pool_available": "Idle database connections in the pools",
         "ferroscore_db_pool_waiting": "Requests waiting for a database connection",

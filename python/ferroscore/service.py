@@ -195,6 +195,7 @@ class Service:
                         labels = [tenant, name, str(endpoint.version), role]
                         scores.append([labels, *endpoint.stats()])
         gauges = {"ferroscore_decision_queue": self.decisions.queued(),
+                  "ferroscore_decision_flush_lag_seconds": self.decisions.lag_s(),
                   "ferroscore_serving_processes": 1}  # fmt: skip
         if self.started:
             pool = self.pool.get_stats()
