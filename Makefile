@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $
 BUILT := $(VENV)/.built-release
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve serve-prod nginx demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint test test-rust test-python serve serve-prod system-packages demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ test-rust: ## Rust unit tests of the core
 	cargo test --workspace --locked
 
 test-python: $(BUILT) ## pytest: the extension's API, the database, the real server end to end
-	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || $(MAKE) nginx
+	@test -x /usr/sbin/nginx -a -x /usr/sbin/pgbouncer || $(MAKE) system-packages
 	$(PY) -m pytest
 
 test: lint test-rust test-python bench-quick ## everything CI runs
@@ -56,12 +56,12 @@ serve: $(BUILT) ## serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATA
 	$(VENV)/bin/ferroscore serve
 
 serve-prod: $(BUILT) ## nginx (deploy/nginx) on 127.0.0.1:8000 in front of the supervised service on :8001
-	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || $(MAKE) nginx
+	@test -x /usr/sbin/nginx || $(MAKE) system-packages
 	$(PY) scripts/serve_prod.py
 
-nginx: ## install Debian's nginx (as root: apt-get), which serve-prod and the front's tests run
-	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx-light; \
-	else echo "nginx is missing: sudo apt-get install nginx-light" >&2; exit 1; fi
+system-packages: ## install Debian's nginx and pgbouncer (as root: apt-get), which serve-prod and tests run
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nginx-light pgbouncer; \
+	else echo "missing: sudo apt-get install nginx-light pgbouncer" >&2; exit 1; fi
 
 SCENARIO ?= single
 #: The Kubernetes version the manifests in deploy/k8s are validated against.

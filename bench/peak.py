@@ -156,6 +156,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
          "FERROSCORE_METRICS=false)", "no target"),
         ("ferroscore-accesslog", "ferroscore", "the access log (ferroscore-accesslog: a JSON "
          "line per request, at INFO; ferroscore runs at WARNING)", "no target"),
+        ("ferroscore-front", "ferroscore", "the nginx front (ferroscore-front: deploy/nginx "
+         "as `make serve-prod` runs it, nginx on the server's core too)", "no target"),
     ]  # fmt: skip
     for with_it, without, what, target in costs:
         if with_it in peak and without in peak:
@@ -163,7 +165,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             added = a["cpu_us_per_request"] - b["cpu_us_per_request"]
             lines.append(
                 f"- What {what} costs: {a['rps'] / b['rps']:.2f}x the requests/s without it, "
-                f"{added:+.1f} µs server CPU per request ({target})"
+                f"{added:+.1f} µs server CPU per request, p99 {a['p99_ms']:.2f} ms against "
+                f"{b['p99_ms']:.2f} ms ({target})"
             )
     p99 = half.get("ferroscore", {}).get("p99_ms", float("nan"))
     lines.append(
@@ -248,6 +251,7 @@ def main() -> None:
         "ferroscore-nokeys",
         "ferroscore-nometrics",
         "ferroscore-accesslog",
+        "ferroscore-front",
         "ferroscore-hooks",
         "robyn-constant",
         "robyn-orjson-onnxruntime",

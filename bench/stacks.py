@@ -78,6 +78,10 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
     py = sys.executable
     migrate(database_url)
     key = bench_key(database_url)
+    front_dir = tempfile.mkdtemp(prefix="ferroscore-bench-front-")
+    front_env = {"FERROSCORE_FRONT_PORT": str(port_of["ferroscore-front"]),
+                 "FERROSCORE_PORT": str(free_port()), "FERROSCORE_LOG_LEVEL": "WARNING",
+                 "DATABASE_URL": database_url, "FERROSCORE_DATA_DIR": front_dir}  # fmt: skip
     return [
         ferroscore_stack(
             "ferroscore", Path(py), port_of["ferroscore"], database_url, BENCH.parent, headers=key
@@ -109,6 +113,15 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
             database_url,
             BENCH.parent,
             env={"FERROSCORE_AUTH": "false"},
+        ),
+        # nginx (deploy/nginx, as `make serve-prod` runs it) in front of the same service,
+        # both on the server's core: what the production front costs.
+        Stack(
+            "ferroscore-front",
+            [py, str(BENCH.parent / "scripts" / "serve_prod.py")],
+            BENCH.parent,
+            front_env,
+            headers=key,
         ),
         ferroscore_stack(
             "ferroscore-hooks",

@@ -73,7 +73,8 @@ def main() -> int:
     front_port = int(os.environ.get("FERROSCORE_FRONT_PORT", "8000"))
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
     if nginx is None:
-        print("nginx is not installed (Debian: apt-get install nginx-light)", file=sys.stderr)
+        print("nginx is not installed: make system-packages (apt-get install nginx-light)",
+              file=sys.stderr)  # fmt: skip
         return 2
     if not port_is_free(settings.host, front_port):
         print(f"port {settings.host}:{front_port} is already in use; set FERROSCORE_FRONT_PORT",

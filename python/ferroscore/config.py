@@ -82,6 +82,11 @@ _MIB = 1 << 20
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", "DATABASE_URL", None,
             "a libpq URL or `key=value` string; unset: start the embedded PostgreSQL"),
+    Setting("direct_url", "FERROSCORE_DIRECT_URL", None,
+            "a URL straight to PostgreSQL for what needs a session of its own (LISTEN, the "
+            "migrations' lock), when `DATABASE_URL` goes through PgBouncer in transaction mode; "
+            "set, it also turns off prepared statements on the pooled connections; unset: "
+            "`DATABASE_URL`"),
     Setting("data_dir", "FERROSCORE_DATA_DIR", Path(".ferroscore"),
             "where the embedded PostgreSQL keeps its data"),
     Setting("host", "FERROSCORE_HOST", "127.0.0.1", "listen address"),
@@ -158,7 +163,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the JWT claim that names the caller's tenant"),
 )  # fmt: skip
 
-_CHECKS: dict[str, Callable[[str], None]] = {"DATABASE_URL": _check_database_url}
+_CHECKS: dict[str, Callable[[str], None]] = {
+    "DATABASE_URL": _check_database_url,
+    "FERROSCORE_DIRECT_URL": _check_database_url,
+}
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,7 @@ class Settings:
     """Everything the service reads from its environment; see `SETTINGS` for each meaning."""
 
     database_url: str | None
+    direct_url: str | None
     data_dir: Path
     host: str
     port: int
@@ -198,6 +207,15 @@ class Settings:
     jwt_audience: str | None
     jwt_issuer: str | None
     jwt_tenant_claim: str
+
+    def session_url(self, conninfo: str) -> str:
+        """Where LISTEN and the migrations connect: FERROSCORE_DIRECT_URL, else `conninfo`."""
+        return self.direct_url or conninfo
+
+    def pool_options(self) -> dict[str, Any]:
+        """The pooled connections' options: no prepared statements through a transaction
+        pooler (a statement prepared on one server connection is unknown on the next)."""
+        return {"kwargs": {"prepare_threshold": None}} if self.direct_url else {}
 
     def limits(self) -> dict[str, int]:
         """The request limits, as `Endpoint` takes them."""

@@ -26,15 +26,26 @@ def _inodes(port: int, state: str) -> set[str]:
     return found
 
 
-def sockets(port: int, state: str) -> list[socket.socket]:
-    """This process's sockets on local `port` in `state`, each a duplicate of the descriptor
-    its owner holds: shutting one down acts on the shared socket, closing it does not."""
+def descriptors(port: int, state: str) -> list[int]:
+    """This process's file descriptors of sockets on local `port` in `state`."""
     inodes = {f"socket:[{inode}]" for inode in _inodes(port, state)}
     found = []
     for fd in os.listdir("/proc/self/fd"):
         try:
             if os.readlink(f"/proc/self/fd/{fd}") in inodes:
-                found.append(socket.socket(fileno=os.dup(int(fd))))
+                found.append(int(fd))
+        except OSError:
+            continue  # closed meanwhile
+    return found
+
+
+def sockets(port: int, state: str) -> list[socket.socket]:
+    """This process's sockets on local `port` in `state`, each a duplicate of the descriptor
+    its owner holds: shutting one down acts on the shared socket, closing it does not."""
+    found = []
+    for fd in descriptors(port, state):
+        try:
+            found.append(socket.socket(fileno=os.dup(fd)))
         except OSError:
             continue  # closed meanwhile
     return found
@@ -54,12 +65,13 @@ def shutdown(port: int, state: str, how: int) -> int:
     return len(found)
 
 
-def thread_names() -> list[str]:
-    """The names (`comm`, 15 bytes at most) of this process's threads."""
-    names = []
+def threads() -> dict[int, str]:
+    """This process's threads: native id → name (`comm`, 15 bytes at most). A thread that
+    does not name itself has the name of the thread that started it."""
+    found = {}
     for tid in os.listdir("/proc/self/task"):
         try:
-            names.append(Path(f"/proc/self/task/{tid}/comm").read_text().strip())
+            found[int(tid)] = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
         except OSError:
             continue  # ended meanwhile
-    return names
+    return found

@@ -92,11 +92,13 @@ class Service:
         self.settings = settings
         self.conninfo = conninfo
         self.pool = ConnectionPool(
-            conninfo, min_size=1, max_size=settings.db_pool_size, open=False, name="ferroscore"
-        )
+            conninfo, min_size=1, max_size=settings.db_pool_size, open=False, name="ferroscore",
+            **settings.pool_options(),
+        )  # fmt: skip
+        listen_url = settings.session_url(conninfo)
         self.registry = ModelRegistry(self.pool, self.build_endpoint)
         self.catalog = Catalog(
-            self.registry, self.build_endpoint, conninfo, settings.catalog_reconcile_s
+            self.registry, self.build_endpoint, listen_url, settings.catalog_reconcile_s
         )
         self.decisions = DecisionLog(
             self.pool,
@@ -107,7 +109,7 @@ class Service:
         self.hooks = hooks.load(settings.hooks)
         self.hook_runner = hooks.Runner(settings.hook_budget_ms)
         self.hook_cache = hooks.TTLCache()
-        self.keys = keys.KeyRing(self.pool, conninfo, settings.catalog_reconcile_s)
+        self.keys = keys.KeyRing(self.pool, listen_url, settings.catalog_reconcile_s)
         self.jwt = Verifier(settings)
         # Made before the fork, so that every serving process shares it.
         self.rate_limits = RateLimits()

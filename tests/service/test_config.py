@@ -193,6 +193,11 @@ FEATURES = {"features": {f"f{i}": 1 for i in range(40)}}
 # How each documented variable shows its effect: (env, observation that must hold).
 OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]] = {
     "DATABASE_URL": ({}, lambda env, url: _started(env, url).pool is not None),
+    # Also through a real PgBouncer in tests/e2e/test_pgbouncer.py.
+    "FERROSCORE_DIRECT_URL": ({"FERROSCORE_DIRECT_URL": "host=/nowhere"},
+        lambda env, url: _service({**env, "DATABASE_URL": url}, url).catalog._listener._conninfo
+        == "host=/nowhere" and _service({**env, "DATABASE_URL": url}, url).pool.kwargs
+        == {"prepare_threshold": None}),
     "FERROSCORE_DATA_DIR": ({"FERROSCORE_DATA_DIR": "/tmp/x"},
         lambda env, url: Settings.from_env(env).data_dir == Path("/tmp/x")),
     "FERROSCORE_HOST": ({"FERROSCORE_HOST": "127.0.0.2"},

@@ -67,6 +67,8 @@ MAX_REQUEST_ID = 128
 ACCEPTOR, WORKER = "actix-server ac", "actix-rt|system"
 #: How often a serving process beats on the board.
 BEAT_S = 0.25
+#: A drain with no request in flight and no open connection for this long is over.
+QUIET_S = 0.5
 
 
 def to_call(request: Request, route: Route) -> Call:
@@ -103,6 +105,9 @@ def _robyn_path(path: str) -> str:
 _kept_threads: set[int] = set()
 #: When each worker thread's current request started (`perf_counter`), 0.0 between requests.
 _busy: dict[int, float] = {}
+#: actix's worker threads (native ids), known once its acceptor runs: the threads a drain
+#: waits for. Threads they start (the hooks' pool) carry their name, so the name is not enough.
+_actix_workers: set[int] = set()
 
 
 def keep_thread_state() -> None:
@@ -163,8 +168,13 @@ def _cut_short(call: Call) -> bool:
     when the connection's reading side ended early (a client gone, or a draining process
     half-closing it), and Robyn calls the handler with it."""
     declared = call.headers.get("content-length")
+    if declared is None or not declared.isdigit():
+        return False
+    if "multipart/form-data" in (call.headers.get("content-type") or ""):
+        return False  # Robyn decoded the form: its body is not handed over
+
     body = call.body.encode() if isinstance(call.body, str) else call.body
-    return declared is not None and declared.isdigit() and int(declared) != len(body or b"")
+    return int(declared) != len(body or b"")
 
 
 def _incomplete(draining: bool) -> Reply:
@@ -252,8 +262,10 @@ def _beat(service: Service) -> None:
     """Beats on the board while this process can answer: once actix accepts, and as long as
     one worker thread at least is free of requests older than the health timeout."""
     settings = service.settings
-    while ACCEPTOR not in procnet.thread_names():
+    while ACCEPTOR not in procnet.threads().values():
         sleep(0.01)
+    # actix starts its workers before its acceptor, and they have started no thread yet.
+    _actix_workers.update(tid for tid, name in procnet.threads().items() if name == WORKER)
     stuck_logged = False
     while True:
         now = perf_counter()
@@ -285,21 +297,32 @@ def drain(port: int, grace_s: float) -> None:
     queued. Each open connection is half-closed for reading: actix still reads what its
     client has already sent, answers it, then sees the end of the stream and closes the
     connection. The drain is over when actix's workers have ended, which they do once their
-    connections have."""
+    connections have, or once no request is in flight and no connection open for
+    `QUIET_S`: what remains then are connections whose clients left (Robyn waits forever
+    on a multipart body cut inside its closing boundary)."""
     deadline = monotonic() + grace_s
     if _catches(signal.SIGTERM):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        while ACCEPTOR in procnet.thread_names() and monotonic() < deadline:
+        while ACCEPTOR in procnet.threads().values() and monotonic() < deadline:
             sleep(0.005)
     procnet.shutdown(port, procnet.LISTEN, socket.SHUT_RDWR)
     open_connections = procnet.shutdown(port, procnet.ESTABLISHED, socket.SHUT_RD)
     log.info("draining %d connections", open_connections)
-    while any(name.startswith(WORKER) for name in procnet.thread_names()):
-        if monotonic() > deadline:
+    quiet_since = None
+    while _actix_workers & procnet.threads().keys():
+        now = monotonic()
+        if now > deadline:
             log.warning("connections still open after the %g s grace period; closing them",
                         grace_s)  # fmt: skip
+            return
+        if any(_busy.values()) or procnet.descriptors(port, procnet.ESTABLISHED):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since > QUIET_S:
+            log.info("no request in flight and no client left; closing what remains")
             return
         sleep(0.01)
 

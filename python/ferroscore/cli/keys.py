@@ -23,8 +23,9 @@ def _with_database(work: Callable[[psycopg.Connection[Any]], T]) -> T:
     from ferroscore.migrations import migrate
 
     try:
-        conninfo = database_url(Settings.from_env())
-        migrate(conninfo)
+        settings = Settings.from_env()
+        conninfo = database_url(settings)
+        migrate(settings.session_url(conninfo))
         with psycopg.connect(conninfo, autocommit=True) as conn:
             return work(conn)
     except ConfigError as e:

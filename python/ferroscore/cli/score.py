@@ -146,8 +146,10 @@ def _registered(name: str, version: int | None, tenant: str) -> Artifact:
 
     try:
         check_name(name)
-        conninfo = database_url(Settings.from_env())
-        with ConnectionPool(conninfo, min_size=1, max_size=1, open=True) as pool:
+        settings = Settings.from_env()
+        conninfo = database_url(settings)
+        with ConnectionPool(conninfo, min_size=1, max_size=1, open=True,
+                            **settings.pool_options()) as pool:  # fmt: skip
             registry = ModelRegistry(pool, build, tenant)
             if version is None:
                 version = int(registry.status(name)["active_version"])

@@ -63,10 +63,11 @@ def serve(settings: Settings) -> int:
         log.error("port %s:%d is already in use; set FERROSCORE_PORT", settings.host, settings.port)
         return 2
     conninfo = database_url(settings)
-    applied = migrate(conninfo)
+    applied = migrate(settings.session_url(conninfo))
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
-    with ConnectionPool(conninfo, min_size=1, max_size=1, open=True) as pool:
+    with ConnectionPool(conninfo, min_size=1, max_size=1, open=True,
+                        **settings.pool_options()) as pool:  # fmt: skip
         registry = ModelRegistry(pool, Service(settings, conninfo).build_endpoint)
         if registry.ensure_demo():
             log.info("registered the demo model %r", DEMO_MODEL)
@@ -90,6 +91,6 @@ def serve(settings: Settings) -> int:
 
 
 def migrate_only(settings: Settings) -> int:
-    applied = migrate(database_url(settings))
+    applied = migrate(settings.session_url(database_url(settings)))
     print("applied: " + (", ".join(applied) or "nothing, the schema is current"))
     return 0
