@@ -26,7 +26,7 @@ from support import create_key, free_port, serving
 pytestmark = pytest.mark.e2e
 
 SCORE = f"/v1/models/{DEMO_MODEL}/score"
-EXAMPLE = (Path(__file__).parents[2] / "python" / "ferroscore" / "demo" / "example.json")
+EXAMPLE = Path(__file__).parents[2] / "python" / "ferroscore" / "demo" / "example.json"
 
 
 def _pgbouncer() -> str:
