@@ -12,7 +12,8 @@ dies or stops beating, and owns the stop signals — granian's server module is 
 - SIGTERM or SIGINT: the board turns draining (readiness answers 503 everywhere at once), each
   process gets SIGTERM and drains (`adapters.robyn`), and the parent waits for them for the
   grace period and the decisions' flush; it then returns, and the embedded PostgreSQL stops
-  last, through its `atexit` handler. A second signal stops the processes at once.
+  last, through its `atexit` handler. A process still starting is stopped at once; a second
+  signal stops them all at once.
 
 The parent runs no thread: it waits for signals with `sigtimedwait`, so that every fork is
 taken from a process with one thread."""
@@ -190,7 +191,8 @@ class Supervisor:
         log.info("received %s; draining %d serving processes (grace %g s)",
                  name, len(live), self.grace_s)  # fmt: skip
         for slot in live:
-            _kill(slot.pid, signal.SIGTERM)
+            # One still starting has nothing in flight, and cannot drain yet.
+            _kill(slot.pid, signal.SIGTERM if slot.serving else signal.SIGKILL)
         deadline = time.monotonic() + self.grace_s + FLUSH_S
         while any(s.pid for s in self.slots):
             left = deadline - time.monotonic()

@@ -180,27 +180,48 @@ def test_a_process_whose_workers_are_all_stuck_is_replaced(
         assert server.request("GET", "/health/ready")[0] == 200
 
 
-CRASHING = """
-import logging, os, signal, sys
+#: A supervisor of one process doing `SERVE` (a statement), logging to stdout.
+SUPERVISED = """
+import logging, os, signal, sys, time
 from ferroscore.board import Board
 from ferroscore.supervisor import Supervisor
 
 logging.basicConfig(level=logging.INFO, format="%(created).3f %(message)s", stream=sys.stdout)
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-supervisor = Supervisor(1, lambda slot: os._exit(3), Board(), grace_s=1, health_timeout_s=5,
-                        start_timeout_s=5)
+
+def serve(slot):
+    SERVE
+
+supervisor = Supervisor(1, serve, Board(), grace_s=1, health_timeout_s=5, start_timeout_s=1)
 sys.exit(supervisor.run())
 """
 
 
+def _supervise(serve: str, seconds: float, log: Path) -> int:
+    """Runs a supervisor whose one process does `serve` for `seconds`, then SIGTERMs it."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", SUPERVISED.replace("SERVE", serve)],
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        time.sleep(seconds)
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=10)
+
+
+def test_a_process_that_never_serves_is_replaced(tmp_path: Path) -> None:
+    log = tmp_path / "supervisor.log"
+    # It never beats (a model that takes forever to load, say); SIGTERM is blocked in it,
+    # as in a serving process that has not yet started its stop-signal thread.
+    started = time.monotonic()
+    assert _supervise("time.sleep(3600)", 4, log) == 0
+    text = log.read_text()
+    assert text.count("did not start serving within 1 s; replacing it") >= 2, text
+    # The stop does not wait for one still starting: it has nothing to drain.
+    assert time.monotonic() - started < 6
+
+
 def test_a_crash_loop_backs_off(tmp_path: Path) -> None:
     log = tmp_path / "supervisor.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", CRASHING], stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-        time.sleep(5)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+    assert _supervise("os._exit(3)", 5, log) == 0
     deaths = [float(line.split()[0]) for line in log.read_text().splitlines()
               if "exited with status 3" in line]  # fmt: skip
     gaps = [b - a for a, b in itertools.pairwise(deaths)]
