@@ -159,6 +159,11 @@ class ServerProcess:
         return self.proc.returncode
 
 
+def children(pid: int) -> list[int]:
+    """The processes `pid` started, as Linux lists them."""
+    return sorted(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+
+
 class FrontProcess(ServerProcess):
     """`make serve-prod` (scripts/serve_prod.py): nginx on `port`, in front of the supervised
     service on `service_port`."""

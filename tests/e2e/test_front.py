@@ -19,7 +19,7 @@ import pytest
 
 from ferroscore.registry import DEMO_MODEL
 
-from support import FrontProcess, ServerProcess
+from support import FrontProcess, ServerProcess, children
 
 pytestmark = pytest.mark.e2e
 
@@ -45,20 +45,18 @@ def front(module_database: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture
 def no_deaths(front: FrontProcess) -> Iterator[None]:
     """The test must leave every serving process alive."""
-    children = _children(front)
+    serving = _children(front)
     yield
     assert not DEATHS.search(front.log()), front.log()[-3000:]
-    assert _children(front) == children
+    assert _children(front) == serving
 
 
 def _children(server: ServerProcess) -> list[int]:
     """The supervisor's serving processes (the front's child `ferroscore serve` is the
     supervisor; nginx is the other child)."""
-    root = server.proc.pid
-    for child in Path(f"/proc/{root}/task/{root}/children").read_text().split():
+    for child in children(server.proc.pid):
         if "ferroscore" in Path(f"/proc/{child}/cmdline").read_text():
-            return sorted(map(int, Path(f"/proc/{child}/task/{child}/children").read_text()
-                              .split()))  # fmt: skip
+            return children(child)
     raise AssertionError("no supervisor under the front")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from support import Load, ServerProcess, create_key, serving
+from support import Load, ServerProcess, children, create_key, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -31,10 +31,6 @@ pytestmark = pytest.mark.e2e
 BACK = re.compile(r"is serving, ([\d.]+) s after its predecessor died")
 CONNECTION_ERRORS = {"ConnectionResetError", "RemoteDisconnected", "BrokenPipeError",
                      "ConnectionRefusedError", "IncompleteRead"}  # fmt: skip
-
-
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _wait_logged(server: ServerProcess, pattern: str | re.Pattern[str], timeout: float) -> str:
@@ -51,7 +47,7 @@ def _wait_serving(server: ServerProcess, processes: int = 2) -> list[int]:
     """The serving processes, once each has beaten on the board (answers, not only binds)."""
     for slot in range(processes):
         _wait_logged(server, rf"\(slot {slot}\) is serving", timeout=10)
-    return _children(server.proc.pid)
+    return children(server.proc.pid)
 
 
 def _metric(server: ServerProcess, database_url: str, name: str) -> float:
@@ -80,7 +76,7 @@ def test_a_killed_serving_process_is_back_within_a_second(
             back = _wait_logged(server, BACK, timeout=5)
             load.wait_answers(300)
         assert float(BACK.search(back).group(1)) < 1.0, back  # type: ignore[union-attr]
-        now = _children(server.proc.pid)
+        now = children(server.proc.pid)
         assert len(now) == 2
         assert first[0] not in now
         assert first[1] in now
@@ -137,7 +133,7 @@ def test_a_frozen_serving_process_is_replaced(module_database: str, tmp_path: Pa
         _wait_logged(server, BACK, timeout=5)
         print(f"\nfrozen process replaced and its successor serving "
               f"{time.monotonic() - stopped:.2f} s after SIGSTOP")  # fmt: skip
-        now = _children(server.proc.pid)
+        now = children(server.proc.pid)
         assert frozen not in now
         assert other in now
         assert len(now) == 2
