@@ -10,7 +10,7 @@ from dataclasses import replace
 from ferroscore import idempotency, openapi
 from ferroscore.auth import Guard
 from ferroscore.pipeline import Handler, Route
-from ferroscore.routes import docs, extensions, health, models, score, v2, versions
+from ferroscore.routes import decisions, docs, extensions, health, models, score, v2, versions
 from ferroscore.service import Service
 
 MODEL = "/v1/models/{name}"
@@ -94,6 +94,11 @@ def routes(service: Service) -> list[Route]:
         r("DELETE", MODEL + "/shadow", versions.delete_shadow(s), "Stop the shadow",
           scope="admin"),
         r("GET", MODEL + "/audit", versions.audit(s), "Every change to a model, oldest first"),
+        r("GET", "/v1/decisions/{request_id}", decisions.get(s),
+          "A request's decisions, by the request_id its answer carried",
+          responses={200: "its rows: champion, then shadow, in the order of its records",
+                     404: "no decision with this request_id in the caller's tenant (yet: "
+                          "decisions are written within FERROSCORE_DECISION_FLUSH_MS)"}),
         r("GET", "/health/live", health.live, "The process answers", scope="public"),
         r("GET", "/health/ready", health.ready(s), "Models loaded and the database answers",
           scope="public"),

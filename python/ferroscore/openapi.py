@@ -54,7 +54,10 @@ _V2_ERROR = {"type": "object", "required": ["error"],
              "properties": {"error": {"type": "string"}}}  # fmt: skip
 _SCORE_PATH = "/v1/models/{name}/score"
 _VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-_PATH_STRINGS = {"name": {"type": "string", "pattern": NAME_PATTERN.pattern}}
+_PATH_STRINGS = {
+    "name": {"type": "string", "pattern": NAME_PATTERN.pattern},
+    "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
+}
 _SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "an API key (`fsk_…`) or, when configured, a JWT"},
