@@ -99,6 +99,12 @@ def routes(service: Service) -> list[Route]:
           responses={200: "its rows: champion, then shadow, in the order of its records",
                      404: "no decision with this request_id in the caller's tenant (yet: "
                           "decisions are written within FERROSCORE_DECISION_FLUSH_MS)"}),
+        r("POST", "/v1/decisions/{request_id}/outcome", decisions.post_outcome(s),
+          "Record what a decided request turned out to be (its ground truth)", scope="score",
+          request={"application/json": {"schema": decisions.OUTCOME}},
+          responses={201: "recorded", 200: "the same outcome, recorded before",
+                     400: "not JSON", 404: "no decision with this request_id",
+                     409: "another outcome was recorded", 422: "not a label, amount and time"}),
         r("GET", "/health/live", health.live, "The process answers", scope="public"),
         r("GET", "/health/ready", health.ready(s), "Models loaded and the database answers",
           scope="public"),

@@ -111,6 +111,13 @@ def error_reply(
     return Reply(status, orjson.dumps(problem), PROBLEM_HEADERS)
 
 
+def pointer_error(status: int, code: str, message: str, pointer: str) -> Reply:
+    """The error body of one problem at one place of the request body (a JSON Pointer)."""
+    return error_reply(
+        status, code, message, [{"pointer": pointer, "code": code, "message": message}]
+    )
+
+
 def _title(status: int) -> str:
     try:
         return HTTPStatus(status).phrase

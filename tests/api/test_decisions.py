@@ -8,6 +8,7 @@ import time
 from importlib import resources
 from typing import Any
 
+import pytest
 from sklearn.datasets import load_breast_cancer
 
 from ferroscore.registry import DEMO_MODEL
@@ -74,3 +75,59 @@ def _example() -> bytes:
 
 def _json(value: Any) -> bytes:
     return json.dumps(value).encode()
+
+
+def test_an_outcome_is_recorded_once_and_read_back(
+    server: ServerProcess, database_url: str
+) -> None:
+    status, scored = server.request("POST", SCORE, _example())
+    assert status == 200
+    assert _read_back(server, scored["request_id"])[0] == 200
+    path = f"/v1/decisions/{scored['request_id']}/outcome"
+    outcome = {"label": True, "amount": 120.5, "observed_at": "2026-11-29T10:00:00z"}
+    status, first = server.request("POST", path, _json(outcome))
+    assert status == 201, first
+    assert (first["label"], first["amount"]) == (1.0, 120.5)
+    assert first["observed_at"] == "2026-11-29T10:00:00+00:00"
+    # The same outcome again (a retry) is the same answer; another one is a conflict.
+    assert server.request("POST", path, _json(outcome)) == (200, first)
+    status, body = server.request("POST", path, _json({**outcome, "label": 0}))
+    assert (status, body["code"]) == (409, "outcome_conflict")
+    status, body = server.request("GET", f"/v1/decisions/{scored['request_id']}")
+    assert {"request_id": scored["request_id"], **body["outcome"]} == first
+    # Another tenant's key does not see the request; a read-only key may not record.
+    other = create_key(database_url, tenant="elsewhere", scopes=("score",))
+    headers = {"authorization": f"Bearer {other}"}
+    assert server.request("POST", path, _json(outcome), headers)[0] == 404
+    reader = create_key(database_url, scopes=("read",))
+    headers = {"authorization": f"Bearer {reader}"}
+    assert server.request("POST", path, _json(outcome), headers)[0] == 403
+
+
+def test_an_outcome_without_its_decision_is_a_404(server: ServerProcess) -> None:
+    status, body = server.request("POST", "/v1/decisions/nowhere/outcome", _json({"label": 1}))
+    assert (status, body["code"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "pointer"),
+    [
+        (b"{", 400, "malformed_json", None),
+        (b"[1]", 422, "type", ""),
+        (b"{}", 422, "missing", "/label"),
+        (b'{"label": "yes"}', 422, "type", "/label"),
+        (b'{"label": 1, "amount": "12"}', 422, "type", "/amount"),
+        (b'{"label": 1, "observed_at": "yesterday"}', 422, "format", "/observed_at"),
+        (b'{"label": 1, "observed_at": "2026-11-29T10:00:00"}', 422, "format", "/observed_at"),
+        (b'{"label": 1, "why": "fraud"}', 422, "unknown_field", "/why"),
+    ],
+)
+def test_bad_outcomes_get_a_precise_4xx(
+    server: ServerProcess, body: bytes, status: int, code: str, pointer: str | None
+) -> None:
+    _, scored = server.request("POST", SCORE, _example())
+    assert _read_back(server, scored["request_id"])[0] == 200
+    got, problem = server.request("POST", f"/v1/decisions/{scored['request_id']}/outcome", body)
+    assert (got, problem["code"]) == (status, code), problem
+    if pointer is not None:
+        assert problem["errors"][0]["pointer"] == pointer

@@ -12,18 +12,12 @@ import orjson
 
 from ferroscore._core import ModelLoadError, SchemaError
 from ferroscore.forms import FormError, name_files, parse_form
-from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply
+from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply, pointer_error
 from ferroscore.registry import ModelRegistry, RegistryError, check_name
 from ferroscore.service import Service
 
 #: The form fields a push reads; any other is refused, so a typo is not silently dropped.
 FIELDS = ("model", "schema", "thresholds", "metadata", "profile")
-
-
-def _pointer_error(status: int, code: str, message: str, pointer: str) -> Reply:
-    return error_reply(
-        status, code, message, [{"pointer": pointer, "code": code, "message": message}]
-    )
 
 
 def _actor(call: Call) -> str:
@@ -105,16 +99,16 @@ def push(service: Service, call: Call) -> Reply:
     unknown = sorted(set(form) - set(FIELDS))
     if unknown:
         message = f"unknown form field {unknown[0]!r}; the fields are {', '.join(FIELDS)}"
-        return _pointer_error(422, "unknown_field", message, f"/{unknown[0]}")
+        return pointer_error(422, "unknown_field", message, f"/{unknown[0]}")
     for required in ("model", "schema"):
         if not form.get(required):
-            return _pointer_error(
+            return pointer_error(
                 422, "missing", f"the form field {required!r} is required", f"/{required}"
             )
     try:
         schema = form["schema"].decode()
     except UnicodeDecodeError:
-        return _pointer_error(400, "malformed_json", "the schema is not UTF-8 text", "/schema")
+        return pointer_error(400, "malformed_json", "the schema is not UTF-8 text", "/schema")
     thresholds = _json_field(form, "thresholds", list)
     metadata = _json_field(form, "metadata", dict)
     profile = _json_field(form, "profile", dict)
@@ -129,12 +123,12 @@ def push(service: Service, call: Call) -> Reply:
             actor=_actor(call),
         )
     except ModelLoadError as e:
-        return _pointer_error(422, "model_not_loadable", str(e), "/model")
+        return pointer_error(422, "model_not_loadable", str(e), "/model")
     except SchemaError as e:
         document = getattr(e, "document", "schema")
         pointer = f"/{document}{getattr(e, 'pointer', '')}"
         code = "invalid_thresholds" if document == "thresholds" else "schema_mismatch"
-        return _pointer_error(422, code, getattr(e, "message", str(e)), pointer)
+        return pointer_error(422, code, getattr(e, "message", str(e)), pointer)
     return json_reply(201, created)
 
 
@@ -174,19 +168,19 @@ def put_shadow(service: Service, call: Call) -> Reply:
     except orjson.JSONDecodeError as e:
         return error_reply(400, "malformed_json", f"the body is not JSON: {e}")
     if not isinstance(body, dict):
-        return _pointer_error(422, "type", 'expected {"version": v, "share": s}', "")
+        return pointer_error(422, "type", 'expected {"version": v, "share": s}', "")
     version, share = body.get("version"), body.get("share")
     if isinstance(version, float) and version.is_integer():
         # JSON has numbers, not integers: 2.0 is the integer 2 (as JSON Schema reads it).
         version = int(version)
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < 2**31:
-        return _pointer_error(422, "type", "version must be a positive integer", "/version")
+        return pointer_error(422, "type", "version must be a positive integer", "/version")
     if not isinstance(share, int | float) or isinstance(share, bool):
-        return _pointer_error(422, "type", "share must be a number from 0 to 1", "/share")
+        return pointer_error(422, "type", "share must be a number from 0 to 1", "/share")
     if not math.isfinite(share) or not 0 <= share <= 1:
-        return _pointer_error(422, "maximum", "share must be a number from 0 to 1", "/share")
+        return pointer_error(422, "maximum", "share must be a number from 0 to 1", "/share")
     if extra := sorted(set(body) - {"version", "share"}):
-        return _pointer_error(422, "unknown_field", f"unknown field {extra[0]!r}", f"/{extra[0]}")
+        return pointer_error(422, "unknown_field", f"unknown field {extra[0]!r}", f"/{extra[0]}")
     name, actor = call.params["name"], _actor(call)
     status = _models(service, call).set_shadow(name, version, float(share), actor)
     return json_reply(200, status)
