@@ -70,11 +70,16 @@ class Setting:
         return ""
 
 
-def _check_database_url(value: str) -> None:
-    try:
-        conninfo_to_dict(value)
-    except psycopg.ProgrammingError as e:
-        raise ConfigError(f"DATABASE_URL is not a PostgreSQL connection string: {e}") from None
+def _connection_string(variable: str) -> Callable[[str], None]:
+    """The check of a variable that holds a libpq URL or `key=value` string."""
+
+    def check(value: str) -> None:
+        try:
+            conninfo_to_dict(value)
+        except psycopg.ProgrammingError as e:
+            raise ConfigError(f"{variable} is not a PostgreSQL connection string: {e}") from None
+
+    return check
 
 
 _MIB = 1 << 20
@@ -164,8 +169,7 @@ SETTINGS: tuple[Setting, ...] = (
 )  # fmt: skip
 
 _CHECKS: dict[str, Callable[[str], None]] = {
-    "DATABASE_URL": _check_database_url,
-    "FERROSCORE_DIRECT_URL": _check_database_url,
+    name: _connection_string(name) for name in ("DATABASE_URL", "FERROSCORE_DIRECT_URL")
 }
 
 
