@@ -49,10 +49,8 @@ def test_a_batch_reads_back_as_it_was_scored(server: ServerProcess) -> None:
 def test_only_the_callers_tenant_and_scope_read_it(
     server: ServerProcess, database_url: str
 ) -> None:
-    status, scored = server.request("POST", SCORE, _example())
-    assert status == 200
-    assert _read_back(server, scored["request_id"])[0] == 200
-    path = f"/v1/decisions/{scored['request_id']}"
+    request_id = _scored_and_logged(server)
+    path = f"/v1/decisions/{request_id}"
     other = create_key(database_url, tenant="elsewhere", scopes=("read",))
     status, body = server.request("GET", path, headers={"authorization": f"Bearer {other}"})
     assert (status, body["code"]) == (404, "not_found")
@@ -69,8 +67,14 @@ def test_an_unknown_request_id_is_a_404(server: ServerProcess) -> None:
     assert body["message"] == "no decision with request_id 'no-such-request'"
 
 
-def _example() -> bytes:
-    return resources.files("ferroscore.demo").joinpath("example.json").read_bytes()
+def _scored_and_logged(server: ServerProcess) -> str:
+    """The request id of the demo example, scored and its decision written."""
+    status, scored = server.request(
+        "POST", SCORE, resources.files("ferroscore.demo").joinpath("example.json").read_bytes()
+    )
+    assert status == 200
+    assert _read_back(server, scored["request_id"])[0] == 200
+    return str(scored["request_id"])
 
 
 def _json(value: Any) -> bytes:
@@ -80,10 +84,8 @@ def _json(value: Any) -> bytes:
 def test_an_outcome_is_recorded_once_and_read_back(
     server: ServerProcess, database_url: str
 ) -> None:
-    status, scored = server.request("POST", SCORE, _example())
-    assert status == 200
-    assert _read_back(server, scored["request_id"])[0] == 200
-    path = f"/v1/decisions/{scored['request_id']}/outcome"
+    request_id = _scored_and_logged(server)
+    path = f"/v1/decisions/{request_id}/outcome"
     outcome = {"label": True, "amount": 120.5, "observed_at": "2026-11-29T10:00:00z"}
     status, first = server.request("POST", path, _json(outcome))
     assert status == 201, first
@@ -93,8 +95,8 @@ def test_an_outcome_is_recorded_once_and_read_back(
     assert server.request("POST", path, _json(outcome)) == (200, first)
     status, body = server.request("POST", path, _json({**outcome, "label": 0}))
     assert (status, body["code"]) == (409, "outcome_conflict")
-    status, body = server.request("GET", f"/v1/decisions/{scored['request_id']}")
-    assert {"request_id": scored["request_id"], **body["outcome"]} == first
+    status, body = server.request("GET", f"/v1/decisions/{request_id}")
+    assert {"request_id": request_id, **body["outcome"]} == first
     # Another tenant's key does not see the request; a read-only key may not record.
     other = create_key(database_url, tenant="elsewhere", scopes=("score",))
     headers = {"authorization": f"Bearer {other}"}
@@ -125,9 +127,8 @@ def test_an_outcome_without_its_decision_is_a_404(server: ServerProcess) -> None
 def test_bad_outcomes_get_a_precise_4xx(
     server: ServerProcess, body: bytes, status: int, code: str, pointer: str | None
 ) -> None:
-    _, scored = server.request("POST", SCORE, _example())
-    assert _read_back(server, scored["request_id"])[0] == 200
-    got, problem = server.request("POST", f"/v1/decisions/{scored['request_id']}/outcome", body)
+    request_id = _scored_and_logged(server)
+    got, problem = server.request("POST", f"/v1/decisions/{request_id}/outcome", body)
     assert (got, problem["code"]) == (status, code), problem
     if pointer is not None:
         assert problem["errors"][0]["pointer"] == pointer
