@@ -23,9 +23,9 @@ from pathlib import Path
 
 from ferroscore.cli.serve import port_is_free
 from ferroscore.config import Settings
+from ferroscore.lifecycle import STOP_SIGNALS, block_stop_signals
 
 NGINX = Path(__file__).resolve().parents[1] / "deploy" / "nginx"
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def render(text: str, values: dict[str, str]) -> str:
@@ -67,7 +67,7 @@ def _wait_live(url: str, service: subprocess.Popen[bytes], timeout: float = 120)
 
 
 def main() -> int:
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    block_stop_signals()
     os.environ.setdefault("FERROSCORE_PORT", "8001")
     settings = Settings.from_env()
     front_port = int(os.environ.get("FERROSCORE_FRONT_PORT", "8000"))

@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ferroscore.board import Board
+from ferroscore.lifecycle import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 WAITED = STOP_SIGNALS | {signal.SIGCHLD}
 #: How often the parent looks at heartbeats when no signal wakes it.
 TICK_S = 0.05
