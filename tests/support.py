@@ -65,6 +65,8 @@ class ServerProcess:
 
     #: What runs the server; `FrontProcess` runs nginx in front of it.
     command = ("-m", "ferroscore", "serve")
+    #: What the server's Python is run by (a test may run it in namespaces of its own).
+    launcher: tuple[str, ...] = ()
 
     def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
         self.port = free_port() if port is None else port
@@ -81,7 +83,7 @@ class ServerProcess:
                 self._data_dir = Path(full_env.get("FERROSCORE_DATA_DIR") or ".ferroscore")
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, *self.command],
+            [*self.launcher, sys.executable, *self.command],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal, TypeAlias, final
 
 import numpy as np
@@ -65,6 +66,12 @@ class ModelLoadError(FerroscoreError):
     """A model artifact cannot be loaded."""
 
 @final
+class SpoolFullError(FerroscoreError):
+    """The decision spool is at its limit or its disk is full: nothing may be acknowledged."""
+
+class SpoolLockedError(FerroscoreError):
+    """Another process holds the decision spool's directory."""
+
 class Model:
     """A loaded model: XGBoost JSON or a LightGBM text model, scored exactly as the
     reference library scores it."""
@@ -262,3 +269,33 @@ class Decision:
         """This decision with `decisions` (one per row of the request) as the final
         decisions, in place of the thresholds': what the log records after a decision
         hook."""
+
+@final
+class Spool:
+    """The decision spool: segment files of checksummed records in `directory`, held by one
+    process. `durable`: `append` returns once `fdatasync` covers the record."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        durable: bool,
+        max_bytes: int,
+        segment_bytes: int,
+    ) -> None: ...
+    def append(self, decision: Decision, role: str, tenant: str) -> None:
+        """Records the decision's rows as COPY text; raises SpoolFullError at the limit."""
+    def seal(self) -> None:
+        """Closes the active segment if it holds anything."""
+    def sealed(self) -> list[int]:
+        """The complete segments' ids, oldest first."""
+    def read(self, id: int) -> tuple[bytes, int, int]:
+        """`(rows as COPY text, records, torn_bytes)` of segment `id`."""
+    def remove(self, id: int) -> None:
+        """Removes segment `id` once its rows are committed."""
+    def set_aside(self, id: int) -> Path:
+        """Renames a segment PostgreSQL refuses out of the way; returns its path."""
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def directory(self) -> Path: ...

@@ -128,10 +128,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("catalog_reconcile_s", "FERROSCORE_CATALOG_RECONCILE_S", 5,
             "seconds between full re-reads of the active versions, in case a NOTIFY was missed",
             1, 3600),
-    Setting("decision_batch_size", "FERROSCORE_DECISION_BATCH_SIZE", 500,
-            "decision rows per `COPY`", 1, 100_000),
+    Setting("decision_log", "FERROSCORE_DECISION_LOG", "DURABLE",
+            "`durable`: a decision is on the spool's disk (fsynced) before its answer is sent; "
+            "`buffered`: it is in the kernel's page cache (it survives a crash of the service, "
+            "not of the machine); `off`: no decision is recorded",
+            choices=("DURABLE", "BUFFERED", "OFF")),
+    Setting("spool_dir", "FERROSCORE_SPOOL_DIR", None,
+            "where each serving process spools its decisions before they reach PostgreSQL (a "
+            "local disk; one subdirectory per process); unset: `FERROSCORE_DATA_DIR`/spool"),
+    Setting("spool_max_mb", "FERROSCORE_SPOOL_MAX_MB", 1024,
+            "most spooled decisions per process not yet in PostgreSQL, in MiB; past it (or on "
+            "a full disk) scoring answers 503 with `Retry-After`", 1, 1 << 20),
     Setting("decision_flush_ms", "FERROSCORE_DECISION_FLUSH_MS", 200,
-            "longest wait before a partial batch of decisions is written", 1, 60_000),
+            "how often the spool's recent decisions are moved into PostgreSQL", 1, 60_000),
     Setting("db_pool_size", "FERROSCORE_DB_POOL_SIZE", 4, "database connections per process",
             2, 100),
     Setting("log_level", "FERROSCORE_LOG_LEVEL", "INFO", "log level",
@@ -195,7 +204,9 @@ class Settings:
     max_rows: int
     max_artifact_bytes: int
     catalog_reconcile_s: int
-    decision_batch_size: int
+    decision_log: str
+    spool_dir: str | None
+    spool_max_mb: int
     decision_flush_ms: int
     db_pool_size: int
     log_level: str
@@ -220,6 +231,10 @@ class Settings:
         """The pooled connections' options: no prepared statements through a transaction
         pooler (a statement prepared on one server connection is unknown on the next)."""
         return {"kwargs": {"prepare_threshold": None}} if self.direct_url else {}
+
+    def spool_directory(self) -> Path:
+        """Where the decision spools are: FERROSCORE_SPOOL_DIR, else under the data dir."""
+        return Path(self.spool_dir) if self.spool_dir is not None else self.data_dir / "spool"
 
     def limits(self) -> dict[str, int]:
         """The request limits, as `Endpoint` takes them."""

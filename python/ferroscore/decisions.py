@@ -1,142 +1,237 @@
-"""The decision log: the one component that owns "record this decision". Requests hand it
-their decision and move on; a background thread writes batches to PostgreSQL with COPY."""
+"""The decision log: the one component that owns "record this decision".
+
+A request's decision is appended to this process's spool (Rust: segment files with a
+checksum per record, `fdatasync` by group commit in the `durable` mode) before its answer is
+released. A flusher thread seals the active segment every `FERROSCORE_DECISION_FLUSH_MS`,
+moves each sealed segment into PostgreSQL in one transaction (COPY into a staging table, then
+`INSERT … ON CONFLICT DO NOTHING` on the decision's unique key) and removes it only after
+the commit. A process that starts replays what an earlier one left: nothing acknowledged is
+lost, and nothing is written twice.
+"""
 
 from __future__ import annotations
 
 import logging
-import queue
+import os
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from ferroscore._core import Decision
+from ferroscore._core import Decision, Spool, SpoolLockedError
 
 log = logging.getLogger(__name__)
 
-_COPY = (
-    "COPY decisions (request_id, row_index, model, version, features, score, created_at,"
-    " decision, role, tenant) FROM STDIN"
+MODES = ("durable", "buffered", "off")
+#: A segment is sealed at this size even between two flushes.
+SEGMENT_BYTES = 4 << 20
+_COLUMNS = (
+    "request_id, row_index, model, version, features, score, created_at, decision, role, tenant"
+)
+_STAGE = "CREATE TEMP TABLE decisions_in (LIKE decisions INCLUDING DEFAULTS) ON COMMIT DROP"
+_COPY = f"COPY decisions_in ({_COLUMNS}) FROM STDIN"
+_MOVE = (
+    f"INSERT INTO decisions ({_COLUMNS}) SELECT {_COLUMNS} FROM decisions_in ON CONFLICT DO NOTHING"
 )
 _MAX_BACKOFF_S = 5.0
+#: The file naming the database a spool directory's decisions belong to.
+_OWNER = "database"
 
 
-class _Stop:
-    """Sentinel: write what came before, then end the writer."""
-
-
-#: (decision, role, tenant): a plain tuple, as it is built on the request path.
-_Logged = tuple[Decision, str, str]
+def database_identity(conninfo: str) -> str:
+    """Where decisions go, as a spool directory remembers it: host, port and database."""
+    params = conninfo_to_dict(conninfo)
+    host = params.get("host") or os.environ.get("PGHOST", "")
+    port = params.get("port") or os.environ.get("PGPORT", "5432")
+    return f"{host}:{port}/{params.get('dbname') or os.environ.get('PGDATABASE', '')}"
 
 
 class DecisionLog:
-    """Queues decisions and writes them in batches, retrying while the database is away.
+    """Records decisions durably on local disk and moves them to PostgreSQL in segments.
 
-    Decisions are held in memory until written; the crash-proof spool is a later step, and
-    this class is the seam where it goes.
+    `mode`: "durable" (a decision is on disk, fsynced, before `record` returns), "buffered"
+    (it is in the kernel's page cache: it survives the process, and a crash of the machine
+    loses at most the last `flush_interval_s`) or "off" (nothing is recorded).
     """
 
-    def __init__(self, pool: ConnectionPool, *, batch_size: int, flush_interval_s: float) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        database: str,
+        mode: str,
+        directory: Path,
+        max_bytes: int,
+        flush_interval_s: float,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"decision log mode {mode!r}: use one of {', '.join(MODES)}")
         self._pool = pool
-        self.batch_size = batch_size
+        self._database = database
+        self.mode = mode
+        self.directory = directory
+        self.max_bytes = max_bytes
         self.flush_interval_s = flush_interval_s
-        self._queue: queue.SimpleQueue[_Logged | threading.Event | _Stop] = queue.SimpleQueue()
-        self._writing_since_ns = 0
-        self._last_lag_s = 0.0
+        self.spool: Spool | None = None
+        self._identity = ""
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._flushed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
 
     def start(self) -> None:
+        """Opens this process's spool (one another process left, if any: it is replayed
+        first), flushes the spools of processes that are gone, and starts the flusher."""
+        if self.mode == "off":
+            return
+        identity = database_identity(self._database)
+        self.spool = self._open_spool(identity)
+        log.info("decision log: %s, spool %s", self.mode, self.spool.directory)
+        self._identity = identity
         self._thread.start()
 
     def record(self, decision: Decision, role: str, tenant: str) -> None:
-        """Accepts one decision of `tenant`'s model; never blocks on the database. `role` is
+        """Records one decision of `tenant`'s model before the caller answers. `role` is
         "champion" for the version that answered, "shadow" for a challenger scored beside
-        it."""
-        self._queue.put((decision, role, tenant))
+        it. Raises SpoolFullError (the spool holds `max_bytes`, or its disk is full) or
+        OSError: the decision is not recorded and must not be acknowledged."""
+        if self.spool is not None:
+            self.spool.append(decision, role, tenant)
+
+    def backlog_bytes(self) -> int:
+        """Bytes recorded and not yet in PostgreSQL."""
+        return self.spool.bytes if self.spool is not None else 0
 
     def lag_s(self) -> float:
-        """How far behind the writer is: the age of the decisions it is writing now, else
-        the age the last batch had when it was written."""
-        since = self._writing_since_ns
-        if since:
-            return max(0.0, (time.time_ns() - since) / 1e9)
-        return self._last_lag_s
-
-    def queued(self) -> int:
-        """Decisions accepted and not yet written (roughly: the writer takes batches)."""
-        return self._queue.qsize()
+        """How far behind the flusher is: the age of the oldest segment waiting."""
+        if self.spool is None or not (sealed := self.spool.sealed()):
+            return 0.0
+        try:
+            oldest = (self.spool.directory / f"{sealed[0]:020}.seg").stat().st_mtime
+        except FileNotFoundError:  # flushed meanwhile
+            return 0.0
+        return max(0.0, time.time() - float(oldest))
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Waits until every decision recorded before this call is written."""
-        done = threading.Event()
-        self._queue.put(done)
-        return done.wait(timeout)
+        """Waits until every decision recorded before this call is in PostgreSQL."""
+        if self.spool is None:
+            return True
+        self.spool.seal()
+        last = max(self.spool.sealed(), default=0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._flushed:
+            while (pending := self.spool.sealed()) and pending[0] <= last:
+                self._wake.set()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._flushed.wait(0.05 if left is None else min(left, 0.05))
+        return True
 
     def close(self, timeout: float | None = None) -> None:
-        """Writes what is queued and stops the writer."""
+        """Moves what is recorded into PostgreSQL (trying for `timeout`; whatever is left
+        stays in the spool for the next start) and stops the flusher."""
         if self._thread.is_alive():
-            self._queue.put(_Stop())
+            self.flush(timeout)
+            self._closing.set()
+            self._wake.set()
             self._thread.join(timeout)
 
-    def _run(self) -> None:
-        batch: list[_Logged] = []
-        waiters: list[threading.Event] = []
-        stopping = False
-        while not stopping:
-            try:
-                item = self._queue.get(timeout=self.flush_interval_s)
-            except queue.Empty:
-                continue
-            while True:
-                if isinstance(item, tuple):
-                    batch.append(item)
-                elif isinstance(item, threading.Event):
-                    waiters.append(item)
-                else:
-                    stopping = True
-                if len(batch) >= self.batch_size or stopping:
-                    break
+    def _open_spool(self, identity: str) -> Spool:
+        """The first directory under `directory` of this database that no live process
+        holds, else a new one."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            taken = sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
+            for n in [*taken, (taken[-1] + 1 if taken else 0)]:
+                path = self.directory / str(n)
+                owner = path / _OWNER
+                if owner.exists() and owner.read_text() != identity:
+                    continue
                 try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self._writing_since_ns = batch[0][0].scored_at_ns
-                self._write_with_retry(batch)
-                self._last_lag_s = max(0.0, (time.time_ns() - self._writing_since_ns) / 1e9)
-                self._writing_since_ns = 0
-                batch = []
-            for w in waiters:
-                w.set()
-            waiters = []
+                    spool = Spool(path, durable=self.mode == "durable", max_bytes=self.max_bytes,
+                                  segment_bytes=SEGMENT_BYTES)  # fmt: skip
+                except SpoolLockedError:  # a live process's, or one made meanwhile
+                    continue
+                owner.write_text(identity)
+                return spool
 
-    def _write_with_retry(self, batch: list[_Logged]) -> None:
+    def _adopt_orphans(self) -> None:
+        """Flushes and removes the spools of this database that no process holds (left by a
+        server that ran more processes than this one)."""
+        assert self.spool is not None
+        identity = self._identity
+        for path in sorted(p for p in self.directory.iterdir() if p.name.isdigit()):
+            owner = path / _OWNER
+            if path == self.spool.directory or not owner.exists():
+                continue
+            if owner.read_text() != identity:
+                continue
+            try:
+                orphan = Spool(path, durable=False, max_bytes=self.max_bytes,
+                               segment_bytes=SEGMENT_BYTES)  # fmt: skip
+            except SpoolLockedError:
+                continue
+            sealed = orphan.sealed()
+            if sealed:
+                log.info("decision log: replaying %d segments left in %s", len(sealed), path)
+            if all(self._flush_segment(orphan, s) for s in sealed):
+                shutil.rmtree(path)
+            del orphan
+
+    def _run(self) -> None:
+        spool = self.spool
+        assert spool is not None
+        replaying = spool.sealed()
+        if replaying:
+            log.info("decision log: replaying %d segments left by an earlier process",
+                     len(replaying))  # fmt: skip
+        self._adopt_orphans()
+        while not self._closing.is_set():
+            try:
+                spool.seal()
+                for segment in spool.sealed():
+                    if not self._flush_segment(spool, segment):
+                        break
+            except Exception:
+                log.exception("decision log: flush failed; retrying")
+            with self._flushed:
+                self._flushed.notify_all()
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+
+    def _flush_segment(self, spool: Spool, segment: int) -> bool:
+        """Moves one segment into PostgreSQL, retrying while the database is away; False when
+        closing stopped it (the segment stays for the next start)."""
+        rows, records, torn = spool.read(segment)
+        if torn:
+            log.warning("decision log: segment %d ends with %d bytes of an append cut short by a"
+                        " crash (never acknowledged)", segment, torn)  # fmt: skip
         backoff = 0.05
         while True:
             try:
-                self._copy(batch)
-                return
+                if rows:
+                    self._copy(rows)
+                spool.remove(segment)
+                return True
             except psycopg.OperationalError as e:
-                log.warning(
-                    "decision log: database unavailable (%s); retrying in %.2fs", e, backoff
-                )
-                time.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                log.warning("decision log: database unavailable (%s); retrying in %.2fs",
+                            e, backoff)  # fmt: skip
             except psycopg.Error:
-                log.exception("decision log: batch refused; writing its rows one by one")
-                self._write_one_by_one(batch)
-                return
+                log.exception("decision log: segment %d (%d decisions) refused; kept as %s",
+                              segment, records, spool.set_aside(segment))  # fmt: skip
+                return True
+            if self._closing.wait(backoff):
+                return False
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
-    def _write_one_by_one(self, batch: list[_Logged]) -> None:
-        for d in batch:
-            try:
-                self._copy([d])
-            except psycopg.Error:
-                log.exception("decision log: could not write decision %s", d[0].request_id)
-
-    def _copy(self, batch: list[_Logged]) -> None:
-        # The rows are formatted as COPY text in Rust; Python only hands the bytes over.
-        data = b"".join(decision.copy_rows(role, tenant) for decision, role, tenant in batch)
-        with self._pool.connection() as conn, conn.cursor() as cur, cur.copy(_COPY) as copy:
-            copy.write(data)
+    def _copy(self, rows: bytes) -> None:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(_STAGE)
+            with cur.copy(_COPY) as copy:
+                copy.write(rows)
+            cur.execute(_MOVE)

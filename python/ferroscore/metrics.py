@@ -278,9 +278,9 @@ def _score_families(scores: dict[tuple[str, ...], list[Any]]) -> Iterator[Metric
 
 def _gauges(values: dict[str, float]) -> dict[str, tuple[str, float]]:
     docs = {
-        "ferroscore_decision_queue": "Decisions waiting to be written to PostgreSQL",
-        "ferroscore_decision_flush_lag_seconds": "Age of the decisions being written (the "
-        "oldest process's), or of the last batch when it was written",
+        "ferroscore_decision_spool_bytes": "Bytes of decisions spooled and not yet in PostgreSQL",
+        "ferroscore_decision_flush_lag_seconds": "Age of the oldest spooled segment waiting "
+        "to reach PostgreSQL (the worst process's)",
         "ferroscore_db_pool_connections": "Open database connections in the pools",
         "ferroscore_db_pool_available": "Idle database connections in the pools",
         "ferroscore_db_pool_waiting": "Requests waiting for a database connection",

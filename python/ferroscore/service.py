@@ -102,7 +102,10 @@ class Service:
         )
         self.decisions = DecisionLog(
             self.pool,
-            batch_size=settings.decision_batch_size,
+            database=conninfo,
+            mode=settings.decision_log.lower(),
+            directory=settings.spool_directory(),
+            max_bytes=settings.spool_max_mb << 20,
             flush_interval_s=settings.decision_flush_ms / 1000,
         )
         self.shadow = ShadowScorer(self.decisions)
@@ -196,7 +199,7 @@ class Service:
                     if endpoint is not None:
                         labels = [tenant, name, str(endpoint.version), role]
                         scores.append([labels, *endpoint.stats()])
-        gauges = {"ferroscore_decision_queue": self.decisions.queued(),
+        gauges = {"ferroscore_decision_spool_bytes": self.decisions.backlog_bytes(),
                   "ferroscore_decision_flush_lag_seconds": self.decisions.lag_s(),
                   "ferroscore_serving_processes": 1}  # fmt: skip
         if self.started:

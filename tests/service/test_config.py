@@ -102,6 +102,11 @@ def _started(env: dict[str, str], database_url: str) -> Service:
     return service
 
 
+def _spooled_in(service: Service) -> Path | None:
+    spool = service.decisions.spool
+    return None if spool is None else Path(spool.directory).parent
+
+
 def _push_refused(env: dict[str, str], database_url: str) -> bool:
     service = _service(env, database_url)
     call = Call("POST", "/", {"name": "m"}, {}, {"content-length": "2048"}, b"", caller=ANONYMOUS)
@@ -135,6 +140,7 @@ def _keyless_listing(env: dict[str, str], database_url: str) -> bool:
 _SECRET = "a-test-secret-of-at-least-32-bytes!"
 _SECRET_FILE = Path(tempfile.gettempdir()) / f"ferroscore-jwt-{os.getpid()}.secret"
 _JWKS_FILE = Path(tempfile.gettempdir()) / f"ferroscore-jwks-{os.getpid()}.json"
+_SPOOL_DIR = Path(tempfile.gettempdir()) / f"ferroscore-spool-{os.getpid()}"
 
 
 def _jwt_tenant(env: dict[str, str], claims: dict[str, Any], base: bool = True) -> str:
@@ -235,8 +241,12 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
     "FERROSCORE_MAX_ARTIFACT_BYTES": ({"FERROSCORE_MAX_ARTIFACT_BYTES": "1024"}, _push_refused),
     "FERROSCORE_CATALOG_RECONCILE_S": ({"FERROSCORE_CATALOG_RECONCILE_S": "7"},
         lambda env, url: _started(env, url).catalog.reconcile_s == 7),
-    "FERROSCORE_DECISION_BATCH_SIZE": ({"FERROSCORE_DECISION_BATCH_SIZE": "9"},
-        lambda env, url: _started(env, url).decisions.batch_size == 9),
+    "FERROSCORE_DECISION_LOG": ({"FERROSCORE_DECISION_LOG": "off"},
+        lambda env, url: _started(env, url).decisions.spool is None),
+    "FERROSCORE_SPOOL_DIR": ({"FERROSCORE_SPOOL_DIR": str(_SPOOL_DIR)},
+        lambda env, url: _spooled_in(_started(env, url)) == _SPOOL_DIR),
+    "FERROSCORE_SPOOL_MAX_MB": ({"FERROSCORE_SPOOL_MAX_MB": "3"},
+        lambda env, url: _started(env, url).decisions.max_bytes == 3 << 20),
     "FERROSCORE_DECISION_FLUSH_MS": ({"FERROSCORE_DECISION_FLUSH_MS": "30"},
         lambda env, url: _started(env, url).decisions.flush_interval_s == 0.03),
     "FERROSCORE_DB_POOL_SIZE": ({"FERROSCORE_DB_POOL_SIZE": "3"},

@@ -1,15 +1,19 @@
-"""The decision log writes every recorded decision to PostgreSQL, off the request path."""
+"""The decision log records every decision in its spool before the caller answers, and moves
+the spool into PostgreSQL: exactly once, across restarts and replays."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
 from ferroscore import Endpoint, Model
+from ferroscore._core import Decision, SpoolFullError
 from ferroscore.decisions import DecisionLog
 
 
@@ -21,21 +25,45 @@ def pool(database_url: str) -> Iterator[ConnectionPool]:
         yield pool
 
 
-def test_recorded_decisions_reach_the_table(
-    pool: ConnectionPool, database_url: str, demo_model_bytes: bytes, demo_schema: str
-) -> None:
+@pytest.fixture
+def endpoint(demo_model_bytes: bytes, demo_schema: str) -> Endpoint:
     thresholds = '[{"min": 0.5, "decision": "high"}, {"decision": "low"}]'
-    endpoint = Endpoint("demo", 7, Model.load(demo_model_bytes), demo_schema, thresholds=thresholds)
+    return Endpoint("demo", 7, Model.load(demo_model_bytes), demo_schema, thresholds=thresholds)
+
+
+def _decisions(endpoint: Endpoint, n: int) -> list[Decision]:
     names = endpoint.model.feature_names
     assert names is not None
-    log = DecisionLog(pool, batch_size=16, flush_interval_s=0.05)
+    return [
+        endpoint.score(json.dumps({"features": {m: float(i + k) for k, m in enumerate(names)}}))[1]
+        for i in range(n)
+    ]
+
+
+def _log(pool: ConnectionPool, directory: Path, mode: str = "durable", **kw: float) -> DecisionLog:
+    options = {"max_bytes": 1 << 24, "flush_interval_s": 0.05} | kw
+    database = pool.conninfo
+    assert isinstance(database, str)
+    return DecisionLog(pool, database=database, mode=mode, directory=directory,
+                       **options)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _counts(database_url: str) -> tuple[int, int]:
+    """(rows, distinct request ids) in the decision table."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*), count(DISTINCT request_id) FROM decisions").fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_recorded_decisions_reach_the_table(
+    pool: ConnectionPool, database_url: str, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    log = _log(pool, tmp_path)
     log.start()
-    decisions = []
-    for i in range(50):
-        record = {"features": {n: float(i + k) for k, n in enumerate(names)}}
-        _, decision = endpoint.score(json.dumps(record))
+    decisions = _decisions(endpoint, 50)
+    for i, decision in enumerate(decisions):
         log.record(decision, "champion", "acme" if i % 2 else "default")
-        decisions.append(decision)
     assert log.flush(timeout=10)
     log.close(timeout=10)
     with psycopg.connect(database_url) as conn:
@@ -53,21 +81,82 @@ def test_recorded_decisions_reach_the_table(
         assert decided == ("high" if scores[0] >= 0.5 else "low")
         expected = (index, "demo", 7, scores, json.loads(features), decided, "champion")
         assert by_id[d.request_id][1:] == expected
+    # Every segment written is removed: the spool is empty.
+    assert log.backlog_bytes() == 0
 
 
-def test_close_writes_what_is_queued(
-    pool: ConnectionPool, database_url: str, demo_model_bytes: bytes, demo_schema: str
+def test_close_writes_what_is_recorded(
+    pool: ConnectionPool, database_url: str, endpoint: Endpoint, tmp_path: Path
 ) -> None:
-    endpoint = Endpoint("demo", 1, Model.load(demo_model_bytes), demo_schema)
-    names = endpoint.model.feature_names
-    assert names is not None
     # A long flush interval: only close() can be what writes these.
-    log = DecisionLog(pool, batch_size=1000, flush_interval_s=30)
+    log = _log(pool, tmp_path, flush_interval_s=30)
     log.start()
-    for _ in range(5):
-        decision = endpoint.score(json.dumps({"features": dict.fromkeys(names, 1.0)}))[1]
+    for decision in _decisions(endpoint, 5):
         log.record(decision, "champion", "default")
     log.close(timeout=10)
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) FROM decisions").fetchone()
-    assert row == (5,)
+    assert _counts(database_url) == (5, 5)
+
+
+def test_a_new_process_replays_what_a_dead_one_left_once(
+    pool: ConnectionPool, database_url: str, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    # The first process records and never flushes (its flusher never gets a turn: it
+    # "dies"); its spool stays on disk, unlocked once the spool is dropped.
+    dead = _log(pool, tmp_path, flush_interval_s=3600)
+    dead._closing.set()  # the flusher stops before it moves anything
+    dead.start()
+    dead._thread.join()
+    for decision in _decisions(endpoint, 20):
+        dead.record(decision, "champion", "default")
+    assert dead.spool is not None
+    dead.spool.seal()
+    spooled = [p for p in dead.spool.directory.iterdir() if p.suffix == ".seg"]
+    kept = tmp_path / "copy"
+    kept.mkdir()
+    for p in spooled:
+        shutil.copy(p, kept)
+    dead.spool = None  # drops the Rust spool: its lock is released
+    assert _counts(database_url) == (0, 0)
+
+    successor = _log(pool, tmp_path)
+    successor.start()
+    assert successor.flush(timeout=10)
+    assert _counts(database_url) == (20, 20)
+    # A segment replayed again (a crash after the commit, before the removal) adds nothing.
+    assert successor.spool is not None
+    for i, p in enumerate(sorted(kept.iterdir())):
+        shutil.copy(p, successor.spool.directory / f"{i:020}.seg")
+    assert successor.flush(timeout=10)
+    successor.close(timeout=10)
+    assert _counts(database_url) == (20, 20)
+
+
+def test_a_full_spool_refuses_and_recovers(
+    pool: ConnectionPool, database_url: str, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    log = _log(pool, tmp_path, max_bytes=4096, flush_interval_s=3600)
+    log.start()
+    recorded = 0
+    for decision in _decisions(endpoint, 100):
+        try:
+            log.record(decision, "champion", "default")
+        except SpoolFullError:
+            break
+        recorded += 1
+    assert 0 < recorded < 100
+    assert log.flush(timeout=10)
+    # Flushed, the spool takes decisions again.
+    log.record(_decisions(endpoint, 1)[0], "champion", "default")
+    log.close(timeout=10)
+    assert _counts(database_url) == (recorded + 1, recorded + 1)
+
+
+def test_off_records_nothing(pool: ConnectionPool, database_url: str, endpoint: Endpoint,
+                             tmp_path: Path) -> None:  # fmt: skip
+    log = _log(pool, tmp_path / "spool", mode="off")
+    log.start()
+    for decision in _decisions(endpoint, 3):
+        log.record(decision, "champion", "default")
+    log.close(timeout=5)
+    assert _counts(database_url) == (0, 0)
+    assert not (tmp_path / "spool").exists()

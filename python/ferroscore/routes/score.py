@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import random
 
-from ferroscore._core import MalformedRequestError, PayloadTooLargeError, RequestError
+from ferroscore._core import (
+    MalformedRequestError,
+    PayloadTooLargeError,
+    RequestError,
+    SpoolFullError,
+)
 from ferroscore.metrics import count_failures
 from ferroscore.pipeline import Call, Handler, Reply, error_reply
 from ferroscore.routes.decide import decide
@@ -35,6 +40,16 @@ def request_error_reply(e: RequestError) -> Reply:
     if isinstance(e, PayloadTooLargeError):
         return error_reply(413, "payload_too_large", str(e), errors)
     return error_reply(422, "validation_failed", str(e), errors)
+
+
+def unrecorded(e: Exception) -> Reply:
+    """The decision could not be recorded, so the answer is withheld: 503, try again."""
+    full = isinstance(e, SpoolFullError)
+    code = "decision_log_full" if full else "decision_log_unavailable"
+    reply = error_reply(503, code, f"the decision could not be recorded, so it is not "
+                        f"answered; try again ({e})")  # fmt: skip
+    reply.headers = {**reply.headers, "retry-after": "1"}
+    return reply
 
 
 def _bad_query(name: str, value: str, expected: str) -> Reply:
@@ -94,9 +109,11 @@ def score(service: Service) -> Handler:
                     )  # fmt: skip
                 else:
                     reply = Reply(200, body)
+            record(decision, "champion", tenant)
         except RequestError as e:
             return request_error_reply(e)
-        record(decision, "champion", tenant)
+        except (SpoolFullError, OSError) as e:
+            return unrecorded(e)
         if call.request_id is None:
             call.request_id = decision.request_id
         if served.shadow is not None and random.random() < served.share:

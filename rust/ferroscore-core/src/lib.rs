@@ -12,6 +12,7 @@ pub mod model;
 pub mod record;
 pub mod request;
 pub mod schema;
+pub mod spool;
 pub mod stats;
 pub mod thresholds;
 

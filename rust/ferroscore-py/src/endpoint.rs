@@ -411,9 +411,7 @@ impl Decision {
     #[pyo3(signature = (role="champion", tenant="default"))]
     fn copy_rows<'py>(&self, py: Python<'py>, role: &str, tenant: &str) -> Bound<'py, PyBytes> {
         let mut out = Vec::with_capacity(1024);
-        let decisions = self.decisions.as_deref();
-        let (endpoint, scored) = (&self.endpoint, &self.scored);
-        core::decision::copy_rows(endpoint, scored, role, tenant, decisions, &mut out);
+        self.copy_rows_into(role, tenant, &mut out);
         PyBytes::new(py, &out)
     }
 
@@ -473,6 +471,11 @@ impl Decision {
 }
 
 impl Decision {
+    pub fn copy_rows_into(&self, role: &str, tenant: &str, out: &mut Vec<u8>) {
+        let decisions = self.decisions.as_deref();
+        core::decision::copy_rows(&self.endpoint, &self.scored, role, tenant, decisions, out);
+    }
+
     fn decision_of(&self, i: usize) -> Option<&str> {
         match &self.decisions {
             Some(d) => d.get(i).and_then(Option::as_deref),

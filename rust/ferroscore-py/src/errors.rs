@@ -50,6 +50,19 @@ pyo3::create_exception!(
     "A model artifact cannot be loaded."
 );
 
+pyo3::create_exception!(
+    _core,
+    SpoolFullError,
+    FerroscoreError,
+    "The decision spool is at its limit or its disk is full: nothing may be acknowledged."
+);
+pyo3::create_exception!(
+    _core,
+    SpoolLockedError,
+    FerroscoreError,
+    "Another process holds the decision spool's directory."
+);
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("FerroscoreError", py.get_type::<FerroscoreError>())?;
@@ -65,6 +78,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("SchemaError", py.get_type::<SchemaError>())?;
     m.add("ModelLoadError", py.get_type::<ModelLoadError>())?;
+    m.add("SpoolFullError", py.get_type::<SpoolFullError>())?;
+    m.add("SpoolLockedError", py.get_type::<SpoolLockedError>())?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod endpoint;
 mod errors;
 mod gil;
 mod model;
+mod spool;
 mod table;
 
 use pyo3::prelude::*;
@@ -20,5 +21,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<endpoint::Endpoint>()?;
     m.add_class::<endpoint::Decision>()?;
     m.add_class::<endpoint::Parsed>()?;
+    m.add_class::<spool::Spool>()?;
     errors::register(m)
 }
