@@ -161,6 +161,7 @@ class Endpoint:
         partial: bool = False,
         explain: int = 0,
         request_id: str | None = None,
+        reference: str | None = None,
     ) -> tuple[bytes, Decision]:
         """Parses, validates and scores one record, a `{"rows": [...]}` batch or (`ndjson`)
         one record per line; returns the response JSON and the decision. Raises a
@@ -228,7 +229,9 @@ class Parsed:
         """Writes `values` (one per valid row, in order: None, bool, int, float or str) of an
         enriched feature, each checked by its rules; ValueError says which broke which."""
 
-    def finish(self, *, explain: int = 0, request_id: str | None = None) -> tuple[bytes, Decision]:
+    def finish(
+        self, *, explain: int = 0, request_id: str | None = None, reference: str | None = None
+    ) -> tuple[bytes, Decision]:
         """Scores the rows and writes the response, as `Endpoint.score` would have: the
         response bytes and the decision to log. Once only."""
 
@@ -238,6 +241,9 @@ class Decision:
 
     @property
     def request_id(self) -> str: ...
+    @property
+    def reference(self) -> str | None:
+        """The caller's own id for the request, if it gave one."""
     @property
     def model(self) -> str: ...
     @property

@@ -30,7 +30,8 @@ MODES = ("durable", "buffered", "off")
 #: A segment is sealed at this size even between two flushes.
 SEGMENT_BYTES = 4 << 20
 _COLUMNS = (
-    "request_id, row_index, model, version, features, score, created_at, decision, role, tenant"
+    "request_id, row_index, model, version, features, score, created_at, decision, role,"
+    " tenant, reference"
 )
 _STAGE = "CREATE TEMP TABLE decisions_in (LIKE decisions INCLUDING DEFAULTS) ON COMMIT DROP"
 _COPY = f"COPY decisions_in ({_COLUMNS}) FROM STDIN"

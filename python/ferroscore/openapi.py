@@ -137,16 +137,18 @@ _ANY_FEATURES = {
 
 def _request_shapes(component: str, ref: dict[str, Any]) -> dict[str, Any]:
     """One record `{"features": …}` or a batch `{"rows": [record, …]}`, as `component`."""
-    record = {
-        "type": "object",
-        "required": ["features"],
-        "properties": {"features": ref, "explain": {"type": "integer", "minimum": 0}},
-        "additionalProperties": False,
-    }
+    explain = {"type": "integer", "minimum": 0}
+    reference = {"type": ["string", "integer"], "minLength": 1,
+                 "description": "your own id for the request, kept with its decisions and "
+                                "echoed in the answer"}  # fmt: skip
+    row = {"type": "object", "required": ["features"], "additionalProperties": False,
+           "properties": {"features": ref}}  # fmt: skip
+    record = {"type": "object", "required": ["features"], "additionalProperties": False,
+              "properties": {"features": ref, "explain": explain, "id": reference}}  # fmt: skip
     batch = {"type": "object", "required": ["rows"], "additionalProperties": False,
-             "properties": {"rows": {"type": "array", "items": record},
-                            "partial": {"type": "boolean"},
-                            "explain": {"type": "integer", "minimum": 0}}}  # fmt: skip
+             "properties": {"rows": {"type": "array", "items": row},
+                            "partial": {"type": "boolean"}, "explain": explain,
+                            "id": reference}}  # fmt: skip
     return {component: {"oneOf": [record, batch]}}
 
 
@@ -167,6 +169,11 @@ def _operation(route: Route) -> dict[str, Any]:
          "schema": _VERSION if (name, v1) == ("version", True)
                    else _PATH_STRINGS.get(name, {"type": "string"})}
         for name in _PARAMETER.findall(route.path)
+    ]  # fmt: skip
+    parameters += [
+        {"name": name, "in": "query", "required": False, "schema": schema,
+         "description": description}
+        for name, (schema, description) in route.query.items()
     ]  # fmt: skip
     if route.idempotent:
         parameters.append(_IDEMPOTENCY_KEY)

@@ -118,6 +118,16 @@ def pointer_error(status: int, code: str, message: str, pointer: str) -> Reply:
     )
 
 
+def query_error(name: str, value: str, expected: str) -> Reply:
+    """400 `invalid_query`: the query parameter `name` has a value it cannot have."""
+    return error_reply(
+        400,
+        "invalid_query",
+        f"{name}={value!r}: {expected}",
+        [{"pointer": f"/query/{name}", "code": "invalid_query", "message": expected}],
+    )
+
+
 def _title(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -158,3 +168,5 @@ class Route:
     hot: bool = False
     #: Honours `Idempotency-Key` (see `ferroscore.idempotency`).
     idempotent: bool = False
+    #: Query parameters: name → (JSON schema, description), for the OpenAPI document.
+    query: Mapping[str, tuple[dict[str, Any], str]] = field(default_factory=dict)

@@ -132,3 +132,78 @@ def test_bad_outcomes_get_a_precise_4xx(
     assert (got, problem["code"]) == (status, code), problem
     if pointer is not None:
         assert problem["errors"][0]["pointer"] == pointer
+
+
+def _record(i: int) -> dict[str, Any]:
+    names = [n.replace(" ", "_") for n in DATA.feature_names]
+    return {"features": dict(zip(names, map(float, DATA.data[i]), strict=True))}
+
+
+def test_the_callers_own_id_is_kept_echoed_and_searchable(server: ServerProcess) -> None:
+    status, scored = server.request("POST", SCORE, _json({"id": "pay-8812", **_record(0)}))
+    assert (status, scored["id"]) == (200, "pay-8812"), scored
+    # Without one in the body, the X-Request-ID header is the caller's reference.
+    status, by_header = server.request("POST", SCORE, _json({"rows": [_record(1), _record(2)]}),
+                                       headers={"x-request-id": "loan-app-77"})  # fmt: skip
+    assert (status, by_header["id"]) == (200, "loan-app-77"), by_header
+    status, body = _read_back(server, scored["request_id"])
+    assert [d["reference"] for d in body["decisions"]] == ["pay-8812"]
+    assert _read_back(server, by_header["request_id"])[0] == 200
+    status, page = server.request("GET", "/v1/decisions?reference=loan-app-77")
+    assert status == 200, page
+    assert [(d["request_id"], d["row_index"]) for d in page["decisions"]] == [
+        (by_header["request_id"], 1), (by_header["request_id"], 0)]  # fmt: skip
+    # An id that is neither a string nor an integer is refused where it is.
+    status, refused = server.request("POST", SCORE, _json({"id": {"no": 1}, **_record(0)}))
+    assert (status, refused["errors"][0]["pointer"]) == (422, "/id")
+
+
+def test_pages_neither_repeat_nor_skip_while_decisions_arrive(server: ServerProcess) -> None:
+    since = _now()
+    first = [_scored(server, i) for i in range(7)]
+    for request_id in first:
+        assert _read_back(server, request_id)[0] == 200
+    seen: list[str] = []
+    path = f"/v1/decisions?since={since}&limit=3"
+    status, page = server.request("GET", path)
+    while True:
+        assert status == 200, page
+        seen += [d["request_id"] for d in page["decisions"]]
+        if len(seen) == 3:
+            # Newer decisions arrive between two pages.
+            for request_id in [_scored(server, i) for i in range(2)]:
+                assert _read_back(server, request_id)[0] == 200
+        if page["next_cursor"] is None:
+            break
+        status, page = server.request("GET", f"{path}&cursor={page['next_cursor']}")
+    assert seen == first[::-1]
+    status, everything = server.request("GET", f"/v1/decisions?since={since}&model={DEMO_MODEL}"
+                                               "&version=1&role=champion")  # fmt: skip
+    assert len(everything["decisions"]) == 9
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+    from urllib.parse import quote
+
+    return quote(datetime.now(UTC).isoformat())
+
+
+def _scored(server: ServerProcess, i: int) -> str:
+    status, scored = server.request("POST", SCORE, _json(_record(i)))
+    assert status == 200, scored
+    return str(scored["request_id"])
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [("limit=0", "limit"), ("limit=1001", "limit"), ("since=yesterday", "since"),
+     ("until=2026-01-01T00:00:00", "until"), ("cursor=bm9wZQ", "cursor"),
+     ("version=x", "version"), ("role=judge", "role")],
+)  # fmt: skip
+def test_bad_list_queries_get_a_400_with_a_pointer(
+    server: ServerProcess, query: str, name: str
+) -> None:
+    status, body = server.request("GET", f"/v1/decisions?{query}")
+    assert (status, body["code"]) == (400, "invalid_query"), body
+    assert body["errors"][0]["pointer"] == f"/query/{name}"

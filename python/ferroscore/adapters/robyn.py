@@ -43,6 +43,7 @@ from os import urandom
 from pathlib import Path
 from time import monotonic, perf_counter, sleep, time
 from typing import Any
+from urllib.parse import unquote_plus
 
 from robyn import Request, Response, Robyn
 from robyn.argument_parser import Config
@@ -90,6 +91,13 @@ def to_call(request: Request, route: Route) -> Call:
         call.request_id = given
     if not route.hot:
         call.state = {"peer": request.ip_addr}
+        # Robyn leaves the query percent-encoded (its issue #1438); a repeated name's last
+        # value counts, as Robyn's own `get` has it. The hot route's flags never need it.
+        raw: dict[str, list[str]] = request.query_params.to_dict()
+        decoded: dict[str, str] = {
+            unquote_plus(k): unquote_plus(v[-1]) for k, v in raw.items() if v
+        }
+        call.query = decoded
         if "multipart/form-data" in (headers.get("content-type") or ""):
             # Robyn keeps a form's text fields by name, but its files only by file name.
             call.form = {k: v.encode() for k, v in request.form_data.items()}

@@ -1,8 +1,10 @@
-"""The decision log read back — a request's decisions, by the `request_id` its answer carried —
-and the outcome that arrives later (the ground truth), each within the caller's tenant."""
+"""The decision log read back — a request's decisions, by the `request_id` its answer carried,
+or a page of them by model, time, decision or the caller's own reference — and the outcome that
+arrives later (the ground truth), each within the caller's tenant."""
 
 from __future__ import annotations
 
+import base64
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -10,7 +12,15 @@ from typing import Any
 import orjson
 from psycopg.rows import dict_row
 
-from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply, pointer_error
+from ferroscore.pipeline import (
+    Call,
+    Handler,
+    Reply,
+    error_reply,
+    json_reply,
+    pointer_error,
+    query_error,
+)
 from ferroscore.service import Service
 
 #: The body of `POST /v1/decisions/{request_id}/outcome`, as the OpenAPI document shows it.
@@ -26,12 +36,32 @@ OUTCOME = {
 }  # fmt: skip
 _OUTCOME_COLUMNS = "label, amount, observed_at, recorded_at"
 
+_ROW = "role, row_index, model, version, features, score AS scores, decision, reference, created_at"
 #: Champion rows first, then the shadow's, each in the order of the request's records.
 _QUERY = (
-    "SELECT role, row_index, model, version, features, score AS scores, decision, created_at"
-    " FROM decisions WHERE tenant = %s AND request_id = %s"
+    f"SELECT {_ROW} FROM decisions WHERE tenant = %s AND request_id = %s"
     " ORDER BY role <> 'champion', role, row_index"
 )
+#: A page's order, newest first: the decision table's unique key, so a cursor (the last row's
+#: key) resumes exactly after it, whatever was written meanwhile.
+_KEY = "created_at, request_id, row_index, model, version"
+LIMIT, MAX_LIMIT = 100, 1000
+
+_TIME = {"type": "string", "format": "date-time"}
+#: The list's query parameters, as the OpenAPI document shows them.
+LIST_QUERY: dict[str, tuple[dict[str, Any], str]] = {
+    "model": ({"type": "string"}, "only this model's decisions"),
+    "version": ({"type": "integer", "minimum": 1}, "only this version's (with model)"),
+    "since": (_TIME, "made at or after this time (RFC 3339, with its offset)"),
+    "until": (_TIME, "made before this time"),
+    "decision": ({"type": "string"}, "only rows with this decision"),
+    "reference": ({"type": "string"}, "only the request the caller gave this id"),
+    "role": ({"enum": ["champion", "shadow"]},
+             "only the answering version's rows, or the shadow's"),
+    "limit": ({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+              f"rows per page (default {LIMIT})"),
+    "cursor": ({"type": "string"}, "the next_cursor of the page before"),
+}  # fmt: skip
 
 
 def get(service: Service) -> Handler:
@@ -56,6 +86,97 @@ def get(service: Service) -> Handler:
         return json_reply(200, answer)
 
     return handle
+
+
+def list_page(service: Service) -> Handler:
+    """`GET /v1/decisions`: the caller's decision rows, newest first, a page at a time. The
+    answer's `next_cursor` (null on the last page) asks for the page after: pages never
+    repeat a row nor skip one that was there when the first page was read."""
+
+    def handle(call: Call) -> Reply:
+        parsed = _filters(call.query)
+        if isinstance(parsed, Reply):
+            return parsed
+        where, args, limit = parsed
+        newest_first = ", ".join(k + " DESC" for k in _KEY.split(", "))
+        sql = (f"SELECT request_id, {_ROW} FROM decisions WHERE tenant = %s{where}"
+               f" ORDER BY {newest_first} LIMIT %s")  # fmt: skip
+        with service.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(sql, [call.tenant, *args, limit + 1]).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = _cursor(rows[-1]) if more else None
+        for row in rows:
+            row["created_at"] = row["created_at"].isoformat()
+        return json_reply(200, {"decisions": rows, "next_cursor": cursor})
+
+    return handle
+
+
+def _cursor(row: dict[str, Any]) -> str:
+    key = [row["created_at"].isoformat(), row["request_id"], row["row_index"], row["model"],
+           row["version"]]  # fmt: skip
+    return base64.urlsafe_b64encode(orjson.dumps(key)).decode().rstrip("=")
+
+
+def _filters(query: Any) -> tuple[str, list[Any], int] | Reply:
+    """The SQL conditions (after the tenant's), their arguments and the page size that the
+    query parameters ask for, or the 400 that refuses them."""
+    where: list[str] = []
+    args: list[Any] = []
+    for name in ("model", "decision", "reference", "role"):
+        if (value := query.get(name, None)) is not None:
+            if name == "role" and value not in ("champion", "shadow"):
+                return query_error(name, value, "champion or shadow")
+            where.append(f"{name} = %s")
+            args.append(value)
+    if (version := query.get("version", None)) is not None:
+        if not (version.isdigit() and 0 < int(version) < 2**31):
+            return query_error("version", version, "a positive integer")
+        where.append("version = %s")
+        args.append(int(version))
+    for name, op in (("since", ">="), ("until", "<")):
+        if (raw := query.get(name, None)) is not None:
+            when = _time(raw)
+            if when is None:
+                return query_error(name, raw, "an RFC 3339 time with its offset")
+            where.append(f"created_at {op} %s")
+            args.append(when)
+    limit = LIMIT
+    if (raw := query.get("limit", None)) is not None:
+        if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+            return query_error("limit", raw, f"an integer from 1 to {MAX_LIMIT}")
+        limit = int(raw)
+    if (raw := query.get("cursor", None)) is not None:
+        key = _decoded_cursor(raw)
+        if key is None:
+            return query_error("cursor", raw, "the next_cursor of an earlier page")
+        where.append(f"({_KEY}) < (%s, %s, %s, %s, %s)")
+        args.extend(key)
+    return "".join(" AND " + w for w in where), args, limit
+
+
+def _time(raw: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(raw.upper().replace(" ", "+"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def _decoded_cursor(raw: str) -> list[Any] | None:
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    shapes = (str, str, int, str, int)
+    if not isinstance(key, list) or len(key) != len(shapes):
+        return None
+    pairs = zip(key, shapes, strict=True)
+    if not all(isinstance(k, t) and not isinstance(k, bool) for k, t in pairs):
+        return None
+    when = _time(key[0])
+    return None if when is None else [when, *key[1:]]
 
 
 def post_outcome(service: Service) -> Handler:

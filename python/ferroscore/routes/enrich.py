@@ -38,6 +38,7 @@ def enrich(
     partial: bool,
     explain: int,
     caller: Caller | None,
+    reference: str | None = None,
 ) -> tuple[Reply, Decision | None, Enrichment | None]:
     """The reply, the decision to log (None when the request was not scored) and what the
     hook supplied. The enrichment, the scoring and the `decider` (the model's decision hook,
@@ -57,7 +58,9 @@ def enrich(
         enrichment = Enrichment(hook.name, parsed.valid, supplied)
         fill(parsed, endpoint, enrichment)
         progress.enter(decider)
-        response, decision = parsed.finish(explain=explain, request_id=request_id)
+        response, decision = parsed.finish(
+            explain=explain, request_id=request_id, reference=reference
+        )
         if decider is None:
             return Reply(200, response), decision, enrichment
         progress.partial = (decision, enrichment)

@@ -17,7 +17,7 @@ from ferroscore._core import (
     SpoolFullError,
 )
 from ferroscore.metrics import count_failures
-from ferroscore.pipeline import Call, Handler, Reply, error_reply
+from ferroscore.pipeline import Call, Handler, Reply, error_reply, query_error
 from ferroscore.routes.decide import decide
 from ferroscore.routes.enrich import enrich
 from ferroscore.routes.shadow import shadow_job
@@ -52,15 +52,6 @@ def unrecorded(e: Exception) -> Reply:
     return reply
 
 
-def _bad_query(name: str, value: str, expected: str) -> Reply:
-    return error_reply(
-        400,
-        "invalid_query",
-        f"{name}={value!r}: {expected}",
-        [{"pointer": f"/query/{name}", "code": "invalid_query", "message": expected}],
-    )
-
-
 def score(service: Service) -> Handler:
     served_to, record = service.catalog.of, service.decisions.record
     # None without hooks: the hot path then pays one comparison for each kind.
@@ -79,13 +70,13 @@ def score(service: Service) -> Handler:
         query = call.query
         if (flag := query.get("partial", None)) is not None:
             if flag.lower() not in _FLAGS:
-                return _bad_query("partial", flag, "use true or false")
+                return query_error("partial", flag, "use true or false")
             partial = _FLAGS[flag.lower()]
         explain = 0
         if (k := query.get("explain", None)) is not None:
             width = served.champion.model.n_features
             if not (k.isdigit() and int(k) <= width):
-                return _bad_query("explain", k, f"an integer from 0 to {width}")
+                return query_error("explain", k, f"an integer from 0 to {width}")
             explain = int(k)
         enrichment = None
         decider = hooked.get(name) if hooked is not None else None
@@ -94,14 +85,16 @@ def score(service: Service) -> Handler:
                 reply, scored, enrichment = enrich(
                     service, enricher, decider, served.champion, call.body,
                     ndjson=ndjson, partial=partial, explain=explain, caller=call.caller,
+                    reference=call.request_id,
                 )  # fmt: skip
                 if scored is None:
                     return reply
                 decision = scored
             else:
                 body, decision = served.champion.score(
-                    call.body, ndjson=ndjson, partial=partial, explain=explain
-                )
+                    call.body, ndjson=ndjson, partial=partial, explain=explain,
+                    reference=call.request_id,
+                )  # fmt: skip
                 if decider is not None:
                     reply, decision = decide(
                         service, decider, served.champion, call.body, ndjson, body, decision,
@@ -118,7 +111,8 @@ def score(service: Service) -> Handler:
             call.request_id = decision.request_id
         if served.shadow is not None and random.random() < served.share:
             job = shadow_job(service, served.shadow, call.body, ndjson=ndjson, partial=partial,
-                             request_id=decision.request_id, enrichment=enrichment,
+                             request_id=decision.request_id, reference=decision.reference,
+                             enrichment=enrichment,
                              caller=call.caller)  # fmt: skip
             service.shadow.submit(served.shadow, job, tenant)
         return reply

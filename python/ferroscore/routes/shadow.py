@@ -22,6 +22,7 @@ def shadow_job(
     ndjson: bool,
     partial: bool,
     request_id: str,
+    reference: str | None,
     enrichment: Enrichment | None,
     caller: Caller | None,
 ) -> ShadowJob:
@@ -30,7 +31,7 @@ def shadow_job(
     def run() -> Decision | None:
         if enrichment is None:
             response, decision = endpoint.score(
-                body, ndjson=ndjson, partial=partial, request_id=request_id
+                body, ndjson=ndjson, partial=partial, request_id=request_id, reference=reference
             )
         else:
             parsed = endpoint.prepare(body, ndjson=ndjson, partial=partial)
@@ -38,7 +39,7 @@ def shadow_job(
                 raise HookFailed(f"its schema accepts other rows than the champion's, so "
                                  f"{enrichment.hook}'s values do not apply")  # fmt: skip
             fill(parsed, endpoint, enrichment, shadow=True)
-            response, decision = parsed.finish(request_id=request_id)
+            response, decision = parsed.finish(request_id=request_id, reference=reference)
         hook = service.hooks.decide.get(endpoint.name)
         if hook is not None:
             _, decision = decide(

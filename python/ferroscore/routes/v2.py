@@ -125,7 +125,11 @@ def infer(service: Service, score: Handler) -> Handler:
             return error(e.status, str(e))
         body = orjson.dumps({"rows": [{"features": r} for r in rows]})
         params = {"name": served.champion.name}
-        native = score(Call("POST", call.path, params, {}, {}, body, caller=call.caller))
+        native_call = Call("POST", call.path, params, {}, {}, body, caller=call.caller)
+        # The inference request's "id" is the caller's reference, as a native body's is.
+        given = request.get("id")
+        native_call.request_id = given if isinstance(given, str) and given else call.request_id
+        native = score(native_call)
         answer = orjson.loads(native.body)
         if native.status != 200:
             return error(400 if native.status == 422 else native.status, _message(answer))

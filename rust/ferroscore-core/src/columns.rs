@@ -59,6 +59,7 @@ pub fn read_columns(
         errors: Vec::new(),
         batch: true,
         explain: None,
+        reference: None,
         // Context columns stay the table's own, carried to the output as they are.
         context: Vec::new(),
         n_context: 0,

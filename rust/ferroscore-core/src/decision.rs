@@ -1,6 +1,6 @@
 //! A scored request as rows of PostgreSQL's COPY text format, ready for the decision log's
 //! `COPY decisions (request_id, row_index, model, version, features, score, created_at,
-//! decision, role, tenant)`.
+//! decision, role, tenant, reference)`.
 //! Formatting here, in one pass per row, keeps Python out of the per-row work.
 
 use crate::endpoint::{write_number, Endpoint, Scored};
@@ -53,6 +53,11 @@ pub fn copy_rows(
         escape(out, role.as_bytes());
         out.push(b'\t');
         escape(out, tenant.as_bytes());
+        out.push(b'\t');
+        match &scored.rows.reference {
+            Some(r) => escape(out, r.as_bytes()),
+            None => out.extend_from_slice(b"\\N"),
+        }
         out.push(b'\n');
     }
 }

@@ -333,6 +333,10 @@ impl Endpoint {
         out.extend_from_slice(b"{\"request_id\":\"");
         out.extend_from_slice(s.request_id.as_bytes());
         out.push(b'"');
+        if let Some(reference) = &s.rows.reference {
+            out.extend_from_slice(b",\"id\":");
+            write_string(&mut out, reference);
+        }
         out.extend_from_slice(&self.response_middle);
         if s.rows.batch {
             out.extend_from_slice(b"\"scores\":[");

@@ -85,6 +85,9 @@ pub struct Rows {
     pub batch: bool,
     /// The body's `"explain": k`: how many reasons each row asks for.
     pub explain: Option<usize>,
+    /// The caller's own id for the request: the body's top-level `"id"` (a string or an
+    /// integer), recorded with the decision and echoed in the response.
+    pub reference: Option<String>,
 }
 
 impl Rows {
@@ -395,6 +398,17 @@ fn read_request(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
                         "\"explain\" must be an integer from 0 to {}, the model's input count",
                         ctx.width()
                     ),
+                ),
+            },
+            b"id" => match read_scalar(r, ctx)? {
+                Scalar::Str(id) if !id.is_empty() => ctx.rows.reference = Some(id.into_owned()),
+                Scalar::Num(Number::Int(id)) => ctx.rows.reference = Some(id.to_string()),
+                _ => ctx.report(
+                    || "/id".into(),
+                    Code::Type,
+                    "\"id\", your own reference for the request, must be a non-empty string or an \
+                     integer"
+                        .into(),
                 ),
             },
             b"partial" => match read_scalar(r, ctx)? {

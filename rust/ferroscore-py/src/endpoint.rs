@@ -120,7 +120,10 @@ impl Endpoint {
     /// with `ndjson`, one record per line. Returns the response JSON and the decision to
     /// record. With `partial`, a batch scores its valid rows and reports the others; with
     /// `explain`, each row carries its top reasons (the body's `"explain"` overrides it).
-    #[pyo3(signature = (body, *, ndjson=false, partial=false, explain=0, request_id=None))]
+    /// `reference` is the caller's own id for the request (its X-Request-ID) when the body
+    /// has no `"id"`: recorded with the decision and echoed as the response's `"id"`.
+    #[pyo3(signature = (body, *, ndjson=false, partial=false, explain=0, request_id=None, reference=None))]
+    #[allow(clippy::too_many_arguments)]
     fn score<'py>(
         &self,
         py: Python<'py>,
@@ -129,12 +132,17 @@ impl Endpoint {
         partial: bool,
         explain: usize,
         request_id: Option<String>,
+        reference: Option<String>,
     ) -> PyResult<(Bound<'py, PyBytes>, Decision)> {
         let bytes = body_bytes(py, body)?;
         let format = if ndjson { Format::Ndjson } else { Format::Json };
         let endpoint = self.inner.as_ref();
         match release_gil_if(py, bytes.len() >= DETACH_ABOVE_BYTES, || {
-            endpoint.score(bytes, format, partial, explain, request_id)
+            let mut rows = endpoint.parse(bytes, format, partial)?;
+            if rows.reference.is_none() {
+                rows.reference = reference;
+            }
+            Ok::<_, core::RequestError>(endpoint.answer(rows, explain, request_id))
         }) {
             Ok(mut scored) => {
                 let response = PyBytes::new(py, &std::mem::take(&mut scored.response));
@@ -288,18 +296,22 @@ impl Parsed {
     }
 
     /// Scores the rows and writes the response, as `Endpoint.score` would have: the response
-    /// bytes and the decision to log. Once only.
-    #[pyo3(signature = (*, explain=0, request_id=None))]
+    /// bytes and the decision to log. Once only. `reference` as for `Endpoint.score`.
+    #[pyo3(signature = (*, explain=0, request_id=None, reference=None))]
     fn finish<'py>(
         &mut self,
         py: Python<'py>,
         explain: usize,
         request_id: Option<String>,
+        reference: Option<String>,
     ) -> PyResult<(Bound<'py, PyBytes>, Decision)> {
-        let rows = self
+        let mut rows = self
             .rows
             .take()
             .ok_or_else(|| PyValueError::new_err("this request was already scored"))?;
+        if rows.reference.is_none() {
+            rows.reference = reference;
+        }
         let endpoint = self.endpoint.as_ref();
         let big = rows.len() >= DETACH_ABOVE_ROWS;
         let mut scored = release_gil_if(py, big, || endpoint.answer(rows, explain, request_id));
@@ -383,6 +395,12 @@ impl Decision {
         self.endpoint.name()
     }
 
+    /// The caller's own id for the request, if it gave one.
+    #[getter]
+    fn reference(&self) -> Option<&str> {
+        self.scored.rows.reference.as_deref()
+    }
+
     #[getter]
     fn version(&self) -> i64 {
         self.endpoint.version()
@@ -407,7 +425,8 @@ impl Decision {
     }
 
     /// The scored rows as PostgreSQL COPY text lines for `COPY decisions (request_id,
-    /// row_index, model, version, features, score, created_at, decision, role, tenant)`.
+    /// row_index, model, version, features, score, created_at, decision, role, tenant,
+    /// reference)`.
     #[pyo3(signature = (role="champion", tenant="default"))]
     fn copy_rows<'py>(&self, py: Python<'py>, role: &str, tenant: &str) -> Bound<'py, PyBytes> {
         let mut out = Vec::with_capacity(1024);
