@@ -10,7 +10,17 @@ from dataclasses import replace
 from ferroscore import idempotency, openapi
 from ferroscore.auth import Guard
 from ferroscore.pipeline import Handler, Route
-from ferroscore.routes import decisions, docs, extensions, health, models, score, v2, versions
+from ferroscore.routes import (
+    decisions,
+    docs,
+    extensions,
+    health,
+    models,
+    monitoring,
+    score,
+    v2,
+    versions,
+)
 from ferroscore.service import Service
 
 MODEL = "/v1/models/{name}"
@@ -95,6 +105,11 @@ def routes(service: Service) -> list[Route]:
         r("DELETE", MODEL + "/shadow", versions.delete_shadow(s), "Stop the shadow",
           scope="admin"),
         r("GET", MODEL + "/audit", versions.audit(s), "Every change to a model, oldest first"),
+        r("GET", MODEL + "/monitoring", monitoring.get(s),
+          "Drift of each feature and of the score against the registered profile, and AUC, "
+          "log-loss and calibration where outcomes arrived, over a window of the log",
+          query=monitoring.QUERY,
+          responses={200: "the report", 400: "a query parameter it cannot take"}),
         r("GET", "/v1/decisions", decisions.list_page(s),
           "The caller's decisions, newest first, a page at a time", query=decisions.LIST_QUERY,
           responses={200: "a page of rows and the cursor of the next (null on the last)",

@@ -141,6 +141,9 @@ SETTINGS: tuple[Setting, ...] = (
             "a full disk) scoring answers 503 with `Retry-After`", 1, 1 << 20),
     Setting("decision_flush_ms", "FERROSCORE_DECISION_FLUSH_MS", 200,
             "how often the spool's recent decisions are moved into PostgreSQL", 1, 60_000),
+    Setting("decision_retention_days", "FERROSCORE_DECISION_RETENTION_DAYS", 0,
+            "decisions older than this many days are dropped, a daily partition at a time "
+            "(checked hourly); 0 keeps them all", 0, 36_500),
     Setting("db_pool_size", "FERROSCORE_DB_POOL_SIZE", 4, "database connections per process",
             2, 100),
     Setting("log_level", "FERROSCORE_LOG_LEVEL", "INFO", "log level",
@@ -208,6 +211,7 @@ class Settings:
     spool_dir: str | None
     spool_max_mb: int
     decision_flush_ms: int
+    decision_retention_days: int
     db_pool_size: int
     log_level: str
     log_format: str

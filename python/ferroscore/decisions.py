@@ -22,6 +22,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from ferroscore import partitions
 from ferroscore._core import Decision, Spool, SpoolLockedError
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ _MOVE = (
     f"INSERT INTO decisions ({_COLUMNS}) SELECT {_COLUMNS} FROM decisions_in ON CONFLICT DO NOTHING"
 )
 _MAX_BACKOFF_S = 5.0
+#: Seconds between two rounds of partition upkeep (see `ferroscore.partitions`).
+MAINTAIN_EVERY_S = 3600.0
 #: The file naming the database a spool directory's decisions belong to.
 _OWNER = "database"
 
@@ -68,6 +71,7 @@ class DecisionLog:
         directory: Path,
         max_bytes: int,
         flush_interval_s: float,
+        retention_days: int = 0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"decision log mode {mode!r}: use one of {', '.join(MODES)}")
@@ -77,6 +81,8 @@ class DecisionLog:
         self.directory = directory
         self.max_bytes = max_bytes
         self.flush_interval_s = flush_interval_s
+        self.retention_days = retention_days
+        self._maintained_at = -MAINTAIN_EVERY_S
         self.spool: Spool | None = None
         self._identity = ""
         self._wake = threading.Event()
@@ -193,6 +199,7 @@ class DecisionLog:
                      len(replaying))  # fmt: skip
         self._adopt_orphans()
         while not self._closing.is_set():
+            self._maintain()
             try:
                 spool.seal()
                 for segment in spool.sealed():
@@ -204,6 +211,18 @@ class DecisionLog:
                 self._flushed.notify_all()
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
+
+    def _maintain(self) -> None:
+        """The decision table's partitions, hourly: made ahead, dropped past retention."""
+        if time.monotonic() - self._maintained_at < MAINTAIN_EVERY_S:
+            return
+        try:
+            with self._pool.connection(timeout=5) as conn:
+                partitions.maintain(conn, self.retention_days)
+            self._maintained_at = time.monotonic()
+        except psycopg.Error as e:
+            log.warning("decision log: partition upkeep failed (%s); trying again in a minute", e)
+            self._maintained_at = time.monotonic() - MAINTAIN_EVERY_S + 60
 
     def _flush_segment(self, spool: Spool, segment: int) -> bool:
         """Moves one segment into PostgreSQL, retrying while the database is away; False when

@@ -107,6 +107,7 @@ class Service:
             directory=settings.spool_directory(),
             max_bytes=settings.spool_max_mb << 20,
             flush_interval_s=settings.decision_flush_ms / 1000,
+            retention_days=settings.decision_retention_days,
         )
         self.shadow = ShadowScorer(self.decisions)
         self.hooks = hooks.load(settings.hooks)

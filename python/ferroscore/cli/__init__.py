@@ -1,37 +1,25 @@
 """The `ferroscore` command: `serve` and `migrate` run the service; `models ...` drive a running
 server's lifecycle API; `schema infer` writes a model's input schema from its training data;
-`score` scores files offline; `config` prints the settings table."""
+`score` scores files offline; `decisions` exports the decision log and charts drift; `config`
+prints the settings table."""
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ferroscore._core import FerroscoreError, Model, __version__
-from ferroscore.cli.client import ApiError, Client
+from ferroscore.cli.client import Client
+from ferroscore.cli.common import console, json_option, load_settings, run, show, url_option
+from ferroscore.cli.decisions import decisions
 from ferroscore.cli.keys import keys
 from ferroscore.cli.score import score
-from ferroscore.config import ConfigError, Settings, markdown_table
-from ferroscore.logs import configure
-
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as e:
-        raise click.ClickException(f"configuration error: {e}") from None
-    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    configure(settings.log_level, settings.log_format)
-    return settings
+from ferroscore.config import markdown_table
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,10 +45,11 @@ def serve(
     # Before anything starts a thread: numpy's OpenBLAS starts its own at import, and a
     # thread that does not block SIGTERM would let Robyn take it.
     block_stop_signals()
-    from ferroscore.cli.serve import serve as run
+    from ferroscore.cli.serve import serve as serve_until_stopped
 
-    settings = _settings(host=host, port=port, processes=processes, workers=workers, hooks=hooks)
-    sys.exit(run(settings))
+    settings = load_settings(host=host, port=port, processes=processes, workers=workers,
+                             hooks=hooks)  # fmt: skip
+    sys.exit(serve_until_stopped(settings))
 
 
 @cli.command()
@@ -68,7 +57,7 @@ def migrate() -> None:
     """Apply the database migrations and exit."""
     from ferroscore.cli.serve import migrate_only
 
-    sys.exit(migrate_only(_settings()))
+    sys.exit(migrate_only(load_settings()))
 
 
 @cli.command()
@@ -80,65 +69,14 @@ def config(markdown: bool) -> None:
         return
     from ferroscore.config import SETTINGS
 
-    settings = _settings()
+    settings = load_settings()
     table = Table("variable", "value", "default", "meaning")
     for s in SETTINGS:
         table.add_row(s.env, str(getattr(settings, s.field)), s.shown_default(), s.meaning)
-    _console().print(table)
+    console().print(table)
 
 
 # -- models -----------------------------------------------------------------------------------
-
-url_option = click.option(
-    "--url", envvar="FERROSCORE_URL", default=DEFAULT_URL, show_default=True,
-    help="the server's base URL (or FERROSCORE_URL)",
-)  # fmt: skip
-json_option = click.option("--json", "as_json", is_flag=True, help="print JSON, for scripts")
-
-
-def api_key() -> str | None:
-    """FERROSCORE_API_KEY, else the development key `ferroscore serve` made for its embedded
-    database (in FERROSCORE_DATA_DIR), if there is one."""
-    import os
-
-    from ferroscore.devkey import read_dev_key
-
-    return os.environ.get("FERROSCORE_API_KEY") or read_dev_key(_settings().data_dir)
-
-
-def _run(url: str, call: Any) -> Any:
-    try:
-        return call(Client(url, api_key()))
-    except ApiError as e:
-        raise click.ClickException(str(e)) from None
-
-
-def _print(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
-        return
-    rows = data if isinstance(data, list) else [data]
-    cols = columns or (list(rows[0]) if rows else [])
-    table = Table(*cols)
-    for r in rows:
-        table.add_row(*(_cell(c, r.get(c)) for c in cols))
-    _console().print(table)
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if column == "sha256":
-        return str(value)[:12]
-    if column == "created_at":
-        return str(value)[:19].replace("T", " ")
-    return str(value)
-
-
-def _console() -> Console:
-    # Piped output is not cut at 80 columns.
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
 
 
 @cli.group()
@@ -151,9 +89,9 @@ def models() -> None:
 @json_option
 def models_list(url: str, as_json: bool) -> None:
     """Every model with its active, shadow and latest versions."""
-    found = _run(url, lambda c: c.get("/v1/registry"))["models"]
+    found = run(url, lambda c: c.get("/v1/registry"))["models"]
     cols = ["name", "active_version", "shadow_version", "shadow_share", "latest_version"]
-    _print(found, as_json, cols)
+    show(found, as_json, cols)
 
 
 @models.command("versions")
@@ -162,10 +100,10 @@ def models_list(url: str, as_json: bool) -> None:
 @json_option
 def models_versions(name: str, url: str, as_json: bool) -> None:
     """Every version of NAME."""
-    found = _run(url, lambda c: c.get(f"/v1/models/{name}/versions"))["versions"]
+    found = run(url, lambda c: c.get(f"/v1/models/{name}/versions"))["versions"]
     cols = ["version", "active", "shadow", "format", "n_features", "objective", "created_at",
             "sha256"]  # fmt: skip
-    _print(found, as_json, cols)
+    show(found, as_json, cols)
 
 
 @models.command("push")
@@ -225,13 +163,13 @@ def models_push(
             created["active"] = True
         return created
 
-    created = _run(url, push)
+    created = run(url, push)
     cols = ["name", "version", "active", "format", "n_features", "objective", "sha256"]
-    _print(created, as_json, cols)
+    show(created, as_json, cols)
 
 
 def _status(url: str, as_json: bool, call: Any) -> None:
-    status = _run(url, call)
+    status = run(url, call)
     shadow = status.get("shadow") or {}
     row = {
         "name": status["name"],
@@ -240,7 +178,7 @@ def _status(url: str, as_json: bool, call: Any) -> None:
         "shadow_version": shadow.get("version"),
         "shadow_share": shadow.get("share"),
     }
-    _print(status if as_json else row, as_json)
+    show(status if as_json else row, as_json)
 
 
 @models.command("activate")
@@ -294,7 +232,7 @@ def models_shadow(
 @url_option
 def models_delete(name: str, version: int, url: str) -> None:
     """Delete an inactive VERSION of NAME."""
-    _run(url, lambda c: c.delete(f"/v1/models/{name}/versions/{version}"))
+    run(url, lambda c: c.delete(f"/v1/models/{name}/versions/{version}"))
     click.echo(f"deleted {name} v{version}")
 
 
@@ -363,6 +301,7 @@ def schema_infer(
 
 cli.add_command(score)
 cli.add_command(keys)
+cli.add_command(decisions)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,34 +4,16 @@ or the embedded one), as the operator who runs the service manages them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-import psycopg
 from rich.console import Console
 from rich.table import Table
 
 from ferroscore import keys as store
-from ferroscore.config import ConfigError, Settings
+from ferroscore.cli.database import with_database
 
 T = TypeVar("T")
-
-
-def _with_database(work: Callable[[psycopg.Connection[Any]], T]) -> T:
-    from ferroscore.cli.serve import database_url
-    from ferroscore.migrations import migrate
-
-    try:
-        settings = Settings.from_env()
-        conninfo = database_url(settings)
-        migrate(settings.session_url(conninfo))
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            return work(conn)
-    except ConfigError as e:
-        raise click.ClickException(f"configuration error: {e}") from None
-    except psycopg.Error as e:
-        raise click.ClickException(f"database: {e}") from None
 
 
 @click.group()
@@ -65,7 +47,7 @@ def create(
         rate_per_s = store.parse_rate(rate) if rate else None
         lifetime = store.parse_duration(expires) if expires else None
         wanted = [s.strip() for s in scopes.split(",") if s.strip()]
-        token, key = _with_database(
+        token, key = with_database(
             lambda conn: store.create(
                 conn,
                 tenant,
@@ -93,7 +75,7 @@ def create(
 @click.option("--json", "as_json", is_flag=True, help="print JSON, for scripts")
 def list_keys(tenant: str | None, as_json: bool) -> None:
     """Every key (never its token): id, tenant, scopes, rate, expiry, revocation."""
-    found = [_row(k) for k in _with_database(lambda conn: store.listed(conn, tenant))]
+    found = [_row(k) for k in with_database(lambda conn: store.listed(conn, tenant))]
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -110,7 +92,7 @@ def list_keys(tenant: str | None, as_json: bool) -> None:
 @click.argument("key_id")
 def revoke(key_id: str) -> None:
     """Revoke the key KEY_ID: every serving process refuses it within seconds."""
-    if not _with_database(lambda conn: store.revoke(conn, key_id)):
+    if not with_database(lambda conn: store.revoke(conn, key_id)):
         raise click.ClickException(f"no live key {key_id!r}")
     click.echo(f"revoked {key_id}")
 

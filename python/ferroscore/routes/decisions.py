@@ -137,7 +137,7 @@ def _filters(query: Any) -> tuple[str, list[Any], int] | Reply:
         args.append(int(version))
     for name, op in (("since", ">="), ("until", "<")):
         if (raw := query.get(name, None)) is not None:
-            when = _time(raw)
+            when = rfc3339(raw)
             if when is None:
                 return query_error(name, raw, "an RFC 3339 time with its offset")
             where.append(f"created_at {op} %s")
@@ -156,7 +156,8 @@ def _filters(query: Any) -> tuple[str, list[Any], int] | Reply:
     return "".join(" AND " + w for w in where), args, limit
 
 
-def _time(raw: str) -> datetime | None:
+def rfc3339(raw: str) -> datetime | None:
+    """A query's RFC 3339 time, with its offset (a `+` read as a space is put back)."""
     try:
         when = datetime.fromisoformat(raw.upper().replace(" ", "+"))
     except ValueError:
@@ -175,7 +176,7 @@ def _decoded_cursor(raw: str) -> list[Any] | None:
     pairs = zip(key, shapes, strict=True)
     if not all(isinstance(k, t) and not isinstance(k, bool) for k, t in pairs):
         return None
-    when = _time(key[0])
+    when = rfc3339(key[0])
     return None if when is None else [when, *key[1:]]
 
 

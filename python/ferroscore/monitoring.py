@@ -1,0 +1,239 @@
+"""A model version's health over a window of its decision log: the distribution of each
+feature and of the score against the reference profile captured at registration (population
+stability index, PSI), and, where outcomes arrived, AUC, log-loss and calibration.
+
+PostgreSQL does the per-row work: it bins every logged value on the profile's own bin edges
+and counts, and ranks the scores for AUC. Python only sees counts (a few per feature and time
+bucket) and turns them into proportions and PSI.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+#: A feature by its name, or the score.
+Key = str | tuple[str]
+
+#: Proportions below this count as this, so that an empty bin does not make PSI infinite.
+PSI_FLOOR = 1e-4
+#: Above this, a distribution has shifted enough to look at (the usual rule of thumb).
+PSI_ALERT = 0.2
+CALIBRATION_BINS = 10
+BUCKETS = ("hour", "day")
+#: The score's key among the features' (whose keys are their names: strings).
+_SCORE = ("score",)
+
+# One scan of the window: each row's value of each profiled feature (and its score) in the
+# profile's bin. Numbers fall in [edge_i, edge_i+1) bins, clipped to the first and last;
+# categories (and booleans) count by the code the model reads; a missing value has no bin.
+_BINNED = """
+WITH spec AS (
+    SELECT * FROM jsonb_to_recordset(%(spec)s) AS s(name text, edges float8[], score boolean)
+),
+logged AS (
+    SELECT date_trunc(%(bucket)s, created_at) AS bucket, features,
+           (SELECT max(x) FROM unnest(score) x) AS p
+    FROM decisions
+    WHERE tenant = %(tenant)s AND model = %(model)s AND version = %(version)s
+      AND role = 'champion' AND created_at >= %(since)s AND created_at < %(until)s
+),
+valued AS (
+    SELECT l.bucket, s.name, s.score, s.edges,
+           CASE WHEN s.score THEN to_jsonb(l.p) ELSE l.features -> s.name END AS v
+    FROM logged l CROSS JOIN spec s
+)
+SELECT bucket, name, score,
+       CASE WHEN v IS NULL OR jsonb_typeof(v) = 'null' THEN NULL
+            WHEN jsonb_typeof(v) <> 'number' THEN NULL
+            WHEN edges IS NULL THEN ((v #>> '{}')::float8)::bigint::text
+            ELSE least(greatest(
+                width_bucket((v #>> '{}')::float8, edges), 1), cardinality(edges) - 1)::text
+       END AS bin,
+       count(*)
+FROM valued GROUP BY 1, 2, 3, 4 ORDER BY 1
+"""
+
+# The champion's score against the outcome of its request (every row of it), over the window:
+# counts, AUC by ranks (ties share their mean rank), log-loss and calibration bins.
+_OUTCOMES = """
+WITH scored AS (
+    SELECT (SELECT max(x) FROM unnest(d.score) x) AS p, (o.label > 0.5)::int AS y
+    FROM decisions d JOIN outcomes o USING (tenant, request_id)
+    WHERE d.tenant = %(tenant)s AND d.model = %(model)s AND d.version = %(version)s
+      AND d.role = 'champion' AND d.created_at >= %(since)s AND d.created_at < %(until)s
+),
+ranked AS (
+    SELECT p, y, rank() OVER (ORDER BY p) + (count(*) OVER (PARTITION BY p) - 1) / 2.0 AS r
+    FROM scored WHERE p IS NOT NULL AND p = p
+)
+SELECT (SELECT count(*) FROM ranked), (SELECT coalesce(sum(y), 0) FROM ranked),
+       (SELECT coalesce(sum(r), 0) FROM ranked WHERE y = 1),
+       (SELECT avg(-(y * ln(least(greatest(p, 1e-15), 1 - 1e-15))
+                     + (1 - y) * ln(1 - least(greatest(p, 1e-15), 1 - 1e-15)))) FROM ranked),
+       (SELECT coalesce(jsonb_agg(jsonb_build_array(b, n, mean_p, rate) ORDER BY b), '[]')
+        FROM (SELECT least(floor(p * %(bins)s)::int, %(bins)s - 1) AS b, count(*) AS n,
+                     avg(p) AS mean_p, avg(y) AS rate
+              FROM ranked GROUP BY 1) cal)
+"""
+
+
+def psi(actual: dict[str, int], expected: dict[str, float]) -> float | None:
+    """Population stability index of the counts `actual` against the proportions
+    `expected`, over the bins of both; None when nothing was counted."""
+    total = sum(actual.values())
+    if total == 0:
+        return None
+    out = 0.0
+    for b in set(actual) | set(expected):
+        a = max(actual.get(b, 0) / total, PSI_FLOOR)
+        e = max(expected.get(b, 0.0), PSI_FLOOR)
+        out += (a - e) * math.log(a / e)
+    return out
+
+
+def _reference(
+    entry: dict[str, Any], words: dict[str, str]
+) -> tuple[list[float] | None, dict[str, float]]:
+    """A profile entry's bin edges (None for categories) and its proportions by bin name: a
+    number's bin, or a category's code (the log holds the model's inputs)."""
+    if "frequencies" in entry:
+        code = {w: c for c, w in words.items()}
+        return None, {code[w]: float(p) for w, p in entry["frequencies"].items() if w in code}
+    edges = entry.get("edges") or []
+    return edges, {str(i + 1): float(p) for i, p in enumerate(entry.get("proportions") or [])}
+
+
+def report(
+    conn: Connection[Any],
+    tenant: str,
+    model: str,
+    version: int,
+    profile: dict[str, Any] | None,
+    schema: dict[str, Any],
+    since: datetime,
+    until: datetime,
+    bucket: str = "day",
+) -> dict[str, Any]:
+    """The monitoring report of `model` v`version` over [`since`, `until`), with a drift
+    series per `bucket` ("hour" or "day")."""
+    entries: dict[Key, dict[str, Any]] = {_SCORE: (profile or {}).get("score") or {}}
+    entries.update((profile or {}).get("features") or {})
+    words = {key: _words(schema, key) for key in entries}
+    references = {key: _reference(e, words[key]) for key, e in entries.items()}
+    spec = [{"name": key if isinstance(key, str) else "", "edges": edges, "score": key == _SCORE}
+            for key, (edges, _) in references.items()]  # fmt: skip
+    args = {
+        "tenant": tenant,
+        "model": model,
+        "version": version,
+        "since": since,
+        "until": until,
+        "bucket": bucket,
+        "spec": Jsonb(spec),
+        "bins": CALIBRATION_BINS,
+    }
+    counts: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    missing: dict[Key, int] = defaultdict(int)
+    series: dict[datetime, dict[Key, dict[str, int]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(int))
+    )
+    rows_in: dict[datetime, int] = defaultdict(int)
+    for when, feature, is_score, b, n in conn.execute(_BINNED, args):
+        name: Key = _SCORE if is_score else feature
+        if b is None:
+            missing[name] += n
+        else:
+            counts[name][b] += n
+            series[when][name][b] += n
+        if name == _SCORE:
+            rows_in[when] += n
+    total = sum(rows_in.values())
+
+    def drift(name: Key, got: dict[str, int]) -> float | None:
+        return psi(got, references[name][1]) if profile is not None else None
+
+    features: dict[str, dict[str, Any]] = {}
+    for name in entries:
+        if not isinstance(name, str):
+            continue
+        reference_missing = entries[name].get("missing_rate") if profile else None
+        value = drift(name, counts[name])
+        features[name] = {
+            "psi": value,
+            "drifted": value is not None and value > PSI_ALERT,
+            "missing_rate": missing[name] / total if total else None,
+            "reference_missing_rate": reference_missing,
+            "distribution": _proportions(counts[name], words[name]),
+        }
+    score_psi = drift(_SCORE, counts[_SCORE])
+    return {
+        "model": model,
+        "version": version,
+        "window": {"since": since.isoformat(), "until": until.isoformat(), "rows": total},
+        "reference": None if profile is None else {"rows": profile.get("rows")},
+        "score": {
+            "psi": score_psi,
+            "drifted": score_psi is not None and score_psi > PSI_ALERT,
+            "distribution": _proportions(counts[_SCORE]),
+            "reference": references[_SCORE][1] or None,
+        },
+        "features": features,
+        "series": [
+            {
+                "start": when.isoformat(),
+                "rows": rows_in[when],
+                "score_psi": drift(_SCORE, got[_SCORE]),
+                "features_psi": {n: drift(n, got[n]) for n in features if got.get(n)},
+            }
+            for when, got in sorted(series.items())
+        ],
+        "outcomes": _outcomes(conn, args),
+    }
+
+
+def _words(schema: dict[str, Any], key: Key) -> dict[str, str]:
+    """The words of a categorical (or boolean) feature by the code the log holds."""
+    spec = schema.get("properties", {}).get(key, {}) if isinstance(key, str) else {}
+    codes = spec.get("x-ferroscore-categories")
+    if codes is None and "boolean" in spec.get("type", ()):
+        codes = {"false": 0, "true": 1}
+    return {str(int(c)): w for w, c in (codes or {}).items()}
+
+
+def _proportions(got: dict[str, int], words: dict[str, str] | None = None) -> dict[str, float]:
+    """Proportions by bin: a number's bin (1 = the profile's first), or a category's word."""
+    total = sum(got.values())
+    named = words or {}
+    return {named.get(b, b): n / total for b, n in sorted(got.items())} if total else {}
+
+
+def _outcomes(conn: Connection[Any], args: dict[str, Any]) -> dict[str, Any]:
+    """Counts, AUC, log-loss and calibration of the scored rows whose outcome arrived."""
+    row = conn.execute(_OUTCOMES, args).fetchone()
+    assert row is not None  # an aggregate always answers
+    n, positives, rank_sum, log_loss, calibration = row
+    negatives = n - positives
+    auc = None
+    if positives and negatives:
+        auc = (float(rank_sum) - positives * (positives + 1) / 2) / (positives * negatives)
+    return {
+        "rows": n,
+        "positives": positives,
+        "auc": auc,
+        "log_loss": None if log_loss is None else float(log_loss),
+        "calibration": [
+            {
+                "bin": [b / CALIBRATION_BINS, (b + 1) / CALIBRATION_BINS],
+                "rows": count,
+                "mean_score": float(mean_p),
+                "observed_rate": float(rate),
+            }
+            for b, count, mean_p, rate in calibration
+        ],
+    }

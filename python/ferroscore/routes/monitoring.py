@@ -1,0 +1,71 @@
+"""`GET /v1/models/{name}/monitoring`: drift and performance of one version over a window of
+its decision log (see `ferroscore.monitoring`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ferroscore import monitoring
+from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply, query_error
+from ferroscore.routes.decisions import rfc3339
+from ferroscore.service import Service
+
+#: The window when the query names none: the last day.
+DEFAULT_WINDOW = timedelta(days=1)
+
+#: The route's query parameters, as the OpenAPI document shows them.
+QUERY: dict[str, tuple[dict[str, Any], str]] = {
+    "version": ({"type": "integer", "minimum": 1}, "the version (default: the active one)"),
+    "since": ({"type": "string", "format": "date-time"},
+              "the window's start (default: a day before its end)"),
+    "until": ({"type": "string", "format": "date-time"}, "the window's end (default: now)"),
+    "bucket": ({"enum": list(monitoring.BUCKETS)}, "the drift series' step (default: day)"),
+}  # fmt: skip
+
+
+def get(service: Service) -> Handler:
+    def handle(call: Call) -> Reply:
+        name, query = call.params["name"], call.query
+        version: int | None = None
+        if (raw := query.get("version", None)) is not None:
+            if not (raw.isdigit() and 0 < int(raw) < 2**31):
+                return query_error("version", raw, "a positive integer")
+            version = int(raw)
+        window: dict[str, datetime] = {}
+        for edge in ("since", "until"):
+            if (raw := query.get(edge, None)) is not None:
+                when = rfc3339(raw)
+                if when is None:
+                    return query_error(edge, raw, "an RFC 3339 time with its offset")
+                window[edge] = when
+        until = window.get("until", datetime.now(UTC))
+        since = window.get("since", until - DEFAULT_WINDOW)
+        if since >= until:
+            return query_error("since", query.get("since", None) or since.isoformat(),
+                               "a time before until")  # fmt: skip
+        bucket = query.get("bucket", None) or "day"
+        if bucket not in monitoring.BUCKETS:
+            return query_error("bucket", bucket, " or ".join(monitoring.BUCKETS))
+        with service.pool.connection() as conn:
+            if version is None:
+                active = conn.execute(
+                    "SELECT version FROM active_models WHERE tenant = %s AND name = %s",
+                    (call.tenant, name),
+                ).fetchone()
+                if active is None:
+                    return error_reply(404, "not_found", f"model {name!r} has no active version")
+                version = int(active[0])
+            found = conn.execute(
+                "SELECT profile, input_schema FROM models"
+                " WHERE tenant = %s AND name = %s AND version = %s",
+                (call.tenant, name, version),
+            ).fetchone()
+            if found is None:
+                return error_reply(404, "not_found", f"model {name!r} has no version {version}")
+            profile, schema = found
+            answer = monitoring.report(conn, call.tenant, name, version, profile, schema, since,
+                                       until, bucket)  # fmt: skip
+        return json_reply(200, answer)
+
+    return handle

@@ -1,0 +1,129 @@
+"""`GET /v1/models/{name}/monitoring` over real HTTP: PSI against the profile captured at
+registration, exact against the same sums done here; AUC and log-loss against scikit-learn."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+import orjson
+import pytest
+from sklearn.metrics import log_loss, roc_auc_score
+
+from support import FraudModels, ServerProcess, fraud_frame, push_and_wait
+
+NAME = "monitored"
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    out = []
+    for row in frame.drop(columns=["label"]).to_dict("records"):
+        features = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        if isinstance(features["amount"], float) and math.isnan(features["amount"]):
+            features["amount"] = None
+        out.append({"features": features})
+    return out
+
+
+def _now() -> str:
+    return quote(datetime.now(UTC).isoformat())
+
+
+def _score_each(server: ServerProcess, records: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    scored = []
+    for r in records:
+        status, body = server.request("POST", f"/v1/models/{NAME}/score", orjson.dumps(r))
+        assert status == 200, body
+        scored.append((body["request_id"], body["score"]))
+    return scored
+
+
+def _report(server: ServerProcess, query: str, rows: int) -> dict[str, Any]:
+    """The report once `rows` decisions of the window are written."""
+    deadline = time.monotonic() + 10
+    while True:
+        status, body = server.request("GET", f"/v1/models/{NAME}/monitoring?{query}")
+        assert status == 200, body
+        if body["window"]["rows"] >= rows or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def _psi(values: np.ndarray, reference: dict[str, Any]) -> float:
+    """PSI done here with numpy, on the profile's own bins."""
+    present = values[~np.isnan(values)]
+    edges = np.asarray(reference["edges"])
+    bins = np.clip(np.searchsorted(edges, present, side="right"), 1, len(edges) - 1)
+    actual = np.bincount(bins, minlength=len(edges))[1:] / len(present)
+    expected = np.asarray(reference["proportions"])
+    a, e = np.maximum(actual, 1e-4), np.maximum(expected, 1e-4)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def test_drift_and_outcomes(server: ServerProcess, fraud: FraudModels) -> None:
+    push_and_wait(server, NAME, fraud.lightgbm, "--data", fraud.parquet)
+    _, version = server.request("GET", f"/v1/models/{NAME}/versions/1")
+    profile = version["profile"]
+
+    # Traffic like the training data: nothing drifts.
+    since = _now()
+    same = fraud_frame(400, seed=11)
+    scored = _score_each(server, _records(same))
+    report = _report(server, f"since={since}", 400)
+    assert report["version"] == 1
+    assert report["window"]["rows"] == 400
+    assert not report["score"]["drifted"]
+    assert not any(f["drifted"] for f in report["features"].values()), report["features"]
+    # PSI as numpy computes it from the same bins.
+    amounts = same["amount"].to_numpy(dtype=float)
+    expected = _psi(amounts, profile["features"]["amount"])
+    assert report["features"]["amount"]["psi"] == pytest.approx(expected, abs=1e-9)
+    assert report["features"]["amount"]["missing_rate"] == pytest.approx(np.isnan(amounts).mean())
+    scores = np.array([s for _, s in scored])
+    assert report["score"]["psi"] == pytest.approx(_psi(scores, profile["score"]), abs=1e-9)
+    assert [s["rows"] for s in report["series"]] == [400]
+
+    # The outcomes arrive: AUC and log-loss as scikit-learn has them.
+    for (request_id, _), label in zip(scored, same["label"], strict=True):
+        status, body = server.request("POST", f"/v1/decisions/{request_id}/outcome",
+                                      orjson.dumps({"label": int(label)}))  # fmt: skip
+        assert status == 201, body
+    outcomes = _report(server, f"since={since}&bucket=hour", 400)["outcomes"]
+    labels = same["label"].to_numpy()
+    assert outcomes["rows"] == 400
+    assert outcomes["positives"] == labels.sum()
+    assert outcomes["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
+    assert outcomes["log_loss"] == pytest.approx(log_loss(labels, scores), abs=1e-9)
+    assert sum(b["rows"] for b in outcomes["calibration"]) == 400
+
+    # Then the traffic shifts: larger amounts, online merchants only.
+    shifted_since = _now()
+    shifted = fraud_frame(300, seed=12)
+    shifted["amount"] = (shifted["amount"] * 3).clip(upper=500)
+    shifted["merchant"] = "online"
+    _score_each(server, _records(shifted))
+    drifted = _report(server, f"since={shifted_since}", 300)
+    assert drifted["features"]["amount"]["drifted"]
+    assert drifted["features"]["merchant"]["drifted"]
+    assert drifted["features"]["merchant"]["distribution"] == {"online": 1.0}
+    assert not drifted["features"]["age"]["drifted"]
+    assert drifted["outcomes"]["auc"] is None  # no outcome in this window
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [("version=0", "version"), ("since=never", "since"), ("bucket=week", "bucket"),
+     ("since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "since")],
+)  # fmt: skip
+def test_bad_monitoring_queries_get_a_400(server: ServerProcess, query: str, name: str) -> None:
+    status, body = server.request("GET", f"/v1/models/demo-breast-cancer/monitoring?{query}")
+    assert (status, body["errors"][0]["pointer"]) == (400, f"/query/{name}"), body
+
+
+def test_an_unknown_model_is_a_404(server: ServerProcess) -> None:
+    status, body = server.request("GET", "/v1/models/nothing-here/monitoring")
+    assert status == 404, body
