@@ -31,6 +31,9 @@ __all__ = [
     "PayloadTooLargeError",
     "RequestError",
     "SchemaError",
+    "Spool",
+    "SpoolFullError",
+    "SpoolLockedError",
     "ValidationError",
     "__version__",
 ]
@@ -65,13 +68,13 @@ class SchemaError(FerroscoreError):
 class ModelLoadError(FerroscoreError):
     """A model artifact cannot be loaded."""
 
-@final
 class SpoolFullError(FerroscoreError):
     """The decision spool is at its limit or its disk is full: nothing may be acknowledged."""
 
 class SpoolLockedError(FerroscoreError):
     """Another process holds the decision spool's directory."""
 
+@final
 class Model:
     """A loaded model: XGBoost JSON or a LightGBM text model, scored exactly as the
     reference library scores it."""
@@ -281,14 +284,14 @@ class Spool:
     """The decision spool: segment files of checksummed records in `directory`, held by one
     process. `durable`: `append` returns once `fdatasync` covers the record."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         directory: str | os.PathLike[str],
         *,
         durable: bool,
         max_bytes: int,
         segment_bytes: int,
-    ) -> None: ...
+    ) -> Spool: ...
     def append(self, decision: Decision, role: str, tenant: str) -> None:
         """Records the decision's rows as COPY text; raises SpoolFullError at the limit."""
     def seal(self) -> None:

@@ -228,8 +228,7 @@ impl Spool {
         let path = segment_path(&self.dir, id);
         let size = fs::metadata(&path)?.len();
         fs::remove_file(path)?;
-        self.bytes
-            .fetch_sub(size.min(self.bytes()), Ordering::Relaxed);
+        self.forget(size);
         Ok(())
     }
 
@@ -240,8 +239,18 @@ impl Spool {
         let size = fs::metadata(&path)?.len();
         let aside = path.with_extension("refused");
         fs::rename(&path, &aside)?;
-        self.bytes.fetch_sub(size.min(self.bytes()), Ordering::Relaxed);
+        self.forget(size);
         Ok(aside)
+    }
+
+    /// Takes `size` bytes off the count, which never goes below zero (a segment copied in by
+    /// hand was never counted).
+    fn forget(&self, size: u64) {
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(size))
+            });
     }
 
     /// Syncs and closes the active segment, and starts the next one.
