@@ -67,8 +67,9 @@ SCENARIO ?= single
 #: The Kubernetes version the manifests in deploy/k8s are validated against.
 KUBERNETES_VERSION ?= 1.33.0
 
-bench: $(BUILT) ## HTTP peak comparison vs FastAPI, Litestar, Robyn (wrk): bench/results/latest.md + .png
+bench: $(BUILT) ## HTTP peak comparison vs FastAPI, Litestar, Robyn (wrk): bench/results/latest.md + .png; sustained batch load on the decision log: bench/results/sustained.md
 	cd bench && ../$(PY) peak.py
+	cd bench && ../$(PY) sustained.py
 
 bench-locust: $(BUILT) ## Locust scenario SCENARIO=single|batch|mixed (BENCH_RATE=n: fixed rate): CSV + HTML in bench/results/
 	cd bench && ../$(PY) locust_run.py --scenario $(SCENARIO)
@@ -106,8 +107,10 @@ bench-quick: $(BUILT) ## smoke-run every Python benchmark (reports come out; no 
 	$(PY) bench/hooks.py --quick > /dev/null
 	$(PY) bench/auth.py --quick > /dev/null
 	cd bench && ../$(PY) peak.py --quick > /dev/null
+	cd bench && ../$(PY) sustained.py --quick > /dev/null
 	@test -s bench/results/kernel.md && test -s bench/results/parse.md && test -s bench/results/offline.md && test -s bench/results/hooks.md && test -s bench/results/auth.md
 	@grep -q '^| ferroscore |' bench/results/latest.md && test -s bench/results/latest.png
+	@grep -q 'Every acknowledged row reached PostgreSQL' bench/results/sustained.md
 
 bench-core: ## criterion benches of the Rust core alone (parse, score, whole endpoint)
 	cargo bench -p ferroscore-core --bench request

@@ -26,6 +26,16 @@ import hooked  # noqa: E402
 from common import DEMO, SCORE_PATH  # noqa: E402
 
 EXAMPLE = DEMO.joinpath("example.json").read_text().encode()
+#: Rows in the batch stacks' requests.
+BATCH_ROWS = 100
+
+
+def batch_body(rows: int = BATCH_ROWS) -> bytes:
+    """A batch of `rows` copies of the demo example."""
+    import json
+
+    record = json.loads(EXAMPLE)
+    return json.dumps({"rows": [record] * rows}).encode()
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,32 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
             headers=key,
             env={"FERROSCORE_LOG_LEVEL": "INFO", "FERROSCORE_LOG_FORMAT": "json"},
         ),
+        # The decision log's modes: ferroscore runs `durable` (the default).
+        *(
+            ferroscore_stack(
+                f"ferroscore-{mode}",
+                Path(py),
+                port_of[f"ferroscore-{mode}"],
+                database_url,
+                BENCH.parent,
+                headers=key,
+                env={"FERROSCORE_DECISION_LOG": mode},
+            )
+            for mode in ("buffered", "off")
+        ),
+        *(
+            ferroscore_stack(
+                f"ferroscore-batch{BATCH_ROWS}{suffix}",
+                Path(py),
+                port_of[f"ferroscore-batch{BATCH_ROWS}{suffix}"],
+                database_url,
+                BENCH.parent,
+                headers=key,
+                body=batch_body(),
+                env={"FERROSCORE_DECISION_LOG": mode},
+            )
+            for suffix, mode in (("", "durable"), ("-off", "off"))
+        ),
         ferroscore_stack(
             "ferroscore-nometrics",
             Path(py),
@@ -139,6 +175,12 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
             [py, "robyn_constant.py"],
             BASELINES,
             {"BENCH_PORT": str(port_of["robyn-constant"])},
+        ),
+        Stack(
+            "robyn-constant-kept",
+            [py, "robyn_constant.py"],
+            BASELINES,
+            {"BENCH_PORT": str(port_of["robyn-constant-kept"]), "BENCH_KEEP_THREAD_STATE": "1"},
         ),
         Stack(
             "robyn-orjson-onnxruntime",

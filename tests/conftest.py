@@ -4,20 +4,15 @@ else the embedded server — with a fresh, migrated database per test session.""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ferroscore.embedded import start_embedded_postgres
-from ferroscore.migrations import migrate
 
-from support import FraudModels, ServerProcess, train_fraud_models
+from support import FraudModels, ServerProcess, fresh_database, train_fraud_models
 
 DEMO = resources.files("ferroscore.demo")
 
@@ -39,23 +34,6 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> str:
     if url:
         return url
     return start_embedded_postgres(Path(tmp_path_factory.mktemp("embedded")))
-
-
-@contextmanager
-def fresh_database(postgres_server: str) -> Iterator[str]:
-    """A new database on the server, migrated; dropped afterwards."""
-    name = f"ferroscore_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
-    params = conninfo_to_dict(postgres_server)
-    params["dbname"] = name
-    url = make_conninfo(**params)
-    migrate(url)
-    try:
-        yield url
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
 
 
 @pytest.fixture(scope="session")

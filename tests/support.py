@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -482,3 +483,25 @@ class Load:
         while self.results()[200] < target:
             assert time.monotonic() < deadline, f"not {n} more answers: {self.results()}"
             time.sleep(0.02)
+
+
+@contextmanager
+def fresh_database(postgres_server: str) -> Iterator[str]:
+    """A new database on the server, migrated; dropped afterwards."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from ferroscore.migrations import migrate
+
+    name = f"ferroscore_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    params = conninfo_to_dict(postgres_server)
+    params["dbname"] = name
+    url = make_conninfo(**params)
+    migrate(url)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())

@@ -53,7 +53,7 @@ _PROBLEM = {
 _V2_ERROR = {"type": "object", "required": ["error"],
              "properties": {"error": {"type": "string"}}}  # fmt: skip
 _SCORE_PATH = "/v1/models/{name}/score"
-_VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+VERSION = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 _PATH_STRINGS = {
     "name": {"type": "string", "pattern": NAME_PATTERN.pattern},
     "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
@@ -166,7 +166,7 @@ def _operation(route: Route) -> dict[str, Any]:
         op["security"] = []
     parameters = [
         {"name": name, "in": "path", "required": True,
-         "schema": _VERSION if (name, v1) == ("version", True)
+         "schema": VERSION if (name, v1) == ("version", True)
                    else _PATH_STRINGS.get(name, {"type": "string"})}
         for name in _PARAMETER.findall(route.path)
     ]  # fmt: skip

@@ -199,7 +199,7 @@ def _scored(server: ServerProcess, i: int) -> str:
     ("query", "name"),
     [("limit=0", "limit"), ("limit=1001", "limit"), ("since=yesterday", "since"),
      ("until=2026-01-01T00:00:00", "until"), ("cursor=bm9wZQ", "cursor"),
-     ("version=x", "version"), ("role=judge", "role")],
+     ("version=x", "version"), ("role=judge", "role"), ("decision=a%00b", "decision")],
 )  # fmt: skip
 def test_bad_list_queries_get_a_400_with_a_pointer(
     server: ServerProcess, query: str, name: str

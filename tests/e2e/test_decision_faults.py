@@ -18,11 +18,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import fresh_database
 
 from ferroscore.embedded import start_embedded_postgres
 
-from support import Load, ServerProcess, children
+from support import Load, ServerProcess, children, fresh_database
 
 CLIENTS = 4
 

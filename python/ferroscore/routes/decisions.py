@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from psycopg.rows import dict_row
 
+from ferroscore.openapi import VERSION
 from ferroscore.pipeline import (
     Call,
     Handler,
@@ -48,19 +49,23 @@ _KEY = "created_at, request_id, row_index, model, version"
 LIMIT, MAX_LIMIT = 100, 1000
 
 _TIME = {"type": "string", "format": "date-time"}
+#: Text PostgreSQL can hold: no NUL character.
+TEXT = {"type": "string", "pattern": "^[^\\x00]*$"}
+
 #: The list's query parameters, as the OpenAPI document shows them.
 LIST_QUERY: dict[str, tuple[dict[str, Any], str]] = {
-    "model": ({"type": "string"}, "only this model's decisions"),
-    "version": ({"type": "integer", "minimum": 1}, "only this version's (with model)"),
+    "model": (TEXT, "only this model's decisions"),
+    "version": (VERSION, "only this version's (with model)"),
     "since": (_TIME, "made at or after this time (RFC 3339, with its offset)"),
     "until": (_TIME, "made before this time"),
-    "decision": ({"type": "string"}, "only rows with this decision"),
-    "reference": ({"type": "string"}, "only the request the caller gave this id"),
+    "decision": (TEXT, "only rows with this decision"),
+    "reference": (TEXT, "only the request the caller gave this id"),
     "role": ({"enum": ["champion", "shadow"]},
              "only the answering version's rows, or the shadow's"),
     "limit": ({"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
               f"rows per page (default {LIMIT})"),
-    "cursor": ({"type": "string"}, "the next_cursor of the page before"),
+    "cursor": ({"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+               "the next_cursor of the page before"),
 }  # fmt: skip
 
 
@@ -128,6 +133,8 @@ def _filters(query: Any) -> tuple[str, list[Any], int] | Reply:
         if (value := query.get(name, None)) is not None:
             if name == "role" and value not in ("champion", "shadow"):
                 return query_error(name, value, "champion or shadow")
+            if "\x00" in value:
+                return query_error(name, value, "text without NUL characters")
             where.append(f"{name} = %s")
             args.append(value)
     if (version := query.get("version", None)) is not None:
@@ -147,7 +154,7 @@ def _filters(query: Any) -> tuple[str, list[Any], int] | Reply:
         if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
             return query_error("limit", raw, f"an integer from 1 to {MAX_LIMIT}")
         limit = int(raw)
-    if (raw := query.get("cursor", None)) is not None:
+    if raw := query.get("cursor", None):  # an empty cursor asks for the first page
         key = _decoded_cursor(raw)
         if key is None:
             return query_error("cursor", raw, "the next_cursor of an earlier page")

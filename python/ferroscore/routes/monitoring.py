@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ferroscore import monitoring
+from ferroscore.openapi import VERSION
 from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply, query_error
 from ferroscore.routes.decisions import rfc3339
 from ferroscore.service import Service
@@ -16,7 +17,7 @@ DEFAULT_WINDOW = timedelta(days=1)
 
 #: The route's query parameters, as the OpenAPI document shows them.
 QUERY: dict[str, tuple[dict[str, Any], str]] = {
-    "version": ({"type": "integer", "minimum": 1}, "the version (default: the active one)"),
+    "version": (VERSION, "the version (default: the active one)"),
     "since": ({"type": "string", "format": "date-time"},
               "the window's start (default: a day before its end)"),
     "until": ({"type": "string", "format": "date-time"}, "the window's end (default: now)"),
@@ -41,9 +42,6 @@ def get(service: Service) -> Handler:
                 window[edge] = when
         until = window.get("until", datetime.now(UTC))
         since = window.get("since", until - DEFAULT_WINDOW)
-        if since >= until:
-            return query_error("since", query.get("since", None) or since.isoformat(),
-                               "a time before until")  # fmt: skip
         bucket = query.get("bucket", None) or "day"
         if bucket not in monitoring.BUCKETS:
             return query_error("bucket", bucket, " or ".join(monitoring.BUCKETS))
