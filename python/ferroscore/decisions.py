@@ -199,8 +199,8 @@ class DecisionLog:
                      len(replaying))  # fmt: skip
         self._adopt_orphans()
         while not self._closing.is_set():
-            self._maintain()
             try:
+                self._maintain()
                 spool.seal()
                 for segment in spool.sealed():
                     if not self._flush_segment(spool, segment):
@@ -220,7 +220,7 @@ class DecisionLog:
             with self._pool.connection(timeout=5) as conn:
                 partitions.maintain(conn, self.retention_days)
             self._maintained_at = time.monotonic()
-        except psycopg.Error as e:
+        except Exception as e:  # the database away, or stalled: the flush must go on
             log.warning("decision log: partition upkeep failed (%s); trying again in a minute", e)
             self._maintained_at = time.monotonic() - MAINTAIN_EVERY_S + 60
 

@@ -207,3 +207,17 @@ def test_bad_list_queries_get_a_400_with_a_pointer(
     status, body = server.request("GET", f"/v1/decisions?{query}")
     assert (status, body["code"]) == (400, "invalid_query"), body
     assert body["errors"][0]["pointer"] == f"/query/{name}"
+
+
+def test_a_huge_feature_value_reads_back_as_the_float_it_was(server: ServerProcess) -> None:
+    # PostgreSQL writes 1e300 with all its digits; it must not come back as an integer no
+    # JSON answer can hold.
+    record = _record(0)
+    record["features"]["mean_radius"] = 1e300
+    status, scored = server.request("POST", SCORE, _json({"id": "huge-1", **record}))
+    assert status == 200, scored
+    status, body = _read_back(server, scored["request_id"])
+    assert status == 200, body
+    assert body["decisions"][0]["features"]["mean_radius"] == 1e300
+    status, page = server.request("GET", "/v1/decisions?reference=huge-1")
+    assert (status, page["decisions"][0]["features"]["mean_radius"]) == (200, 1e300)

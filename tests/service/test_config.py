@@ -249,6 +249,8 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _started(env, url).decisions.max_bytes == 3 << 20),
     "FERROSCORE_DECISION_FLUSH_MS": ({"FERROSCORE_DECISION_FLUSH_MS": "30"},
         lambda env, url: _started(env, url).decisions.flush_interval_s == 0.03),
+    "FERROSCORE_DECISION_RETENTION_DAYS": ({"FERROSCORE_DECISION_RETENTION_DAYS": "9"},
+        lambda env, url: _started(env, url).decisions.retention_days == 9),
     "FERROSCORE_DB_POOL_SIZE": ({"FERROSCORE_DB_POOL_SIZE": "3"},
         lambda env, url: _started(env, url).pool.max_size == 3),
     "FERROSCORE_LOG_LEVEL": ({"FERROSCORE_LOG_LEVEL": "debug"},

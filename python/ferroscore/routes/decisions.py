@@ -5,12 +5,15 @@ arrives later (the ground truth), each within the caller's tenant."""
 from __future__ import annotations
 
 import base64
+import json
 import math
+from functools import partial
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 from ferroscore.openapi import VERSION
 from ferroscore.pipeline import (
@@ -47,6 +50,9 @@ _QUERY = (
 #: key) resumes exactly after it, whatever was written meanwhile.
 _KEY = "created_at, request_id, row_index, model, version"
 LIMIT, MAX_LIMIT = 100, 1000
+#: Features are model inputs, numbers: PostgreSQL writes a large one (1e300) with all its
+#: digits, which must come back a float, not an integer past what JSON answers can hold.
+_FEATURE_LOADS = partial(json.loads, parse_int=float)
 
 _TIME = {"type": "string", "format": "date-time"}
 #: Text PostgreSQL can hold: no NUL character.
@@ -77,6 +83,7 @@ def get(service: Service) -> Handler:
     def handle(call: Call) -> Reply:
         request_id = call.params["request_id"]
         with service.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            set_json_loads(_FEATURE_LOADS, cur)
             rows = cur.execute(_QUERY, (call.tenant, request_id)).fetchall()
             outcome = cur.execute(
                 f"SELECT {_OUTCOME_COLUMNS} FROM outcomes WHERE tenant = %s AND request_id = %s",
@@ -107,6 +114,7 @@ def list_page(service: Service) -> Handler:
         sql = (f"SELECT request_id, {_ROW} FROM decisions WHERE tenant = %s{where}"
                f" ORDER BY {newest_first} LIMIT %s")  # fmt: skip
         with service.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            set_json_loads(_FEATURE_LOADS, cur)
             rows = cur.execute(sql, [call.tenant, *args, limit + 1]).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
