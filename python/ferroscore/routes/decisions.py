@@ -7,8 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
