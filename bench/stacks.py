@@ -107,7 +107,17 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
             headers=key,
             env={"FERROSCORE_LOG_LEVEL": "INFO", "FERROSCORE_LOG_FORMAT": "json"},
         ),
-        # The decision log's modes: ferroscore runs `durable` (the default).
+        # The decision log's modes: ferroscore runs `durable` (the default); with 32 worker
+        # threads, 32 requests may share one fdatasync.
+        ferroscore_stack(
+            "ferroscore-32w",
+            Path(py),
+            port_of["ferroscore-32w"],
+            database_url,
+            BENCH.parent,
+            headers=key,
+            env={"FERROSCORE_WORKERS": "32"},
+        ),
         *(
             ferroscore_stack(
                 f"ferroscore-{mode}",

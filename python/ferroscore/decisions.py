@@ -3,10 +3,10 @@
 A request's decision is appended to this process's spool (Rust: segment files with a
 checksum per record, `fdatasync` by group commit in the `durable` mode) before its answer is
 released. A flusher thread seals the active segment every `FERROSCORE_DECISION_FLUSH_MS`,
-moves each sealed segment into PostgreSQL in one transaction (COPY into a staging table, then
-`INSERT … ON CONFLICT DO NOTHING` on the decision's unique key) and removes it only after
-the commit. A process that starts replays what an earlier one left: nothing acknowledged is
-lost, and nothing is written twice.
+moves each sealed segment into PostgreSQL in one transaction (COPY into the table; if some of
+its rows are there already, COPY into a staging table, then `INSERT … ON CONFLICT DO NOTHING`
+on the decision's unique key) and removes it only after the commit. A process that starts
+replays what an earlier one left: nothing acknowledged is lost, and nothing is written twice.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ _COLUMNS = (
     "request_id, row_index, model, version, features, score, created_at, decision, role,"
     " tenant, reference"
 )
+_DIRECT = f"COPY decisions ({_COLUMNS}) FROM STDIN"
 _STAGE = "CREATE TEMP TABLE decisions_in (LIKE decisions INCLUDING DEFAULTS) ON COMMIT DROP"
 _COPY = f"COPY decisions_in ({_COLUMNS}) FROM STDIN"
 _MOVE = (
@@ -250,8 +251,18 @@ class DecisionLog:
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
     def _copy(self, rows: bytes) -> None:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute(_STAGE)
-            with cur.copy(_COPY) as copy:
-                copy.write(rows)
-            cur.execute(_MOVE)
+        """One segment's rows in one transaction. Straight into the table, the cheap way for
+        PostgreSQL; when some are there already (a segment replayed after a crash between
+        its commit and its removal), through a staging table that drops those."""
+        with self._pool.connection() as conn:
+            try:
+                with conn.transaction(), conn.cursor() as cur, cur.copy(_DIRECT) as copy:
+                    copy.write(rows)
+                return
+            except psycopg.errors.UniqueViolation:
+                log.info("decision log: a replayed segment; skipping the rows already written")
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(_STAGE)
+                with cur.copy(_COPY) as copy:
+                    copy.write(rows)
+                cur.execute(_MOVE)

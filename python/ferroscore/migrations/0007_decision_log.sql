@@ -26,5 +26,5 @@ SELECT request_id, row_index, model, version, features, score, created_at, decis
 FROM decisions_unpartitioned;
 DROP TABLE decisions_unpartitioned;
 CREATE INDEX decisions_model_created_at ON decisions (tenant, model, version, created_at);
-CREATE INDEX decisions_created_at ON decisions (created_at, request_id);
+CREATE INDEX decisions_tenant_created_at ON decisions (tenant, created_at);
 CREATE INDEX decisions_reference ON decisions (tenant, reference) WHERE reference IS NOT NULL;

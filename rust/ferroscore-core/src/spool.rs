@@ -111,7 +111,7 @@ impl Spool {
         let id = ids.last().map_or(1, |last| last + 1);
         let active = Active {
             id,
-            file: Arc::new(new_segment(dir, id)?),
+            file: Arc::new(new_segment(dir, id, sync == Sync::Durable)?),
             len: 0,
             appended: 0,
         };
@@ -127,6 +127,10 @@ impl Spool {
             _lock: lock_file,
         };
         Ok(spool)
+    }
+
+    pub fn sync(&self) -> Sync {
+        self.sync
     }
 
     pub fn dir(&self) -> &Path {
@@ -155,11 +159,13 @@ impl Spool {
         record.extend_from_slice(&len.to_le_bytes());
         record.extend_from_slice(&crc(payload).to_le_bytes());
         record.extend_from_slice(payload);
-        let mine = {
+        let (mine, closed) = {
             let mut active = lock(&self.active);
-            if active.len >= self.segment_bytes {
-                self.rotate(&mut active)?;
-            }
+            let closed = if active.len >= self.segment_bytes {
+                self.rotate(&mut active)?
+            } else {
+                None
+            };
             if let Err(e) = (&*active.file).write_all(&record) {
                 // Cut off a partial record, so that what follows is read; a record torn by a
                 // crash instead ends the segment's replay.
@@ -169,8 +175,9 @@ impl Spool {
             active.len += size;
             active.appended += 1;
             self.bytes.fetch_add(size, Ordering::Relaxed);
-            active.appended
+            (active.appended, closed)
         };
+        self.settle(closed)?;
         if self.sync == Sync::Durable {
             self.wait_synced(mine)?;
         }
@@ -180,10 +187,13 @@ impl Spool {
     /// Closes the active segment if it holds anything, making it ready to flush.
     pub fn seal(&self) -> Result<(), SpoolError> {
         let mut active = lock(&self.active);
-        if active.len > 0 {
-            self.rotate(&mut active)?;
-        }
-        Ok(())
+        let closed = if active.len > 0 {
+            self.rotate(&mut active)?
+        } else {
+            None
+        };
+        drop(active);
+        self.settle(closed)
     }
 
     /// The complete segments, oldest first: those the flusher may read and remove.
@@ -253,18 +263,33 @@ impl Spool {
             });
     }
 
-    /// Syncs and closes the active segment, and starts the next one.
-    fn rotate(&self, active: &mut Active) -> Result<(), SpoolError> {
-        // Synced before any record of the next segment can be: a sync of the next file then
-        // covers every record appended so far.
-        active.file.sync_data()?;
-        let appended = active.appended;
-        self.mark_synced(appended);
-        self.start_segment(active, active.id + 1)
+    /// Closes the active segment and starts the next one. Durable: the closed one is synced
+    /// first, under the lock, so that a sync of the next file covers every record appended
+    /// so far. Buffered: no append waits for the disk, so the closed segment is returned, for
+    /// the caller to sync once the lock is released (`settle`).
+    fn rotate(&self, active: &mut Active) -> Result<Option<Arc<File>>, SpoolError> {
+        let durable = self.sync == Sync::Durable;
+        if durable {
+            active.file.sync_data()?;
+            let appended = active.appended;
+            self.mark_synced(appended);
+        }
+        let closed = Arc::clone(&active.file);
+        self.start_segment(active, active.id + 1)?;
+        Ok((!durable).then_some(closed))
+    }
+
+    /// A buffered spool's closed segment on disk, with the new segment's name.
+    fn settle(&self, closed: Option<Arc<File>>) -> Result<(), SpoolError> {
+        if let Some(file) = closed {
+            file.sync_data()?;
+            File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     fn start_segment(&self, active: &mut Active, id: u64) -> Result<(), SpoolError> {
-        let file = new_segment(&self.dir, id)?;
+        let file = new_segment(&self.dir, id, self.sync == Sync::Durable)?;
         *active = Active {
             id,
             file: Arc::new(file),
@@ -326,7 +351,8 @@ fn segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(ids)
 }
 
-fn new_segment(dir: &Path, id: u64) -> Result<File, SpoolError> {
+/// A new segment file; `durable`: its name synced too (a buffered spool syncs it later).
+fn new_segment(dir: &Path, id: u64, durable: bool) -> Result<File, SpoolError> {
     let path = segment_path(dir, id);
     let file = OpenOptions::new()
         .create_new(true)
@@ -334,7 +360,9 @@ fn new_segment(dir: &Path, id: u64) -> Result<File, SpoolError> {
         .open(path)
         .map_err(full_or_io)?;
     // The new name must survive a crash, or the records appended to it would vanish with it.
-    File::open(dir)?.sync_all().map_err(full_or_io)?;
+    if durable {
+        File::open(dir)?.sync_all().map_err(full_or_io)?;
+    }
     Ok(file)
 }
 

@@ -11,6 +11,7 @@ use pyo3::types::PyBytes;
 
 use crate::endpoint::Decision;
 use crate::errors::{SpoolFullError, SpoolLockedError};
+use crate::gil::release_gil_if;
 
 fn spool_error(e: SpoolError) -> PyErr {
     match e {
@@ -63,12 +64,15 @@ impl Spool {
         role: &str,
         tenant: &str,
     ) -> PyResult<()> {
-        py.detach(|| {
-            let mut rows = Vec::with_capacity(512);
+        let append = || {
+            let mut rows = Vec::with_capacity(1024);
             decision.copy_rows_into(role, tenant, &mut rows);
             self.inner.append(&rows)
-        })
-        .map_err(spool_error)
+        };
+        // Waiting for the disk lets the other threads run; a buffered append (a few µs, a
+        // write into the page cache) keeps the GIL, which costs more to give up and take back.
+        let durable = self.inner.sync() == Sync::Durable;
+        release_gil_if(py, durable, append).map_err(spool_error)
     }
 
     /// Closes the active segment if it holds anything, so that the flusher may take it.
