@@ -331,7 +331,7 @@ def main() -> None:
         "fastapi-uvicorn-xgboost",
     ]
     ports = {n: free_port() for n in names}
-    database = bench_database()
+    database = bench_database(CLIENT_CORE)
     hooked.register(database)
     chosen = [s for s in stacks(ports, database) if not args.only or s.name in args.only]
     if args.before:

@@ -356,10 +356,11 @@ def mlserver_stack(port: int, workdir: Path) -> Stack | None:
     )
 
 
-def bench_database() -> str:
+def bench_database(core: int | None = None) -> str:
     """A fresh embedded PostgreSQL for the decision log, started by the runner itself: not a
-    child of the pinned server, so the database does not share the server's core (as in any
-    real deployment, where it runs elsewhere). It stops when the runner exits."""
+    child of the pinned server, and pinned to `core` (the client's), so the database does not
+    share the server's core (as in any real deployment, where it runs elsewhere). It stops
+    when the runner exits."""
     import atexit
     import shutil
 
@@ -368,4 +369,13 @@ def bench_database() -> str:
     data_dir = Path(tempfile.mkdtemp(prefix="ferroscore-bench-"))
     # atexit runs last-in first-out: the server stops (registered next) before this removal.
     atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
-    return start_embedded_postgres(data_dir)
+    url = start_embedded_postgres(data_dir)
+    if core is not None:
+        import psutil
+
+        pid = int((data_dir / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
+        postmaster = psutil.Process(pid)
+        # Backends started later are the postmaster's children: they inherit its core.
+        for proc in [postmaster, *postmaster.children(recursive=True)]:
+            proc.cpu_affinity([core])
+    return url

@@ -419,13 +419,19 @@ class Load:
     """`clients` threads scoring the demo model over keep-alive connections until stopped,
     each request recorded. A client whose request fails opens a new connection for the next."""
 
-    def __init__(self, url: str, clients: int, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, clients: int, headers: dict[str, str] | None = None, rows: int = 0
+    ) -> None:
+        """`rows`: send batches of that many copies of the demo example, else the example."""
         from ferroscore.registry import DEMO_MODEL
 
         host, port = url.removeprefix("http://").split(":")
         self._address = (host, int(port))
         self._path = f"/v1/models/{DEMO_MODEL}/score"
-        self._body = resources.files("ferroscore.demo").joinpath("example.json").read_bytes()
+        example = resources.files("ferroscore.demo").joinpath("example.json").read_bytes()
+        self._body = example
+        if rows:
+            self._body = json.dumps({"rows": [json.loads(example)] * rows}).encode()
         self._headers = {"content-type": "application/json", **(headers or {})}
         self._stop = threading.Event()
         self._lock = threading.Lock()
