@@ -127,7 +127,8 @@ def main() -> None:
          f"{acknowledged:,.0f} acknowledged (wrk does not count the answers in flight when it "
          "stops). The backlog waits on disk in the spool, not in memory."
          if written >= acknowledged else
-         f"MISSING: {written:,} written of {acknowledged:,.0f} acknowledged after {drained_s:.0f} s."),
+         f"MISSING: {written:,} written of {acknowledged:,.0f} acknowledged after "
+         f"{drained_s:.0f} s."),
     ])  # fmt: skip
     (RESULTS / "sustained.md").write_text(text + "\n")
     print(text)
