@@ -83,6 +83,8 @@ def _connection_string(variable: str) -> Callable[[str], None]:
 
 
 _MIB = 1 << 20
+#: Worker threads per process by default with the durable decision log (see `worker_threads`).
+DURABLE_WORKERS = 32
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", "DATABASE_URL", None,
@@ -98,7 +100,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", "FERROSCORE_PORT", 8000,
             "listen port; the service refuses to start if anyone listens there", 1, 65535),
     Setting("processes", "FERROSCORE_PROCESSES", 1, "serving processes", 1, 64),
-    Setting("workers", "FERROSCORE_WORKERS", 1, "worker threads per process", 1, 64),
+    Setting("workers", "FERROSCORE_WORKERS", None,
+            "worker threads per process; unset: 32 with the `durable` decision log (requests "
+            "in flight share one fsync), else 1", 1, 64),
     Setting("grace_s", "FERROSCORE_GRACE_S", 20,
             "on SIGTERM, how long open connections may take to finish before the serving "
             "processes close them (then the decisions are written and they exit)", 0, 3600),
@@ -195,7 +199,7 @@ class Settings:
     host: str
     port: int
     processes: int
-    workers: int
+    workers: int | None
     grace_s: int
     drain_delay_s: int
     health_timeout_s: int
@@ -235,6 +239,13 @@ class Settings:
         """The pooled connections' options: no prepared statements through a transaction
         pooler (a statement prepared on one server connection is unknown on the next)."""
         return {"kwargs": {"prepare_threshold": None}} if self.direct_url else {}
+
+    def worker_threads(self) -> int:
+        """FERROSCORE_WORKERS, else what the decision log's mode wants: a durable answer waits
+        for the disk, and only requests in flight together share that wait."""
+        if self.workers is not None:
+            return self.workers
+        return DURABLE_WORKERS if self.decision_log == "DURABLE" else 1
 
     def spool_directory(self) -> Path:
         """Where the decision spools are: FERROSCORE_SPOOL_DIR, else under the data dir."""

@@ -299,3 +299,10 @@ def _default_also_passes(observe: Callable[[dict[str, str], str], bool], url: st
         return observe({}, url)
     except Exception:
         return False
+
+
+def test_the_durable_log_gets_the_worker_threads_its_fsyncs_need() -> None:
+    # A durable answer waits for the disk; only requests in flight together share a sync.
+    assert Settings.from_env({}).worker_threads() == 32
+    assert Settings.from_env({"FERROSCORE_DECISION_LOG": "buffered"}).worker_threads() == 1
+    assert Settings.from_env({"FERROSCORE_WORKERS": "4"}).worker_threads() == 4

@@ -237,7 +237,7 @@ def create_app(service: Service) -> Robyn:
     settings = service.settings
     config = Config()
     config.processes = 1  # the supervisor forks the serving processes
-    config.workers = settings.workers
+    config.workers = settings.worker_threads()
     config.log_level = "WARN"
     # Robyn 0.88's generated OpenAPI document is malformed and its /docs needs a CDN.
     config.disable_openapi = True
@@ -278,7 +278,7 @@ def _beat(service: Service) -> None:
     while True:
         now = perf_counter()
         stuck = sum(1 for t in list(_busy.values()) if t and now - t > settings.health_timeout_s)
-        if stuck < settings.workers:
+        if stuck < settings.worker_threads():
             service.board.beat(service.slot)
             stuck_logged = False
         elif not stuck_logged:
