@@ -27,14 +27,18 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \
       --shell /usr/sbin/nologin ferroscore
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && install -d -o 10001 -g 10001 /var/lib/ferroscore/spool
 # Numeric, so that Kubernetes' runAsNonRoot can check it.
 USER 10001:10001
 # Inside a container the service must listen beyond loopback; DATABASE_URL is required here
 # (the image has no embedded PostgreSQL).
+# The decision spool must outlive the container: mount a volume there.
 ENV FERROSCORE_HOST=0.0.0.0 \
     FERROSCORE_PORT=8000 \
+    FERROSCORE_SPOOL_DIR=/var/lib/ferroscore/spool \
     PYTHONUNBUFFERED=1
+VOLUME /var/lib/ferroscore/spool
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s \
   CMD ["python", "-c", "import os,sys,urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('FERROSCORE_PORT', '8000'), timeout=2).status != 200)"]
