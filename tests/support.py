@@ -75,6 +75,8 @@ class ServerProcess:
         self.log_path = log_path
         full_env = {**os.environ, **env, **self._ports()}
         full_env.pop("FERROSCORE_HOST", None)
+        # Each server's decision spool beside its log, unless the test puts it elsewhere.
+        full_env.setdefault("FERROSCORE_SPOOL_DIR", str(log_path.parent / f"spool-{self.port}"))
         self.key: str | None = None
         self._data_dir: Path | None = None
         if full_env.get("FERROSCORE_AUTH", "true").lower() not in ("0", "false", "no", "off"):

@@ -169,8 +169,9 @@ def test_a_process_whose_workers_are_all_stuck_is_replaced(
     module_database: str, tmp_path: Path
 ) -> None:
     (tmp_path / "hanging_hooks.py").write_text(textwrap.dedent(HANGING_HOOKS))
+    # One worker thread, which the one hanging request holds.
     env = _env(module_database, FERROSCORE_HEALTH_TIMEOUT_S="1", FERROSCORE_HOOKS="hanging_hooks",
-               PYTHONPATH=str(tmp_path))  # fmt: skip
+               FERROSCORE_WORKERS="1", PYTHONPATH=str(tmp_path))  # fmt: skip
     with serving(env, tmp_path / "server.log") as server:
         hung: list[object] = []
 

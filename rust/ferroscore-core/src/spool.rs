@@ -103,11 +103,19 @@ impl Spool {
         if lock_file.try_lock().is_err() {
             return Err(SpoolError::Locked(dir.to_path_buf()));
         }
-        let ids = segments(dir)?;
+        let mut ids = segments(dir)?;
         let mut on_disk = 0;
         for &id in &ids {
             on_disk += fs::metadata(segment_path(dir, id))?.len();
         }
+        // An empty segment (the active one of a process that stopped) holds nothing to replay.
+        let (empty, kept): (Vec<u64>, Vec<u64>) = ids
+            .into_iter()
+            .partition(|&id| fs::metadata(segment_path(dir, id)).is_ok_and(|m| m.len() == 0));
+        for id in &empty {
+            fs::remove_file(segment_path(dir, *id))?;
+        }
+        ids = kept;
         let id = ids.last().map_or(1, |last| last + 1);
         let active = Active {
             id,
