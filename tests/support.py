@@ -513,3 +513,16 @@ def fresh_database(postgres_server: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
+
+
+def ferroscore(
+    *args: str | Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`ferroscore ARGS` as a user runs it; `check`: it must succeed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ferroscore", *map(str, args)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,19 +12,7 @@ import pytest
 
 from ferroscore import __version__
 
-from support import FraudModels, ServerProcess, free_port
-
-
-def ferroscore(
-    *args: str | Path, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "ferroscore", *map(str, args)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
-    )  # fmt: skip
-    if check:
-        assert done.returncode == 0, done.stderr
-    return done
+from support import FraudModels, ServerProcess, ferroscore, free_port
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,17 +14,16 @@ import pytest
 
 from ferroscore.registry import DEMO_MODEL
 
-from support import FraudModels, ServerProcess, fraud_frame, push_and_wait, wait_logged
+from support import (
+    FraudModels,
+    ServerProcess,
+    ferroscore,
+    fraud_frame,
+    push_and_wait,
+    wait_logged,
+)
 
 SCORE = f"/v1/models/{DEMO_MODEL}/score"
-
-
-def _ferroscore(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "ferroscore", *map(str, args)],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env})  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +54,7 @@ def test_export_writes_the_window_of_the_log(
         wait_logged(database_url, request_id)
     out = tmp_path / "decisions.parquet"
     until = datetime.now(UTC) + timedelta(seconds=1)
-    done = _ferroscore("decisions", "export", "--since", since.isoformat(), "--until",
+    done = ferroscore("decisions", "export", "--since", since.isoformat(), "--until",
                        until.isoformat(), "--model", DEMO_MODEL, "-o", out,
                        env={"DATABASE_URL": database_url})  # fmt: skip
     assert "5 decision rows written" in done.stdout
@@ -85,11 +81,11 @@ def test_drift_charts_the_models_series(server: ServerProcess, fraud: FraudModel
     env = {"FERROSCORE_API_KEY": server.key or ""}
     args = ("decisions", "drift", "charted", "--days", "1", "--url", server.url)
     deadline = datetime.now(UTC) + timedelta(seconds=10)
-    while "200 rows" not in (done := _ferroscore(*args, env=env)).stdout:
+    while "200 rows" not in (done := ferroscore(*args, env=env)).stdout:
         assert datetime.now(UTC) < deadline, done.stdout
     assert "charted v1: drift per day" in done.stdout
     # The most drifted feature comes first, with its bar.
     [merchant] = [line for line in done.stdout.splitlines() if line.startswith("│ merchant")]
     assert "█" in merchant
-    as_json = orjson.loads(_ferroscore(*args, "--json", env=env).stdout)
+    as_json = orjson.loads(ferroscore(*args, "--json", env=env).stdout)
     assert as_json["features"]["merchant"]["drifted"]

@@ -9,6 +9,7 @@ from typing import Any
 from ferroscore import monitoring
 from ferroscore.openapi import VERSION
 from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply, query_error
+from ferroscore.registry import RegistryError
 from ferroscore.routes.decisions import rfc3339
 from ferroscore.service import Service
 
@@ -45,25 +46,16 @@ def get(service: Service) -> Handler:
         bucket = query.get("bucket", None) or "day"
         if bucket not in monitoring.BUCKETS:
             return query_error("bucket", bucket, " or ".join(monitoring.BUCKETS))
-        with service.pool.connection() as conn:
+        models = service.registry.scoped(call.tenant)
+        try:
             if version is None:
-                active = conn.execute(
-                    "SELECT version FROM active_models WHERE tenant = %s AND name = %s",
-                    (call.tenant, name),
-                ).fetchone()
-                if active is None:
-                    return error_reply(404, "not_found", f"model {name!r} has no active version")
-                version = int(active[0])
-            found = conn.execute(
-                "SELECT profile, input_schema FROM models"
-                " WHERE tenant = %s AND name = %s AND version = %s",
-                (call.tenant, name, version),
-            ).fetchone()
-            if found is None:
-                return error_reply(404, "not_found", f"model {name!r} has no version {version}")
-            profile, schema = found
-            answer = monitoring.report(conn, call.tenant, name, version, profile, schema, since,
-                                       until, bucket)  # fmt: skip
+                version = int(models.status(name)["active_version"])
+            found = models.version(name, version)
+        except RegistryError as e:
+            return error_reply(e.status, e.code, e.message)
+        with service.pool.connection() as conn:
+            answer = monitoring.report(conn, call.tenant, name, version, found["profile"],
+                                       found["input_schema"], since, until, bucket)  # fmt: skip
         return json_reply(200, answer)
 
     return handle
