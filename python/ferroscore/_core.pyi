@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension `ferroscore._core`; checked against it by mypy stubtest."""
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal, TypeAlias, final
 
@@ -66,7 +66,8 @@ class SchemaError(FerroscoreError):
     message: str
 
 class ModelLoadError(FerroscoreError):
-    """A model artifact cannot be loaded."""
+    """A model artifact cannot be loaded. Past a load limit, the attribute `field` names where
+    the file declares the count and `limit` the bound it broke; else both are None."""
 
 class SpoolFullError(FerroscoreError):
     """The decision spool is at its limit or its disk is full: nothing may be acknowledged."""
@@ -80,8 +81,14 @@ class Model:
     reference library scores it."""
 
     @staticmethod
-    def load(source: bytes | str | os.PathLike[str], format: str | None = None) -> Model:
-        """Loads a model from its bytes or a file; `format` is detected when omitted."""
+    def load(
+        source: bytes | str | os.PathLike[str],
+        format: str | None = None,
+        limits: Mapping[str, int] | None = None,
+    ) -> Model:
+        """Loads a model from its bytes or a file; `format` is detected when omitted. `limits`
+        bounds what the file may declare (`features`, `outputs`, `trees`, `nodes`, `depth`,
+        `categories`, `memory_bytes`); the defaults stand for any left out."""
 
     @property
     def n_features(self) -> int: ...
@@ -302,8 +309,6 @@ class Spool:
         """`(rows as COPY text, records, torn_bytes)` of segment `id`."""
     def remove(self, id: int) -> None:
         """Removes segment `id` once its rows are committed."""
-    def set_aside(self, id: int) -> Path:
-        """Renames a segment PostgreSQL refuses out of the way; returns its path."""
     @property
     def bytes(self) -> int: ...
     @property

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from ferroscore._core import Endpoint
+from ferroscore._core import Endpoint, FerroscoreError
 from ferroscore.listen import Listener
 from ferroscore.registry import CHANNEL, EndpointBuilder, ModelRegistry, ServedState
 
@@ -80,7 +80,9 @@ class Catalog:
         self._listener.stop()
 
     def refresh(self) -> bool:
-        """Re-reads the served state; swaps the snapshot if it changed. Returns whether it did."""
+        """Re-reads the served state; swaps the snapshot if it changed. Returns whether it did.
+        A version that cannot be built here (its model past this process's limits, say) is
+        left out and logged, tried again at the next reconcile, and costs no other model."""
         with self._lock:
             state = self._registry.served()
             if state == self._state:
@@ -88,24 +90,30 @@ class Catalog:
             wanted = {(s.tenant, s.name, s.version) for s in state} | {
                 (s.tenant, s.name, s.shadow_version) for s in state if s.shadow_version is not None
             }
-            built = {key: self._endpoint(*key) for key in sorted(wanted)}
+            built: dict[tuple[str, str, int], Endpoint] = {}
+            for key in sorted(wanted):
+                try:
+                    built[key] = self._endpoint(*key)
+                except FerroscoreError as e:
+                    log.error("cannot serve %s/%s v%s: %s", *key, e)
             tenants: dict[str, dict[str, Served]] = {}
             for s in state:
-                shadow = s.shadow_version
-                tenants.setdefault(s.tenant, {})[s.name] = Served(
-                    built[(s.tenant, s.name, s.version)],
-                    built[(s.tenant, s.name, shadow)] if shadow is not None else None,
-                    s.shadow_share,
-                )
+                champion = built.get((s.tenant, s.name, s.version))
+                if champion is None:
+                    continue
+                shadow = built.get((s.tenant, s.name, s.shadow_version or 0))
+                share = s.shadow_share if shadow is not None else 0.0
+                tenants.setdefault(s.tenant, {})[s.name] = Served(champion, shadow, share)
             self._built = built
             self._snapshot = MappingProxyType(
                 {t: MappingProxyType(models) for t, models in tenants.items()}
             )
-            self._state = state
-            log.info(
-                "serving %s",
-                ", ".join(f"{s.tenant}/{s.name} v{s.version}" for s in state) or "no models",
-            )
+            # With a version left out, the next reconcile tries it again.
+            self._state = state if len(built) == len(wanted) else None
+            served = [
+                f"{t}/{n} v{m.champion.version}" for t, ms in tenants.items() for n, m in ms.items()
+            ]
+            log.info("serving %s", ", ".join(served) or "no models")
             return True
 
     def _endpoint(self, tenant: str, name: str, version: int) -> Endpoint:

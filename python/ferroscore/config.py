@@ -129,6 +129,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_artifact_bytes", "FERROSCORE_MAX_ARTIFACT_BYTES", 256 * _MIB,
             "largest model upload (the whole multipart body); larger gets 413 before it is read",
             1024, 1 << 32),
+    Setting("model_max_features", "FERROSCORE_MODEL_MAX_FEATURES", 65_536,
+            "most input features a model file may declare", 1, 1 << 24),
+    Setting("model_max_outputs", "FERROSCORE_MODEL_MAX_OUTPUTS", 10_000,
+            "most outputs (classes, targets, trees per iteration) a model file may declare",
+            1, 1 << 20),
+    Setting("model_max_trees", "FERROSCORE_MODEL_MAX_TREES", 100_000,
+            "most trees in a model", 1, 1 << 24),
+    Setting("model_max_nodes", "FERROSCORE_MODEL_MAX_NODES", 50_000_000,
+            "most tree nodes (leaves included) over all of a model's trees", 1, 1 << 31),
+    Setting("model_max_depth", "FERROSCORE_MODEL_MAX_DEPTH", 512,
+            "deepest tree in a model, in splits from root to leaf (reason codes take 32 bytes "
+            "times its square per row)", 1, 1024),
+    Setting("model_max_categories", "FERROSCORE_MODEL_MAX_CATEGORIES", 1 << 20,
+            "largest category code a model's categorical split may test", 1, 1 << 24),
+    Setting("model_max_memory_mb", "FERROSCORE_MODEL_MAX_MEMORY_MB", 4096,
+            "most memory one model may take once decoded and laid out, in MiB", 1, 1 << 20),
+    Setting("upload_memory_mb", "FERROSCORE_UPLOAD_MEMORY_MB", 8192,
+            "the address space of the child process that loads and checks an upload before "
+            "any serving process sees it, in MiB; past it the upload is refused with 422",
+            256, 1 << 20),
+    Setting("upload_cpu_s", "FERROSCORE_UPLOAD_CPU_S", 60,
+            "CPU seconds that child process may take; past it the upload is refused", 1, 3600),
     Setting("catalog_reconcile_s", "FERROSCORE_CATALOG_RECONCILE_S", 5,
             "seconds between full re-reads of the active versions, in case a NOTIFY was missed",
             1, 3600),
@@ -210,6 +232,15 @@ class Settings:
     max_features: int
     max_rows: int
     max_artifact_bytes: int
+    model_max_features: int
+    model_max_outputs: int
+    model_max_trees: int
+    model_max_nodes: int
+    model_max_depth: int
+    model_max_categories: int
+    model_max_memory_mb: int
+    upload_memory_mb: int
+    upload_cpu_s: int
     catalog_reconcile_s: int
     decision_log: str
     spool_dir: str | None
@@ -255,6 +286,14 @@ class Settings:
         """The request limits, as `Endpoint` takes them."""
         names = ("max_body_bytes", "max_depth", "max_string_bytes", "max_features", "max_rows")
         return {name: getattr(self, name) for name in names}
+
+    def model_limits(self) -> dict[str, int]:
+        """What a model file may declare, as `Model.load` takes it."""
+        limits = {
+            name: getattr(self, f"model_max_{name}")
+            for name in ("features", "outputs", "trees", "nodes", "depth", "categories")
+        }
+        return {**limits, "memory_bytes": self.model_max_memory_mb * _MIB}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -281,6 +281,8 @@ def _gauges(values: dict[str, float]) -> dict[str, tuple[str, float]]:
         "ferroscore_decision_spool_bytes": "Bytes of decisions spooled and not yet in PostgreSQL",
         "ferroscore_decision_flush_lag_seconds": "Age of the oldest spooled segment waiting "
         "to reach PostgreSQL (the worst process's)",
+        "ferroscore_decision_rows_quarantined": "Decision rows PostgreSQL refused, kept in "
+        "decisions_quarantine since the serving processes started (alert on any)",
         "ferroscore_db_pool_connections": "Open database connections in the pools",
         "ferroscore_db_pool_available": "Idle database connections in the pools",
         "ferroscore_db_pool_waiting": "Requests waiting for a database connection",

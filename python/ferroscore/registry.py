@@ -68,6 +68,9 @@ class ServedState:
 
 
 EndpointBuilder = Callable[[Artifact], Endpoint]
+#: Checks an uploaded artifact before anything of this process loads it (see
+#: `ferroscore.sandbox`); raises what the load would.
+UploadCheck = Callable[[Artifact], None]
 
 _VERSION_COLUMNS = (
     "m.name, m.version, m.format, m.sha256, m.n_features, m.objective, m.metadata,"
@@ -80,18 +83,26 @@ class ModelRegistry:
     """Registers, activates, shadows, rolls back and deletes model versions."""
 
     def __init__(
-        self, pool: ConnectionPool, build: EndpointBuilder, tenant: str = DEFAULT_TENANT
+        self,
+        pool: ConnectionPool,
+        build: EndpointBuilder,
+        tenant: str = DEFAULT_TENANT,
+        check: UploadCheck | None = None,
     ) -> None:
         """`build` turns an artifact into a served `Endpoint` (with the service's limits); it
-        is called before anything is stored, so nothing unservable ever is. Every name is
-        `tenant`'s: another tenant's models are not there (`scoped` gives their view)."""
+        is called before anything is stored, so nothing unservable ever is. `check`, when
+        given, vets a registered artifact before `build` loads it in this process. Every name
+        is `tenant`'s: another tenant's models are not there (`scoped` gives their view)."""
         self._pool = pool
         self._build = build
+        self._check = check
         self.tenant = tenant
 
     def scoped(self, tenant: str) -> ModelRegistry:
         """The same registry as `tenant` sees it."""
-        return self if tenant == self.tenant else ModelRegistry(self._pool, self._build, tenant)
+        if tenant == self.tenant:
+            return self
+        return ModelRegistry(self._pool, self._build, tenant, self._check)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -113,7 +124,10 @@ class ModelRegistry:
         `SchemaError` with its `pointer` and `document`)."""
         check_name(name)
         t = self.tenant
-        endpoint = self._build(Artifact(t, name, 1, fmt, artifact, input_schema, thresholds))
+        upload = Artifact(t, name, 1, fmt, artifact, input_schema, thresholds)
+        if self._check is not None:
+            self._check(upload)
+        endpoint = self._build(upload)
         model = endpoint.model
         sha = hashlib.sha256(artifact).hexdigest()
         with self._pool.connection() as conn:

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg_pool import ConnectionPool
 
-from ferroscore import hooks, keys
+from ferroscore import hooks, keys, sandbox
 from ferroscore._core import Decision, Endpoint, Model, RequestError
 from ferroscore.board import Board
 from ferroscore.catalog import Catalog
@@ -96,7 +96,7 @@ class Service:
             **settings.pool_options(),
         )  # fmt: skip
         listen_url = settings.session_url(conninfo)
-        self.registry = ModelRegistry(self.pool, self.build_endpoint)
+        self.registry = ModelRegistry(self.pool, self.build_endpoint, check=self.check_upload)
         self.catalog = Catalog(
             self.registry, self.build_endpoint, listen_url, settings.catalog_reconcile_s
         )
@@ -144,9 +144,18 @@ class Service:
             self.hook_cache, shadow,
         )  # fmt: skip
 
+    def check_upload(self, a: Artifact) -> None:
+        """Loads and exercises an uploaded artifact in a limited child process (see
+        `ferroscore.sandbox`) before this process loads it."""
+        s = self.settings
+        upload = sandbox.Upload(
+            a.artifact, a.format, a.input_schema, a.thresholds, s.model_limits(), s.limits()
+        )
+        sandbox.check(upload, s.upload_memory_mb, s.upload_cpu_s)
+
     def build_endpoint(self, a: Artifact) -> Endpoint:
-        """A served endpoint, with this process's request limits."""
-        model = Model.load(a.artifact, a.format)
+        """A served endpoint, with this process's model and request limits."""
+        model = Model.load(a.artifact, a.format, self.settings.model_limits())
         return Endpoint(
             a.name,
             a.version,
@@ -202,6 +211,7 @@ class Service:
                         scores.append([labels, *endpoint.stats()])
         gauges = {"ferroscore_decision_spool_bytes": self.decisions.backlog_bytes(),
                   "ferroscore_decision_flush_lag_seconds": self.decisions.lag_s(),
+                  "ferroscore_decision_rows_quarantined": self.decisions.quarantined,
                   "ferroscore_serving_processes": 1}  # fmt: skip
         if self.started:
             pool = self.pool.get_stats()

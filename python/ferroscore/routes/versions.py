@@ -123,13 +123,26 @@ def push(service: Service, call: Call) -> Reply:
             actor=_actor(call),
         )
     except ModelLoadError as e:
-        return pointer_error(422, "model_not_loadable", str(e), "/model")
+        return _refused_model(e)
     except SchemaError as e:
         document = getattr(e, "document", "schema")
         pointer = f"/{document}{getattr(e, 'pointer', '')}"
         code = "invalid_thresholds" if document == "thresholds" else "schema_mismatch"
         return pointer_error(422, code, getattr(e, "message", str(e)), pointer)
     return json_reply(201, created)
+
+
+def _refused_model(e: ModelLoadError) -> Reply:
+    """422 for an artifact that cannot be served: `model_too_large` naming the file's field
+    and the setting that bounds it, else `model_not_loadable`."""
+    field, limit = getattr(e, "field", None), getattr(e, "limit", None)
+    if limit is None:
+        return pointer_error(422, "model_not_loadable", str(e), "/model")
+    setting = "FERROSCORE_MODEL_MAX_" + ("MEMORY_MB" if limit == "memory_bytes" else limit.upper())
+    message = f"{e} ({setting})"
+    error = {"pointer": "/model", "code": "model_too_large", "message": message,
+             "field": str(field), "setting": setting}  # fmt: skip
+    return error_reply(422, "model_too_large", message, [error])
 
 
 @_route

@@ -24,6 +24,7 @@ pub enum Code {
     TooManyFeatures,
     TooManyRows,
     EnrichmentOnly,
+    NulCharacter,
 }
 
 impl Code {
@@ -47,6 +48,7 @@ impl Code {
             Code::TooManyFeatures => "too_many_features",
             Code::TooManyRows => "too_many_rows",
             Code::EnrichmentOnly => "enrichment_only",
+            Code::NulCharacter => "nul_character",
         }
     }
 }
@@ -146,6 +148,13 @@ pub enum ModelError {
     Unsupported(String),
     #[error("inconsistent model: {0}")]
     Inconsistent(String),
+    /// A count or size the file declares is past a `LoadLimits` bound (`limit` names it).
+    #[error("model too large: {message}")]
+    TooLarge {
+        field: String,
+        limit: &'static str,
+        message: String,
+    },
 }
 
 /// Escapes one reference token for a JSON Pointer (RFC 6901 §3).

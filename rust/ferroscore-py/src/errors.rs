@@ -123,9 +123,25 @@ pub fn schema_error(py: Python<'_>, e: core::SchemaError) -> PyErr {
     }
 }
 
+/// A ModelLoadError; past a load limit it carries `field` (where the file declares the
+/// count) and `limit` (which `LoadLimits` bound it broke), else both are None.
 #[cold]
 pub fn model_error(e: core::ModelError) -> PyErr {
-    ModelLoadError::new_err(e.to_string())
+    let err = ModelLoadError::new_err(e.to_string());
+    let (field, limit) = match &e {
+        core::ModelError::TooLarge { field, limit, .. } => (Some(field.as_str()), Some(*limit)),
+        _ => (None, None),
+    };
+    Python::attach(|py| {
+        let value = err.value(py);
+        match value
+            .setattr("field", field)
+            .and_then(|()| value.setattr("limit", limit))
+        {
+            Ok(()) => err.clone_ref(py),
+            Err(failed) => failed,
+        }
+    })
 }
 
 /// A `str` body with no UTF-8 form (lone surrogates): malformed, like invalid bytes.

@@ -10,7 +10,7 @@ use numpy::{
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -115,9 +115,17 @@ fn over_array(
 #[pymethods]
 impl Model {
     /// Loads a model from its bytes or from a file path; `format` is detected when omitted.
+    /// `limits` bounds what the file may declare (`features`, `outputs`, `trees`, `nodes`,
+    /// `depth`, `categories`, `memory_bytes`); the defaults stand for any left out.
     #[staticmethod]
-    #[pyo3(signature = (source, format=None))]
-    fn load(py: Python<'_>, source: &Bound<'_, PyAny>, format: Option<&str>) -> PyResult<Self> {
+    #[pyo3(signature = (source, format=None, limits=None))]
+    fn load(
+        py: Python<'_>,
+        source: &Bound<'_, PyAny>,
+        format: Option<&str>,
+        limits: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let limits = load_limits(limits)?;
         let data: Arc<[u8]> = if let Ok(bytes) = source.cast::<PyBytes>() {
             bytes.as_bytes().into()
         } else {
@@ -126,7 +134,7 @@ impl Model {
             })?;
             py.detach(|| std::fs::read(&path))?.into()
         };
-        let inner = py.detach(|| core::load_model(&data, format));
+        let inner = py.detach(|| core::model::load_within(&data, format, &limits));
         Ok(Model {
             inner: inner.map_err(model_error)?,
             source: data,
@@ -263,6 +271,30 @@ impl Model {
             self.inner.n_outputs(Output::Response)
         )
     }
+}
+
+/// `LoadLimits` from a dict of some of its fields; an unknown name is a TypeError.
+fn load_limits(given: Option<&Bound<'_, PyDict>>) -> PyResult<core::model::LoadLimits> {
+    let mut limits = core::model::LoadLimits::default();
+    for (key, value) in given.into_iter().flat_map(|d| d.iter()) {
+        let value: usize = value.extract()?;
+        let slot = match key.extract::<String>()?.as_str() {
+            "features" => &mut limits.features,
+            "outputs" => &mut limits.outputs,
+            "trees" => &mut limits.trees,
+            "nodes" => &mut limits.nodes,
+            "depth" => &mut limits.depth,
+            "categories" => &mut limits.categories,
+            "memory_bytes" => &mut limits.memory_bytes,
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "unknown model limit {other:?}"
+                )))
+            }
+        };
+        *slot = value;
+    }
+    Ok(limits)
 }
 
 fn check_width(width: usize, n: usize) -> PyResult<()> {

@@ -2,6 +2,7 @@
 //! missing-value types with LightGBM's 1e-35 zero, linear trees, random-forest averaging,
 //! and every built-in objective's output transform, all in float64 as LightGBM computes.
 
+use super::limits::{self, Limit, LoadLimits};
 use super::lockstep::{
     Block, Derived, Forest, Node, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH, ZERO_MISSING,
 };
@@ -276,7 +277,7 @@ pub struct LgbModel {
 }
 
 impl LgbModel {
-    pub fn from_text(bytes: &[u8]) -> Result<Self, ModelError> {
+    pub fn from_text(bytes: &[u8], limits: &LoadLimits) -> Result<Self, ModelError> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| inconsistent("a LightGBM model is text; this is not UTF-8"))?;
         let mut blocks = text.split("\nTree=");
@@ -287,10 +288,17 @@ impl LgbModel {
                 .copied()
                 .ok_or_else(|| inconsistent(&format!("no {k}= line")))
         };
-        let per_iteration: usize = num(get("num_tree_per_iteration")?, "num_tree_per_iteration")?;
-        let n_features = num::<usize>(get("max_feature_idx")?, "max_feature_idx")? + 1;
+        let per_iteration: u128 = num(get("num_tree_per_iteration")?, "num_tree_per_iteration")?;
+        limits.check(Limit::Outputs, "num_tree_per_iteration", per_iteration)?;
+        let per_iteration = per_iteration as usize;
+        let max_feature_idx: u128 = num(get("max_feature_idx")?, "max_feature_idx")?;
+        limits.check(Limit::Features, "max_feature_idx", max_feature_idx + 1)?;
+        let n_features = max_feature_idx as usize + 1;
         let objective_line = get("objective")?;
         let (objective, transform) = transform_of(objective_line)?;
+        if let Transform::Sigmoid(s) = transform {
+            limits::finite(&[s], "objective sigmoid")?;
+        }
         let feature_names: Vec<String> = header
             .get("feature_names")
             .map_or_else(Vec::new, |s| s.split(' ').map(str::to_owned).collect());
@@ -299,13 +307,28 @@ impl LgbModel {
         }
         let average = text.lines().any(|l| l.trim() == "average_output");
         let mut trees = Vec::new();
+        let mut nodes = 0;
         for block in blocks {
             // The last tree block runs into "end of trees" and the parameters after it.
             let block = block.split("\nend of trees").next().unwrap_or_default();
             let t = trees.len();
-            trees.push(
-                tree(block, n_features).map_err(|e| inconsistent(&format!("tree {t}: {e}")))?,
-            );
+            limits.check(Limit::Trees, "Tree=", t as u128 + 1)?;
+            let tree = tree(block, n_features, limits).map_err(|e| match e {
+                ModelError::Inconsistent(e) => inconsistent(&format!("tree {t}: {e}")),
+                ModelError::TooLarge {
+                    field,
+                    limit,
+                    message,
+                } => ModelError::TooLarge {
+                    field: format!("tree {t}: {field}"),
+                    limit,
+                    message: format!("tree {t}: {message}"),
+                },
+                other => other,
+            })?;
+            nodes += tree.nodes.len() + tree.leaf_value.len();
+            limits.check(Limit::Nodes, "num_leaves", nodes as u128)?;
+            trees.push(tree);
         }
         if per_iteration == 0 || trees.len() % per_iteration != 0 {
             return Err(inconsistent(
@@ -509,7 +532,7 @@ impl Model for LgbModel {
                 group[self.n_features] += tree.leaf_value[0];
                 continue;
             }
-            treeshap::add_contributions(tree, row, group, 1.0, tree.depth, &mut scratch);
+            treeshap::add_contributions(tree, row, group, 1.0, tree.depth, &mut scratch)?;
             group[self.n_features] += bias[t];
         }
         Ok(())
@@ -599,27 +622,28 @@ fn fields(block: &str) -> FxHashMap<&str, &str> {
     block.lines().filter_map(|l| l.split_once('=')).collect()
 }
 
-fn list<T: std::str::FromStr>(f: &FxHashMap<&str, &str>, key: &str) -> Result<Vec<T>, String> {
+fn list<T: std::str::FromStr>(f: &FxHashMap<&str, &str>, key: &str) -> Result<Vec<T>, ModelError> {
     f.get(key)
         .map_or("", |s| s)
         .split_whitespace()
         .map(|t| {
             t.parse()
-                .map_err(|_| format!("{key} holds {t:.40}, not a number"))
+                .map_err(|_| inconsistent(&format!("{key} holds {t:.40}, not a number")))
         })
         .collect()
 }
 
-fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
+fn tree(block: &str, n_features: usize, limits: &LoadLimits) -> Result<Tree, ModelError> {
     let f = fields(block);
     let num_leaves: usize = f
         .get("num_leaves")
         .and_then(|s| s.parse().ok())
-        .ok_or("no num_leaves")?;
+        .ok_or_else(|| inconsistent("no num_leaves"))?;
     let leaf_value: Vec<f64> = list(&f, "leaf_value")?;
     if num_leaves == 0 || leaf_value.len() != num_leaves {
-        return Err("leaf_value does not hold num_leaves values".into());
+        return Err(inconsistent("leaf_value does not hold num_leaves values"));
     }
+    limits::finite(&leaf_value, "leaf_value")?;
     let inner = num_leaves - 1;
     let split_feature: Vec<u32> = list(&f, "split_feature")?;
     let threshold: Vec<f64> = list(&f, "threshold")?;
@@ -636,26 +660,45 @@ fn tree(block: &str, n_features: usize) -> Result<Tree, String> {
     .iter()
     .any(|&n| n != inner)
     {
-        return Err("node arrays do not hold num_leaves - 1 values".into());
+        return Err(inconsistent(
+            "node arrays do not hold num_leaves - 1 values",
+        ));
     }
     if let Some(&bad) = split_feature.iter().find(|&&s| s as usize >= n_features) {
-        return Err(format!("a split on feature {bad} of {n_features}"));
+        return Err(inconsistent(&format!(
+            "a split on feature {bad} of {n_features}"
+        )));
     }
     let cat_boundaries: Vec<usize> = list(&f, "cat_boundaries")?;
     let cat_threshold: Vec<u32> = list(&f, "cat_threshold")?;
     for (n, &dt) in decision_type.iter().enumerate() {
-        if dt & CATEGORICAL != 0 {
-            let c = threshold[n];
-            let ok = c >= 0.0
-                && (c as usize) + 1 < cat_boundaries.len()
-                && cat_boundaries[c as usize] <= cat_boundaries[c as usize + 1]
-                && cat_boundaries[c as usize + 1] <= cat_threshold.len();
-            if !ok {
-                return Err(format!("categorical node {n} points outside its bitsets"));
-            }
+        let c = threshold[n];
+        if dt & CATEGORICAL == 0 {
+            limits::finite(&[c], &format!("threshold[{n}]"))?;
+            continue;
         }
+        let ok = c >= 0.0
+            && c.fract() == 0.0
+            && (c as usize)
+                .checked_add(1)
+                .is_some_and(|end| end < cat_boundaries.len())
+            && cat_boundaries[c as usize] <= cat_boundaries[c as usize + 1]
+            && cat_boundaries[c as usize + 1] <= cat_threshold.len();
+        if !ok {
+            return Err(inconsistent(&format!(
+                "categorical node {n} points outside its bitsets"
+            )));
+        }
+        // A bitset of w words tests categories up to 32·w − 1.
+        let words = cat_boundaries[c as usize + 1] - cat_boundaries[c as usize];
+        limits.check(
+            Limit::Categories,
+            "cat_threshold",
+            (words as u128 * 32).saturating_sub(1),
+        )?;
     }
-    let depth = check_is_tree(&left, &right, num_leaves)?;
+    let depth = check_is_tree(&left, &right, num_leaves).map_err(|e| inconsistent(&e))?;
+    limits.check(Limit::Depth, "the tree's depth", depth as u128)?;
     let mut counts: Vec<f64> = list(&f, "internal_count")?;
     counts.extend(list::<f64>(&f, "leaf_count")?);
     if counts.len() != inner + num_leaves {
@@ -693,19 +736,29 @@ fn linear_leaves(
     f: &FxHashMap<&str, &str>,
     num_leaves: usize,
     n_features: usize,
-) -> Result<Vec<LinearLeaf>, String> {
+) -> Result<Vec<LinearLeaf>, ModelError> {
     let constants: Vec<f64> = list(f, "leaf_const")?;
     let counts: Vec<usize> = list(f, "num_features")?;
     let features: Vec<u32> = list(f, "leaf_features")?;
     let coeffs: Vec<f64> = list(f, "leaf_coeff")?;
     if constants.len() != num_leaves || counts.len() != num_leaves {
-        return Err("linear leaves do not match num_leaves".into());
+        return Err(inconsistent("linear leaves do not match num_leaves"));
     }
-    if counts.iter().sum::<usize>() != features.len() || features.len() != coeffs.len() {
-        return Err("leaf_features and leaf_coeff do not match num_features".into());
+    let terms = counts.iter().try_fold(0usize, |sum, &k| sum.checked_add(k));
+    if terms != Some(features.len()) || features.len() != coeffs.len() {
+        return Err(inconsistent(
+            "leaf_features and leaf_coeff do not match num_features",
+        ));
+    }
+    if !constants.iter().chain(&coeffs).all(|x| x.is_finite()) {
+        return Err(inconsistent(
+            "leaf_const or leaf_coeff holds a number that is not finite",
+        ));
     }
     if features.iter().any(|&x| x as usize >= n_features) {
-        return Err("a linear leaf reads a feature the model does not have".into());
+        return Err(inconsistent(
+            "a linear leaf reads a feature the model does not have",
+        ));
     }
     let mut at = 0;
     Ok(constants

@@ -8,6 +8,7 @@
 //! `link` is `identity`, `logistic` or `softmax`; with several outputs each coefficient and
 //! the intercept are lists, one value per output. `ferroscore.linear.from_sklearn` writes it.
 
+use super::limits::{self, Limit, LoadLimits};
 use super::{ColumnUse, Model, Output};
 use crate::error::ModelError;
 use crate::request::Precision;
@@ -45,7 +46,7 @@ pub struct LinearModel {
 }
 
 impl LinearModel {
-    pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
+    pub fn from_json(bytes: &[u8], limits: &LoadLimits) -> Result<Self, ModelError> {
         let file: File = serde_json::from_slice(bytes)?;
         if file.format != FORMAT {
             return Err(bad(format!(
@@ -72,8 +73,11 @@ impl LinearModel {
                 file.link
             )));
         }
+        limits.check(Limit::Outputs, "intercept", k as u128)?;
         let n = file.features.len();
-        let mut coefficients = vec![0.0; k * n];
+        limits.check(Limit::Features, "features", n as u128)?;
+        limits.check(Limit::Memory, "coefficients", (k * n * 8) as u128)?;
+        let mut coefficients = limits::filled(k * n, 0.0, "coefficients")?;
         for (f, name) in file.features.iter().enumerate() {
             let c = file
                 .coefficients
@@ -94,11 +98,8 @@ impl LinearModel {
                 coefficients[out * n + f] = v;
             }
         }
-        if let Some(extra) = file
-            .coefficients
-            .keys()
-            .find(|c| !file.features.contains(c))
-        {
+        let names: std::collections::HashSet<&String> = file.features.iter().collect();
+        if let Some(extra) = file.coefficients.keys().find(|c| !names.contains(c)) {
             return Err(bad(format!(
                 "coefficient for \"{extra}\", which is not in features"
             )));
@@ -210,6 +211,7 @@ mod tests {
         let m = LinearModel::from_json(
             br#"{"format": "ferroscore-linear", "link": "logistic", "features": ["a", "b"],
                  "coefficients": {"a": 0.5, "b": -1.0}, "intercept": 0.25}"#,
+            &LoadLimits::default(),
         )
         .expect("model");
         let mut out = [0.0];
@@ -220,6 +222,7 @@ mod tests {
         let s = LinearModel::from_json(
             br#"{"format": "ferroscore-linear", "link": "softmax", "features": ["a"],
                  "coefficients": {"a": [1, 2, 3]}, "intercept": [0, 0, 0]}"#,
+            &LoadLimits::default(),
         )
         .expect("model");
         let mut p = [0.0; 3];
@@ -236,7 +239,10 @@ mod tests {
             r#"{"format": "ferroscore-linear", "link": "softmax", "features": ["a"], "coefficients": {"a": 1}, "intercept": 0}"#,
             r#"{"format": "ferroscore-linear", "link": "identity", "features": ["a"], "coefficients": {"a": [1, 2]}, "intercept": 0}"#,
         ] {
-            assert!(LinearModel::from_json(bad.as_bytes()).is_err(), "{bad}");
+            assert!(
+                LinearModel::from_json(bad.as_bytes(), &LoadLimits::default()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (NaN = missing) into its outputs, honouring the reference library's arithmetic exactly.
 
 pub mod lightgbm;
+pub mod limits;
 pub mod linear;
 mod lockstep;
 pub mod objective;
@@ -11,6 +12,8 @@ pub mod xgboost;
 
 use crate::error::ModelError;
 use crate::request::Precision;
+pub use limits::LoadLimits;
+use limits::{Budget, Limit};
 use std::sync::Arc;
 
 /// Which scale the outputs are on.
@@ -80,24 +83,37 @@ pub trait Model: Send + Sync {
     fn predict_row(&self, row: &[f64], output: Output, out: &mut [f64]);
 }
 
-/// Loads a model artifact, detecting its format when `format` is `None`.
+/// Loads a model artifact within the default `LoadLimits`, detecting its format when `format`
+/// is `None`.
 pub fn load(bytes: &[u8], format: Option<&str>) -> Result<Arc<dyn Model>, ModelError> {
+    load_within(bytes, format, &LoadLimits::default())
+}
+
+/// Loads a model artifact, refusing any file that declares more than `limits` allow.
+pub fn load_within(
+    bytes: &[u8],
+    format: Option<&str>,
+    limits: &LoadLimits,
+) -> Result<Arc<dyn Model>, ModelError> {
     let format = match format {
         Some(f) => f,
         None => detect(bytes)?,
     };
-    match format {
-        "xgboost-json" => Ok(Arc::new(xgboost::XgbModel::from_json(bytes)?)),
+    let model: Arc<dyn Model> = match format {
+        "xgboost-json" => Arc::new(xgboost::XgbModel::from_json(bytes, limits)?),
         "xgboost-ubjson" => {
-            let json = serde_json::to_vec(&ubjson::to_json(bytes)?)?;
-            let mut model = xgboost::XgbModel::from_json(&json)?;
+            let json = ubjson::to_json_text(bytes, &mut Budget::new(limits))?;
+            let mut model = xgboost::XgbModel::from_json(&json, limits)?;
             model.format = "xgboost-ubjson";
-            Ok(Arc::new(model))
+            Arc::new(model)
         }
-        "lightgbm-text" => Ok(Arc::new(lightgbm::LgbModel::from_text(bytes)?)),
-        linear::FORMAT => Ok(Arc::new(linear::LinearModel::from_json(bytes)?)),
-        other => Err(ModelError::Unsupported(format!("format \"{other}\""))),
-    }
+        "lightgbm-text" => Arc::new(lightgbm::LgbModel::from_text(bytes, limits)?),
+        linear::FORMAT => Arc::new(linear::LinearModel::from_json(bytes, limits)?),
+        other => return Err(ModelError::Unsupported(format!("format \"{other}\""))),
+    };
+    let bytes = model.footprint().0;
+    limits.check(Limit::Memory, "the loaded model", bytes as u128)?;
+    Ok(model)
 }
 
 fn detect(bytes: &[u8]) -> Result<&'static str, ModelError> {

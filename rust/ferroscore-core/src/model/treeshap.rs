@@ -2,6 +2,8 @@
 //! contributions of one tree to one prediction, weighted by the training cover of each node,
 //! as xgboost's `pred_contribs` computes them. Runs in O(L·D²) per tree.
 
+use crate::error::ModelError;
+
 /// What the algorithm needs to know about a tree.
 pub(crate) trait ShapTree {
     fn is_leaf(&self, node: usize) -> bool;
@@ -15,13 +17,26 @@ pub(crate) trait ShapTree {
 }
 
 /// The tree's expected value: leaves averaged by cover. It goes into the bias column.
-pub(crate) fn expected_value(tree: &impl ShapTree, node: usize) -> f64 {
-    if tree.is_leaf(node) {
-        return tree.leaf_value(node);
+/// Iterative, post-order: a tree as deep as its file allows cannot overflow the stack.
+pub(crate) fn expected_value(tree: &impl ShapTree, root: usize) -> f64 {
+    // (node, whether its children are done); values of finished subtrees on `done`.
+    let mut todo = vec![(root, false)];
+    let mut done: Vec<f64> = Vec::new();
+    while let Some((node, expanded)) = todo.pop() {
+        if tree.is_leaf(node) {
+            done.push(tree.leaf_value(node));
+            continue;
+        }
+        let (l, r) = tree.children(node);
+        if !expanded {
+            todo.extend([(node, true), (r, false), (l, false)]);
+            continue;
+        }
+        let (er, el) = (done.pop(), done.pop());
+        let (el, er) = (el.unwrap_or_default(), er.unwrap_or_default());
+        done.push((el * tree.cover(l) + er * tree.cover(r)) / tree.cover(node));
     }
-    let (l, r) = tree.children(node);
-    let (cl, cr) = (tree.cover(l), tree.cover(r));
-    (expected_value(tree, l) * cl + expected_value(tree, r) * cr) / tree.cover(node)
+    done.pop().unwrap_or_default()
 }
 
 /// 1/n for the path lengths of trees up to depth 126: the algorithm divides by small
@@ -79,11 +94,16 @@ pub(crate) fn add_contributions(
     scale: f64,
     depth: usize,
     scratch: &mut Scratch,
-) {
-    // Each level of recursion copies its parent's path; depth + 2 levels at most.
+) -> Result<(), ModelError> {
+    // Each level of recursion copies its parent's path; depth + 2 levels at most. The load
+    // bounded the depth; the buffers are still reserved fallibly (depth² × 32 bytes).
     let levels = depth + 2;
     let needed = levels * (levels + 1) / 2;
     if scratch.0.len() < needed {
+        let more = needed - scratch.0.len();
+        scratch.0.try_reserve_exact(more).map_err(|_| {
+            ModelError::Unsupported(format!("contributions of a tree {depth} deep"))
+        })?;
         scratch.0.resize(needed, PathElement::default());
     }
     let mut shap = Shap {
@@ -93,6 +113,7 @@ pub(crate) fn add_contributions(
         scale,
     };
     shap.recurse(0, &mut scratch.0, 0, 0, 1.0, 1.0, NO_FEATURE);
+    Ok(())
 }
 
 /// Each tree's expected value (its bias column), computed on the first call for contributions

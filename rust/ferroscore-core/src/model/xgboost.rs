@@ -1,6 +1,7 @@
 //! XGBoost JSON models (xgboost 2.x and 3.x): gbtree and DART, numeric and categorical splits,
 //! scalar or per-output `base_score`, summed in float32 in file order as xgboost does.
 
+use super::limits::{self, Limit, LoadLimits};
 use super::lockstep::{
     self, Block, Derived, Forest, Row, Rule, Source, BLOCK, NAN_RIGHT, SMALL_BATCH,
 };
@@ -284,7 +285,7 @@ pub struct XgbModel {
 }
 
 impl XgbModel {
-    pub fn from_json(bytes: &[u8]) -> Result<Self, ModelError> {
+    pub fn from_json(bytes: &[u8], limits: &LoadLimits) -> Result<Self, ModelError> {
         let file: File = serde_json::from_slice(bytes)?;
         let learner = file.learner;
         let param = &learner.learner_model_param;
@@ -292,6 +293,7 @@ impl XgbModel {
         if n_features == 0 {
             return Err(inconsistent("num_feature is 0".into()));
         }
+        limits.check(Limit::Features, "num_feature", n_features as u128)?;
         let num_class: usize = param
             .num_class
             .as_deref()
@@ -301,9 +303,16 @@ impl XgbModel {
             .as_deref()
             .map_or(Ok(1), |s| parse_num(s, "num_target"))?;
         let n_groups = num_class.max(num_target).max(1);
+        let field = if num_class >= num_target {
+            "num_class"
+        } else {
+            "num_target"
+        };
+        limits.check(Limit::Outputs, field, n_groups as u128)?;
         let link = Link::of(&learner.objective.name)?;
 
         let base = parse_f32_list(&param.base_score)?;
+        limits::finite(&base, "base_score")?;
         let base_margin = match base.len() {
             1 => vec![link.base_margin(base[0]); n_groups],
             n if n == n_groups => base.iter().map(|&b| link.base_margin(b)).collect(),
@@ -328,6 +337,10 @@ impl XgbModel {
             Some(raw) => Some(parse_f32_array(raw.get())?),
             None => None,
         };
+        limits::finite(weights.as_deref().unwrap_or_default(), "weight_drop")?;
+        limits.check(Limit::Trees, "trees", model.trees.len() as u128)?;
+        let nodes: usize = model.trees.iter().map(|t| t.left_children.len()).sum();
+        limits.check(Limit::Nodes, "the trees' nodes", nodes as u128)?;
         if model.tree_info.len() != model.trees.len()
             || weights
                 .as_ref()
@@ -350,8 +363,22 @@ impl XgbModel {
             .trees
             .into_iter()
             .enumerate()
-            .map(|(t, tree)| {
-                build_tree(tree, n_features).map_err(|e| inconsistent(format!("tree {t}: {e}")))
+            .map(|(t, tree)| match build_tree(tree, n_features, limits) {
+                Err(ModelError::Inconsistent(e)) => Err(inconsistent(format!("tree {t}: {e}"))),
+                Err(ModelError::TooLarge {
+                    field,
+                    limit,
+                    message,
+                }) => {
+                    let (field, message) =
+                        (format!("tree {t}: {field}"), format!("tree {t}: {message}"));
+                    Err(ModelError::TooLarge {
+                        field,
+                        limit,
+                        message,
+                    })
+                }
+                other => other,
             })
             .collect::<Result<Vec<_>, _>>()?;
 
@@ -503,7 +530,7 @@ impl Model for XgbModel {
         for (t, tree) in self.trees.iter().enumerate() {
             let weight = self.tree_weight.as_ref().map_or(1.0, |w| f64::from(w[t]));
             let group = &mut out[self.tree_group[t] as usize * width..][..width];
-            treeshap::add_contributions(tree, row, group, weight, tree.depth, &mut scratch);
+            treeshap::add_contributions(tree, row, group, weight, tree.depth, &mut scratch)?;
             group[self.n_features] += bias[t] * weight;
         }
         for (g, &base) in self.base_margin.iter().enumerate() {
@@ -587,8 +614,8 @@ impl Model for XgbModel {
 
 // xgboost stores a tree as parallel arrays indexed by node id; one index reads them best.
 #[allow(clippy::needless_range_loop)]
-fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
-    let values = parse_f32_array(t.split_conditions.get()).map_err(|e| e.to_string())?;
+fn build_tree(t: JsonTree, n_features: usize, limits: &LoadLimits) -> Result<Tree, ModelError> {
+    let values = parse_f32_array(t.split_conditions.get())?;
     let n = t.left_children.len();
     if [
         t.right_children.len(),
@@ -601,16 +628,18 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
         || (!t.split_type.is_empty() && t.split_type.len() != n)
         || n == 0
     {
-        return Err("node arrays differ in length".into());
+        return Err(inconsistent("node arrays differ in length".into()));
     }
     if t.tree_param
         .size_leaf_vector
         .as_deref()
         .is_some_and(|s| s != "1" && s != "0")
     {
-        return Err("multi-target (vector-leaf) trees are not supported yet".into());
+        return Err(ModelError::Unsupported(
+            "multi-target (vector-leaf) trees".into(),
+        ));
     }
-    let mut nodes = Vec::with_capacity(n);
+    let mut nodes = limits::reserve(n, "the tree's nodes")?;
     for i in 0..n {
         let (l, r) = (t.left_children[i], t.right_children[i]);
         let mut node = Node {
@@ -630,20 +659,26 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
             node.flags |= LEAF;
         } else {
             let child = |c: i64| u32::try_from(c).ok().filter(|&c| (c as usize) < n);
-            node.left = child(l).ok_or("child index out of range")?;
-            node.right = child(r).ok_or("child index out of range")?;
+            let out_of_range = || inconsistent(format!("node {i}: a child index out of range"));
+            node.left = child(l).ok_or_else(out_of_range)?;
+            node.right = child(r).ok_or_else(out_of_range)?;
             let f = t.split_indices[i];
-            if f as usize >= n_features {
-                return Err(format!("node {i} splits on feature {f} of {n_features}"));
+            if f >= n_features as u64 {
+                return Err(inconsistent(format!(
+                    "node {i} splits on feature {f} of {n_features}"
+                )));
             }
             node.feature = f as u32;
         }
         nodes.push(node);
     }
-    let mut categories = Vec::with_capacity(t.categories.len());
+    if let Some(&c) = t.categories.iter().max() {
+        limits.check(Limit::Categories, "categories", u128::from(c))?;
+    }
+    let mut categories = limits::reserve(t.categories.len(), "categories")?;
     let cat_lists = t.categories_nodes.len();
     if t.categories_segments.len() != cat_lists || t.categories_sizes.len() != cat_lists {
-        return Err("categorical arrays differ in length".into());
+        return Err(inconsistent("categorical arrays differ in length".into()));
     }
     for k in 0..cat_lists {
         let (node, start, size) = (
@@ -651,11 +686,13 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
             t.categories_segments[k],
             t.categories_sizes[k],
         );
-        let set = t
-            .categories
-            .get(start..start + size)
-            .ok_or("category segment out of range")?;
-        let node = nodes.get_mut(node).ok_or("categorical node out of range")?;
+        let set = start
+            .checked_add(size)
+            .and_then(|end| t.categories.get(start..end))
+            .ok_or_else(|| inconsistent(format!("category segment {k} out of range")))?;
+        let node = nodes
+            .get_mut(node)
+            .ok_or_else(|| inconsistent(format!("categorical node {node} out of range")))?;
         node.flags |= CATEGORICAL;
         node.cat_start = categories.len() as u32;
         node.cat_len = size as u32;
@@ -665,17 +702,35 @@ fn build_tree(t: JsonTree, n_features: usize) -> Result<Tree, String> {
     }
     for (i, &st) in t.split_type.iter().enumerate() {
         if st == 1 && nodes[i].flags & (CATEGORICAL | LEAF) == 0 {
-            return Err(format!("categorical node {i} has no category set"));
+            return Err(inconsistent(format!(
+                "categorical node {i} has no category set"
+            )));
         }
     }
-    let depth = check_is_tree(&nodes)?;
+    // A categorical split's condition is not compared with anything.
+    if let Some(i) = nodes
+        .iter()
+        .position(|n| n.flags & CATEGORICAL == 0 && !n.value.is_finite())
+    {
+        let what = if nodes[i].flags & LEAF != 0 {
+            "leaf value"
+        } else {
+            "threshold"
+        };
+        return Err(inconsistent(format!(
+            "split_conditions[{i}], a {what}, is {}, not a finite number",
+            nodes[i].value
+        )));
+    }
+    let depth = check_is_tree(&nodes).map_err(inconsistent)?;
+    limits.check(Limit::Depth, "the tree's depth", depth as u128)?;
     let covers = match &t.sum_hessian {
-        Some(raw) => parse_f32_array(raw.get()).map_err(|e| e.to_string())?,
+        Some(raw) => parse_f32_array(raw.get())?,
         None => Vec::new(),
     };
     let covers = covers.into_iter().map(f64::from).collect::<Vec<_>>();
     if !covers.is_empty() && covers.len() != n {
-        return Err("sum_hessian does not match the nodes".into());
+        return Err(inconsistent("sum_hessian does not match the nodes".into()));
     }
     Ok(Tree {
         nodes,
@@ -766,7 +821,7 @@ mod tests {
         ]}}}, "version": [3, 1, 0]}"#;
 
     fn margin(row: [f64; 2]) -> f64 {
-        let m = XgbModel::from_json(MODEL.as_bytes()).expect("model");
+        let m = XgbModel::from_json(MODEL.as_bytes(), &LoadLimits::default()).expect("model");
         let mut out = [0.0];
         m.predict_row(&row, Output::Margin, &mut out);
         out[0]
@@ -790,7 +845,7 @@ mod tests {
 
     #[test]
     fn responses_apply_the_link() {
-        let m = XgbModel::from_json(MODEL.as_bytes()).expect("model");
+        let m = XgbModel::from_json(MODEL.as_bytes(), &LoadLimits::default()).expect("model");
         let mut p = [0.0];
         m.predict_row(&[1.0, 2.0], Output::Response, &mut p);
         assert!((p[0] - 1.0 / (1.0 + (-1.25f64).exp())).abs() < 1e-6);
@@ -807,12 +862,12 @@ mod tests {
             "\"left_children\": [0, -1, -1]",
             1,
         );
-        assert!(XgbModel::from_json(cyclic.as_bytes()).is_err());
+        assert!(XgbModel::from_json(cyclic.as_bytes(), &LoadLimits::default()).is_err());
         let bad_feature = MODEL.replacen(
             "\"split_indices\": [0, 0, 0]",
             "\"split_indices\": [7, 0, 0]",
             1,
         );
-        assert!(XgbModel::from_json(bad_feature.as_bytes()).is_err());
+        assert!(XgbModel::from_json(bad_feature.as_bytes(), &LoadLimits::default()).is_err());
     }
 }
