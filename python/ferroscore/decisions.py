@@ -40,6 +40,12 @@ _COPY = f"COPY decisions_in ({_COLUMNS}) FROM STDIN"
 _MOVE = (
     f"INSERT INTO decisions ({_COLUMNS}) SELECT {_COLUMNS} FROM decisions_in ON CONFLICT DO NOTHING"
 )
+_QUARANTINE = (
+    "INSERT INTO decisions_quarantine (tenant, request_id, error, row_bytes)"
+    " VALUES (%s, %s, %s, %s)"
+)
+#: Where a COPY row's fields are (the order of `_COLUMNS`).
+_REQUEST_ID, _TENANT = 0, 9
 _MAX_BACKOFF_S = 5.0
 #: Seconds between two rounds of partition upkeep (see `ferroscore.partitions`).
 MAINTAIN_EVERY_S = 3600.0
@@ -84,6 +90,8 @@ class DecisionLog:
         self.flush_interval_s = flush_interval_s
         self.retention_days = retention_days
         self._maintained_at = -MAINTAIN_EVERY_S
+        #: Rows PostgreSQL refused, moved to `decisions_quarantine` by this process.
+        self.quarantined = 0
         self.spool: Spool | None = None
         self._identity = ""
         self._wake = threading.Event()
@@ -152,7 +160,9 @@ class DecisionLog:
     def _open_spool(self, identity: str) -> Spool:
         """The first directory under `directory` of this database that no live process
         holds, else a new one."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Decisions hold features and tenant names: for this user only.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
         while True:
             taken = sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
             for n in [*taken, (taken[-1] + 1 if taken else 0)]:
@@ -165,7 +175,9 @@ class DecisionLog:
                                   segment_bytes=SEGMENT_BYTES)  # fmt: skip
                 except SpoolLockedError:  # a live process's, or one made meanwhile
                     continue
-                owner.write_text(identity)
+                fd = os.open(owner, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(identity)
                 return spool
 
     def _adopt_orphans(self) -> None:
@@ -242,10 +254,18 @@ class DecisionLog:
             except psycopg.OperationalError as e:
                 log.warning("decision log: database unavailable (%s); retrying in %.2fs",
                             e, backoff)  # fmt: skip
+            except (psycopg.DataError, psycopg.IntegrityError) as e:
+                log.warning("decision log: segment %d (%d decisions) has rows PostgreSQL "
+                            "refuses (%s); moving it row by row", segment, records, e)  # fmt: skip
+                try:
+                    self._salvage(rows)
+                    spool.remove(segment)
+                    return True
+                except psycopg.Error:
+                    log.exception("decision log: segment %d not moved; retrying", segment)
             except psycopg.Error:
-                log.exception("decision log: segment %d (%d decisions) refused; kept as %s",
-                              segment, records, spool.set_aside(segment))  # fmt: skip
-                return True
+                # Not a row's fault (a missing table, a permission): nothing is set aside.
+                log.exception("decision log: segment %d not moved; retrying", segment)
             if self._closing.wait(backoff):
                 return False
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
@@ -266,3 +286,44 @@ class DecisionLog:
                 with cur.copy(_COPY) as copy:
                     copy.write(rows)
                 cur.execute(_MOVE)
+
+    def _salvage(self, rows: bytes) -> None:
+        """Moves a segment whose rows PostgreSQL partly refuses, in one transaction: halves in
+        savepoints, through the staging table (rows already there are skipped), down to the
+        single rows it refuses, which go to `decisions_quarantine`."""
+        lines = rows.split(b"\n")[:-1]
+        refused: list[tuple[bytes, str]] = []
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(_STAGE)
+            todo = [lines]
+            while todo:
+                chunk = todo.pop()
+                try:
+                    with conn.transaction():
+                        with cur.copy(_COPY) as copy:
+                            copy.write(b"".join(line + b"\n" for line in chunk))
+                        cur.execute(_MOVE)
+                        cur.execute("TRUNCATE decisions_in")
+                except (psycopg.DataError, psycopg.IntegrityError) as e:
+                    if len(chunk) == 1:
+                        refused.append((chunk[0], str(e).strip()))
+                    else:
+                        half = len(chunk) // 2
+                        todo += [chunk[half:], chunk[:half]]
+            for line, error in refused:
+                fields = line.split(b"\t")
+                cur.execute(_QUARANTINE, (_field(fields, _TENANT), _field(fields, _REQUEST_ID),
+                                          error, line))  # fmt: skip
+        self.quarantined += len(refused)
+        for line, error in refused:
+            fields = line.split(b"\t")
+            log.error("decision log: a decision row of tenant %r (request %s) is quarantined in "
+                      "decisions_quarantine: PostgreSQL refused it (%s)",
+                      _field(fields, _TENANT), _field(fields, _REQUEST_ID), error)  # fmt: skip
+
+
+def _field(fields: list[bytes], i: int) -> str | None:
+    """A COPY row's field as text PostgreSQL can hold, for an operator to find the row by."""
+    if i >= len(fields):
+        return None
+    return fields[i].decode(errors="replace").replace("\x00", "\ufffd")

@@ -160,3 +160,50 @@ def test_off_records_nothing(pool: ConnectionPool, database_url: str, endpoint: 
     log.close(timeout=5)
     assert _counts(database_url) == (0, 0)
     assert not (tmp_path / "spool").exists()
+
+
+def test_a_row_postgresql_refuses_costs_no_other_row(
+    pool: ConnectionPool, database_url: str, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """A decision whose reference holds U+0000 (PostgreSQL's text cannot) in a segment with
+    other tenants' decisions: they all reach the table, it alone is quarantined, whole."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE decisions_quarantine")
+    good = _decisions(endpoint, 40)
+    names = endpoint.model.feature_names
+    assert names is not None
+    body = json.dumps({"features": {m: 1.0 for m in names}})
+    _, poisoned = endpoint.score(body, reference="x\x00y")
+    log = _log(pool, tmp_path, flush_interval_s=60)
+    log.start()
+    for i, decision in enumerate(good[:20]):
+        log.record(decision, "champion", f"tenant-{i % 3}")
+    log.record(poisoned, "champion", "attacker")
+    for i, decision in enumerate(good[20:]):
+        log.record(decision, "champion", f"tenant-{i % 3}")
+    assert log.flush(timeout=20)
+    log.close(timeout=10)
+    assert _counts(database_url) == (40, 40)
+    assert log.quarantined == 1
+    with psycopg.connect(database_url) as conn:
+        [(tenant, request_id, error, raw)] = conn.execute(
+            "SELECT tenant, request_id, error, row_bytes FROM decisions_quarantine"
+        ).fetchall()
+    assert (tenant, request_id) == ("attacker", poisoned.request_id)
+    assert "0x00" in error
+    assert b"x\x00y" in bytes(raw)
+    assert list(tmp_path.rglob("*.refused")) == []
+
+
+def test_the_spool_is_for_this_user_only(
+    pool: ConnectionPool, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    log = _log(pool, tmp_path / "spool", flush_interval_s=60)
+    log.start()
+    log.record(_decisions(endpoint, 1)[0], "champion", "default")
+    assert log.spool is not None
+    paths = [tmp_path / "spool", *(tmp_path / "spool").rglob("*")]
+    modes = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in paths}
+    log.close(timeout=10)
+    assert {m for p, m in modes.items() if (tmp_path / p).is_dir()} == {0o700}, modes
+    assert {m for p, m in modes.items() if (tmp_path / p).is_file()} == {0o600}, modes

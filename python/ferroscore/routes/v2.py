@@ -128,6 +128,9 @@ def infer(service: Service, score: Handler) -> Handler:
         native_call = Call("POST", call.path, params, {}, {}, body, caller=call.caller)
         # The inference request's "id" is the caller's reference, as a native body's is.
         given = request.get("id")
+        if isinstance(given, str) and "\x00" in given:
+            return error(400, '/id: the request "id" may not contain U+0000, which the '
+                         "decision log cannot store (nul_character)")  # fmt: skip
         native_call.request_id = given if isinstance(given, str) and given else call.request_id
         native = score(native_call)
         answer = orjson.loads(native.body)

@@ -164,8 +164,9 @@ fn read_context(
     } else if text.contains('\0') {
         // PostgreSQL's jsonb cannot hold U+0000: the decision log could not store it.
         Some((
-            Code::Type,
-            "a context string may not contain U+0000".to_owned(),
+            Code::NulCharacter,
+            "a context string may not contain U+0000, which the decision log cannot store"
+                .to_owned(),
         ))
     } else {
         None

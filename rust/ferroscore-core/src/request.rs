@@ -401,6 +401,12 @@ fn read_request(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
                 ),
             },
             b"id" => match read_scalar(r, ctx)? {
+                // PostgreSQL's text cannot hold U+0000: the decision log could not store it.
+                Scalar::Str(id) if id.contains('\0') => ctx.report(
+                    || "/id".into(),
+                    Code::NulCharacter,
+                    "\"id\" may not contain U+0000, which the decision log cannot store".into(),
+                ),
                 Scalar::Str(id) if !id.is_empty() => ctx.rows.reference = Some(id.into_owned()),
                 Scalar::Num(Number::Int(id)) => ctx.rows.reference = Some(id.to_string()),
                 _ => ctx.report(
@@ -847,7 +853,7 @@ mod tests {
                 ("/rows/1/features/card", "type"),
                 ("/rows/2/features/card", "min_length"),
                 ("/rows/3/features/card", "duplicate_key"),
-                ("/rows/4/features/card", "type"),
+                ("/rows/4/features/card", "nul_character"),
             ]
         );
         assert_eq!(rows.context_row(5), [Some("c1".into()), Some("d1".into())]);

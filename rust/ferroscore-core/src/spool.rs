@@ -14,6 +14,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -94,11 +95,17 @@ impl Spool {
         max_bytes: u64,
         segment_bytes: u64,
     ) -> Result<Self, SpoolError> {
-        fs::create_dir_all(dir)?;
+        // Decisions hold features and tenant names: for this user only.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         let lock_file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(dir.join("lock"))?;
         if lock_file.try_lock().is_err() {
             return Err(SpoolError::Locked(dir.to_path_buf()));
@@ -250,17 +257,6 @@ impl Spool {
         Ok(())
     }
 
-    /// Renames segment `id` out of the flusher's way (PostgreSQL refuses it: kept for an
-    /// operator); returns its new path.
-    pub fn set_aside(&self, id: u64) -> Result<PathBuf, SpoolError> {
-        let path = segment_path(&self.dir, id);
-        let size = fs::metadata(&path)?.len();
-        let aside = path.with_extension("refused");
-        fs::rename(&path, &aside)?;
-        self.forget(size);
-        Ok(aside)
-    }
-
     /// Takes `size` bytes off the count, which never goes below zero (a segment copied in by
     /// hand was never counted).
     fn forget(&self, size: u64) {
@@ -365,6 +361,7 @@ fn new_segment(dir: &Path, id: u64, durable: bool) -> Result<File, SpoolError> {
     let file = OpenOptions::new()
         .create_new(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(full_or_io)?;
     // The new name must survive a crash, or the records appended to it would vanish with it.

@@ -101,12 +101,6 @@ impl Spool {
         py.detach(|| self.inner.remove(id)).map_err(spool_error)
     }
 
-    /// Renames segment `id` (which PostgreSQL refuses) out of the flusher's way; returns
-    /// where it is kept.
-    fn set_aside(&self, py: Python<'_>, id: u64) -> PyResult<PathBuf> {
-        py.detach(|| self.inner.set_aside(id)).map_err(spool_error)
-    }
-
     /// Bytes on disk not yet flushed.
     #[getter]
     fn bytes(&self) -> u64 {
