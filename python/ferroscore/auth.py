@@ -61,7 +61,7 @@ class Guard:
             call.caller = caller
             if caller.rate_per_s is None:
                 return handler(call)
-            verdict = limits.acquire(caller.key_id, caller.rate_per_s, caller.burst)
+            verdict = limits.acquire(caller.identity, caller.rate_per_s, caller.burst)
             quota = ratelimit.headers(verdict, caller.rate_per_s, caller.burst)
             reply = handler(call) if verdict.allowed else _too_many(caller)
             reply.headers = {**reply.headers, **quota}

@@ -143,8 +143,9 @@ class Keys:
 
 
 def _scope(call: Call) -> str:
-    """The API key an idempotency key belongs to: two callers' keys never meet."""
-    return call.caller.key_id if call.caller is not None else ""
+    """The caller (tenant and key) an idempotency key belongs to: two callers' keys never
+    meet, even two tenants' JWTs with the same subject."""
+    return call.caller.identity if call.caller is not None else ""
 
 
 def _fingerprint(call: Call) -> bytes:

@@ -35,6 +35,9 @@ from ferroscore.pipeline import Caller
 PREFIX = "fsk_"
 SCOPES = ("score", "read", "admin", "metrics")
 CHANNEL = "ferroscore_keys"
+#: What a tenant's name may be, for keys and JWT claims alike: it is stored with every
+#: decision and labels metrics.
+TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _ALPHABET = string.ascii_letters + string.digits
 _SECRET_LENGTH = 40
 _TOKEN = re.compile(r"^fsk_([0-9a-f]{12})_[0-9A-Za-z]{40}$")
@@ -127,7 +130,7 @@ def create(
     unknown = [s for s in wanted if s not in SCOPES]
     if unknown or not wanted:
         raise ValueError(f"scopes {list(wanted)}: use one or more of {', '.join(SCOPES)}")
-    if not tenant or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", tenant):
+    if not TENANT.fullmatch(tenant):
         raise ValueError(f"tenant {tenant!r}: 1 to 63 letters, digits, '.', '_' or '-'")
     key_id = secrets.token_hex(6)
     secret = "".join(secrets.choice(_ALPHABET) for _ in range(_SECRET_LENGTH))

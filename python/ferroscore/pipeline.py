@@ -43,6 +43,12 @@ class Caller:
     rate_per_s: float | None = None
     burst: int = 1
 
+    @property
+    def identity(self) -> str:
+        """The caller within its tenant, for everything kept per caller (idempotency
+        records, rate limits): two tenants' callers never share one, whatever their ids."""
+        return f"{self.tenant}/{self.key_id}"
+
 
 @dataclass(slots=True)
 class Call:

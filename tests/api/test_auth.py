@@ -204,6 +204,36 @@ def test_jwts_signed_by_the_configured_key(
         assert (status, problem["code"]) == (401, "invalid_token"), problem
     # Another tenant's JWT sees none of default's models.
     assert send(server, "POST", score_path, EXAMPLE, token(tenant="initech"))[0] == 404
+    # Claims of the wrong type refuse the token: none is a 500, none grants a scope.
+    for claims in ({"scope": 5}, {"scope": {"admin": 1}}, {"scope": ["read", 1]},
+                   {"sub": None}, {"sub": 5}, {"sub": ""},
+                   {"sub": "a\x00b"}, {"tenant": "a\x00b"}, {"tenant": "../x"}):  # fmt: skip
+        status, _, problem = send(server, "POST", score_path, EXAMPLE, token(**claims))
+        assert (status, problem["code"]) == (401, "invalid_token"), (claims, problem)
+    no_subject = {"tenant": "default", "scope": "score", "aud": "ferroscore",
+                  "exp": int(time.time()) + 60}  # fmt: skip
+    anonymous = bearer(jwt.encode(no_subject, signing_key, algorithm="RS256"))
+    assert send(server, "POST", score_path, EXAMPLE, anonymous)[0] == 401
+
+
+def test_jwt_callers_of_two_tenants_never_share_an_idempotency_record(
+    server: ServerProcess, signing_key: rsa.RSAPrivateKey
+) -> None:
+    """The same `sub` and `Idempotency-Key` in two tenants: each gets its own answer."""
+
+    def token(tenant: str) -> dict[str, str]:
+        payload = {"sub": "svc-shared", "tenant": tenant, "scope": "score read",
+                   "aud": "ferroscore", "exp": int(time.time()) + 60}  # fmt: skip
+        return bearer(jwt.encode(payload, signing_key, algorithm="RS256"))
+
+    score_path = f"/v1/models/{DEMO_MODEL}/score"
+    again = {"idempotency-key": f"same-{time.time_ns()}"}
+    status, _, first = send(server, "POST", score_path, EXAMPLE, {**token("default"), **again})
+    assert status == 200, first
+    status, _, other = send(server, "POST", score_path, EXAMPLE, {**token("acme"), **again})
+    assert (status, other["code"]) == (404, "model_not_found"), other
+    status, _, replayed = send(server, "POST", score_path, EXAMPLE, {**token("default"), **again})
+    assert (status, replayed["request_id"]) == (200, first["request_id"])
 
 
 def test_the_cli_makes_lists_and_revokes_keys_and_every_process_drops_a_revoked_one(
