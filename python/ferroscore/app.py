@@ -136,7 +136,7 @@ def routes(service: Service) -> list[Route]:
     table = [replace(t, handler=once(t.handler), idempotent=True) if t.method != "GET" else t
              for t in table]  # fmt: skip
     table += [
-        *([r("GET", "/metrics", s.metrics.handler(),
+        *([r("GET", "/metrics", s.metrics.handler(s.settings.operator_tenant),
              "Prometheus metrics, added up over every serving process", scope="metrics",
              responses={200: "the Prometheus text format"})] if s.settings.metrics else []),
         r("GET", "/openapi.json", openapi.serve(table, s.catalog.of, guard(s).identify),

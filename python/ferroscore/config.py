@@ -195,6 +195,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auth", "FERROSCORE_AUTH", True,
             "require an API key or JWT on every route but health, `/docs` and `/openapi.json`; "
             "false: every caller is the `default` tenant with every scope"),
+    Setting("operator_tenant", "FERROSCORE_OPERATOR_TENANT", "default",
+            "the tenant whose `metrics` keys may read `GET /metrics`, which counts every "
+            "tenant's models; a `metrics` key of another tenant gets 403 `operator_only`"),
     Setting("jwt_key_file", "FERROSCORE_JWT_KEY_FILE", None,
             "accept JWT bearer tokens signed with this key: a PEM public key (RS, PS, ES, "
             "EdDSA) or a file holding an HMAC secret (HS)"),
@@ -256,6 +259,7 @@ class Settings:
     hook_budget_ms: int
     metrics: bool
     auth: bool
+    operator_tenant: str
     jwt_key_file: str | None
     jwt_jwks_file: str | None
     jwt_audience: str | None

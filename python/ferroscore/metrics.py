@@ -37,7 +37,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ferroscore._core import SCORE_BOUNDS
-from ferroscore.pipeline import Call, Handler, Reply
+from ferroscore.pipeline import Call, Handler, Reply, error_reply
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +171,15 @@ class Metrics:
                 continue  # being replaced, or gone: the next scrape has it
         return found
 
-    def handler(self) -> Handler:
-        def handle(_: Call) -> Reply:
+    def handler(self, operator_tenant: str) -> Handler:
+        """The scrape, for callers of `operator_tenant` only: it names every tenant's models
+        and counts."""
+
+        def handle(call: Call) -> Reply:
+            if call.caller is not None and call.caller.tenant != operator_tenant:
+                return error_reply(403, "operator_only", "the metrics name every tenant's models:"
+                                   f" only a key of the operator's tenant ({operator_tenant!r})"
+                                   " reads them")  # fmt: skip
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_Collector(self.all_snapshots(), self._restarts()))
             return Reply(200, generate_latest(registry), {"content-type": CONTENT_TYPE_LATEST})

@@ -117,6 +117,18 @@ def error_reply(
     return Reply(status, orjson.dumps(problem), PROBLEM_HEADERS)
 
 
+def pointer(*tokens: str | int) -> str:
+    """The RFC 6901 JSON Pointer of `tokens`, each escaped (`~` as `~0`, `/` as `~1`): every
+    pointer a route builds from a name the caller chose goes through here."""
+    return "".join("/" + str(t).replace("~", "~0").replace("/", "~1") for t in tokens)
+
+
+def digits(text: str) -> bool:
+    """Whether `text` is ASCII decimal digits only: `str.isdigit` also takes "²" and "٣",
+    which `int` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def pointer_error(status: int, code: str, message: str, pointer: str) -> Reply:
     """The error body of one problem at one place of the request body (a JSON Pointer)."""
     return error_reply(
@@ -130,7 +142,7 @@ def query_error(name: str, value: str, expected: str) -> Reply:
         400,
         "invalid_query",
         f"{name}={value!r}: {expected}",
-        [{"pointer": f"/query/{name}", "code": "invalid_query", "message": expected}],
+        [{"pointer": pointer("query", name), "code": "invalid_query", "message": expected}],
     )
 
 

@@ -4,8 +4,8 @@ a serving process.
 
 The child (`python -m ferroscore.sandbox`) lowers its own limits (`RLIMIT_AS`, `RLIMIT_CPU`)
 before it reads a byte; it then loads the artifact within the service's model limits,
-compiles the schema and thresholds against it, scores probe rows and computes their reason
-codes, and answers one JSON line. A child that dies (a failed allocation aborts it, the CPU
+scores probe rows and computes their reason codes, compiles the schema and thresholds
+against the model, and answers one JSON line. A child that dies (a failed allocation aborts it, the CPU
 limit kills it) is a refusal that says so. One upload is checked at a time per process, so
 concurrent pushes cannot multiply the memory the limits allow."""
 
@@ -137,11 +137,11 @@ def _child() -> None:
     answer: dict[str, Any] = {"refused": None}
     try:
         model = Model.load(artifact, header["format"], header["model_limits"])
+        _probe(model)
         Endpoint(
             "upload", 1, model, header["schema"], thresholds=header["thresholds"],
             **header["request_limits"],
         )  # fmt: skip
-        _probe(model)
     except ModelLoadError as e:
         answer = {"refused": "model", "message": str(e), "field": getattr(e, "field", None),
                   "limit": getattr(e, "limit", None)}  # fmt: skip

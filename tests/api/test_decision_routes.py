@@ -61,6 +61,24 @@ def test_only_the_callers_tenant_and_scope_read_it(
     assert status == 401
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/decisions?version=%C2%B2", "/v1/decisions?limit=%D9%A3",
+     f"/v1/models/{DEMO_MODEL}/monitoring?version=%C2%B2", f"{SCORE}?explain=%C2%B2"],
+)  # fmt: skip
+def test_digits_that_are_not_ascii_are_a_400_not_a_500(server: ServerProcess, path: str) -> None:
+    """`str.isdigit` takes "²" and "٣", which `int` refuses."""
+    method, body = ("POST", b"{}") if path.startswith(SCORE) else ("GET", None)
+    status, refused = server.request(method, path, body)
+    assert (status, refused["code"]) == (400, "invalid_query"), refused
+
+
+def test_pointers_to_names_the_caller_chose_are_escaped(server: ServerProcess) -> None:
+    path = f"/v1/decisions/{_scored_and_logged(server)}/outcome"
+    status, refused = server.request("POST", path, _json({"label": 1, "a/b~c": 2}))
+    assert (status, refused["errors"][0]["pointer"]) == (422, "/a~1b~0c"), refused
+
+
 def test_an_unknown_request_id_is_a_404(server: ServerProcess) -> None:
     status, body = server.request("GET", "/v1/decisions/no-such-request")
     assert (status, body["code"]) == (404, "not_found")

@@ -4,6 +4,7 @@ model, version and decision, validation failures by code), in the Prometheus tex
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
@@ -71,6 +72,15 @@ def test_every_process_counts_and_any_scrape_adds_them_up(
     for _ in range(3):
         assert post(server, f"/v1/models/{DEMO_MODEL}/score", EXAMPLE, {}) == 401
     watcher = create_key(module_database, scopes=("metrics",))
+    # The scrape names every tenant's models: another tenant's metrics key reads none of it.
+    outsider = create_key(module_database, tenant="acme", scopes=("metrics",))
+    request = urllib.request.Request(
+        server.url + "/metrics", headers={"authorization": f"Bearer {outsider}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+    assert json.loads(refused.value.read())["code"] == "operator_only"
     # Not a scope of the test key: metrics have a scope of their own.
     assert server.request("GET", "/metrics")[0] == 403
     route = (("method", "POST"), ("route", SCORE))

@@ -18,13 +18,13 @@ from typing import Any
 import jwt
 import pytest
 
-from ferroscore import PayloadTooLargeError, app, idempotency
+from ferroscore import ModelLoadError, PayloadTooLargeError, SchemaError, app, idempotency
 from ferroscore.adapters.robyn import create_app, supervisor
 from ferroscore.auth import ANONYMOUS
 from ferroscore.config import SETTINGS, ConfigError, Settings, markdown_table
 from ferroscore.jwts import Verifier
 from ferroscore.logs import AccessLog, configure
-from ferroscore.pipeline import Call, Reply
+from ferroscore.pipeline import Call, Caller, Reply
 from ferroscore.registry import Artifact
 from ferroscore.routes import versions
 from ferroscore.service import Service
@@ -113,6 +113,68 @@ def _push_refused(env: dict[str, str], database_url: str) -> bool:
     return versions.push(service)(call).status == 413
 
 
+def _lightgbm(max_feature_idx: int = 1, per_iteration: int = 1, trees: str = "") -> bytes:
+    return (f"tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration={per_iteration}\n"
+            f"max_feature_idx={max_feature_idx}\nobjective=binary sigmoid:1\n\n{trees}"
+            "end of trees\n").encode()  # fmt: skip
+
+
+def _chain(depth: int, categorical: bool = False) -> str:
+    """A LightGBM tree of `depth` splits on feature 0, each sending its left side to a leaf;
+    categorical: each split tests a bitset of 40 words (categories up to 1279)."""
+    left = " ".join(str(-(i + 1)) for i in range(depth))
+    right = " ".join([*(str(i + 1) for i in range(depth - 1)), str(-(depth + 1))])
+    cat = (f"num_cat=1\ncat_boundaries=0 40\ncat_threshold={' '.join(['1'] * 40)}\n"
+           if categorical else "")  # fmt: skip
+    return (f"Tree=0\nnum_leaves={depth + 1}\nsplit_feature={' '.join(['0'] * depth)}\n"
+            f"threshold={' '.join(['0'] * depth)}\n"
+            f"decision_type={' '.join(['1' if categorical else '2'] * depth)}\n"
+            f"left_child={left}\nright_child={right}\n"
+            f"leaf_value={' '.join(['0.1'] * (depth + 1))}\n"
+            f"{cat}shrinkage=1\n\n")  # fmt: skip
+
+
+def _model_refused(artifact: bytes, limit: str) -> Callable[[dict[str, str], str], bool]:
+    """The service's in-process load refuses `artifact` past the `limit` the setting sets,
+    and the defaults take it."""
+
+    def observe(env: dict[str, str], database_url: str) -> bool:
+        def refused_by(settings_env: dict[str, str]) -> str | None:
+            service = _service(settings_env, database_url)
+            try:
+                service.build_endpoint(Artifact("default", "m", 1, None, artifact, "{}", None))
+            except ModelLoadError as e:
+                return getattr(e, "limit", None)
+            except SchemaError:
+                return None
+            return None
+
+        return refused_by(env) == limit and refused_by({}) is None
+
+    return observe
+
+
+def _upload_memory(env: dict[str, str], database_url: str) -> bool:
+    """An upload that needs more memory than its child may take is refused; the child died,
+    the test process did not."""
+    raised = {"FERROSCORE_MODEL_MAX_FEATURES": str(1 << 24),
+              "FERROSCORE_MODEL_MAX_MEMORY_MB": str(1 << 20), **env}  # fmt: skip
+    service = _service(raised, database_url)
+    artifact = Artifact("default", "m", 1, None, _lightgbm(max_feature_idx=(1 << 24) - 1), "{}",
+                        None)  # fmt: skip
+    try:
+        service.check_upload(artifact)
+    except ModelLoadError as e:  # the child's MemoryError, or its death on a failed allocation
+        return "FERROSCORE_UPLOAD_MEMORY_MB" in str(e)
+    return False
+
+
+def _operator_only(env: dict[str, str], database_url: str) -> bool:
+    handler = _service(env, database_url).metrics.handler(Settings.from_env(env).operator_tenant)
+    caller = Caller("k", "default", frozenset({"metrics"}))
+    return handler(Call("GET", "/metrics", {}, {}, {}, b"", caller=caller)).status == 403
+
+
 def _idempotency_ttl(env: dict[str, str], database_url: str) -> bool:
     """A kept response expires after the configured seconds."""
     service = _service(env, database_url)
@@ -151,7 +213,7 @@ def _jwt_tenant(env: dict[str, str], claims: dict[str, Any], base: bool = True) 
                                                 "k": key}]}))  # fmt: skip
     start = {"FERROSCORE_JWT_KEY_FILE": str(_SECRET_FILE)} if base else {}
     verifier = Verifier(Settings.from_env({**start, **env}))
-    payload = {"tenant": "acme", "exp": int(time.time()) + 60, **claims}
+    payload = {"sub": "svc", "tenant": "acme", "exp": int(time.time()) + 60, **claims}
     token = jwt.encode(payload, _SECRET, algorithm="HS256", headers={"kid": "k1"})
     return verifier.verify(token).tenant
 
@@ -239,6 +301,24 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _refused_by_limit(_service(env, url),
                                            b'{"rows": [{}, {}, {}]}', "too_many_rows")),
     "FERROSCORE_MAX_ARTIFACT_BYTES": ({"FERROSCORE_MAX_ARTIFACT_BYTES": "1024"}, _push_refused),
+    "FERROSCORE_MODEL_MAX_FEATURES": ({"FERROSCORE_MODEL_MAX_FEATURES": "2"},
+        _model_refused(_lightgbm(max_feature_idx=2), "features")),
+    "FERROSCORE_MODEL_MAX_OUTPUTS": ({"FERROSCORE_MODEL_MAX_OUTPUTS": "2"},
+        _model_refused(_lightgbm(per_iteration=3), "outputs")),
+    "FERROSCORE_MODEL_MAX_TREES": ({"FERROSCORE_MODEL_MAX_TREES": "1"},
+        _model_refused(_lightgbm(trees=_chain(1) * 2), "trees")),
+    "FERROSCORE_MODEL_MAX_NODES": ({"FERROSCORE_MODEL_MAX_NODES": "4"},
+        _model_refused(_lightgbm(trees=_chain(2)), "nodes")),
+    "FERROSCORE_MODEL_MAX_DEPTH": ({"FERROSCORE_MODEL_MAX_DEPTH": "2"},
+        _model_refused(_lightgbm(trees=_chain(3)), "depth")),
+    "FERROSCORE_MODEL_MAX_CATEGORIES": ({"FERROSCORE_MODEL_MAX_CATEGORIES": "100"},
+        _model_refused(_lightgbm(trees=_chain(1, categorical=True)), "categories")),
+    "FERROSCORE_MODEL_MAX_MEMORY_MB": ({"FERROSCORE_MODEL_MAX_MEMORY_MB": "1"},
+        _model_refused(_lightgbm(trees=_chain(1) * 20_000), "memory_bytes")),
+    "FERROSCORE_UPLOAD_MEMORY_MB": ({"FERROSCORE_UPLOAD_MEMORY_MB": "256"}, _upload_memory),
+    "FERROSCORE_UPLOAD_CPU_S": ({"FERROSCORE_UPLOAD_CPU_S": "7"},
+        lambda env, url: Settings.from_env(env).upload_cpu_s == 7),
+    "FERROSCORE_OPERATOR_TENANT": ({"FERROSCORE_OPERATOR_TENANT": "ops"}, _operator_only),
     "FERROSCORE_CATALOG_RECONCILE_S": ({"FERROSCORE_CATALOG_RECONCILE_S": "7"},
         lambda env, url: _started(env, url).catalog.reconcile_s == 7),
     "FERROSCORE_DECISION_LOG": ({"FERROSCORE_DECISION_LOG": "off"},

@@ -53,7 +53,7 @@ from ferroscore.app import handlers, routes
 from ferroscore.config import Settings
 from ferroscore.lifecycle import on_stop_signal, stop_and_exit
 from ferroscore.metrics import observe
-from ferroscore.pipeline import Call, Handler, Reply, Route, error_reply
+from ferroscore.pipeline import Call, Handler, Reply, Route, digits, error_reply
 from ferroscore.service import Service
 from ferroscore.supervisor import Supervisor
 
@@ -176,7 +176,7 @@ def _cut_short(call: Call) -> bool:
     when the connection's reading side ended early (a client gone, or a draining process
     half-closing it), and Robyn calls the handler with it."""
     declared = call.headers.get("content-length")
-    if declared is None or not declared.isdigit():
+    if declared is None or not digits(declared):
         return False
     if "multipart/form-data" in (call.headers.get("content-type") or ""):
         return False  # Robyn decoded the form: its body is not handed over

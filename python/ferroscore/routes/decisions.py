@@ -20,8 +20,10 @@ from ferroscore.pipeline import (
     Call,
     Handler,
     Reply,
+    digits,
     error_reply,
     json_reply,
+    pointer,
     pointer_error,
     query_error,
 )
@@ -146,7 +148,7 @@ def _filters(query: Any) -> tuple[str, list[Any], int] | Reply:
             where.append(f"{name} = %s")
             args.append(value)
     if (version := query.get("version", None)) is not None:
-        if not (version.isdigit() and 0 < int(version) < 2**31):
+        if not (digits(version) and 0 < int(version) < 2**31):
             return query_error("version", version, "a positive integer")
         where.append("version = %s")
         args.append(int(version))
@@ -159,7 +161,7 @@ def _filters(query: Any) -> tuple[str, list[Any], int] | Reply:
             args.append(when)
     limit = LIMIT
     if (raw := query.get("limit", None)) is not None:
-        if not (raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
+        if not (digits(raw) and 1 <= int(raw) <= MAX_LIMIT):
             return query_error("limit", raw, f"an integer from 1 to {MAX_LIMIT}")
         limit = int(raw)
     if raw := query.get("cursor", None):  # an empty cursor asks for the first page
@@ -256,7 +258,7 @@ def _outcome(body: bytes) -> tuple[float, float | None, datetime | None] | Reply
     if not isinstance(value, dict):
         return pointer_error(422, "type", 'expected {"label": …}', "")
     if extra := sorted(set(value) - {"label", "amount", "observed_at"}):
-        return pointer_error(422, "unknown_field", f"unknown field {extra[0]!r}", f"/{extra[0]}")
+        return pointer_error(422, "unknown_field", f"unknown field {extra[0]!r}", pointer(extra[0]))
     if "label" not in value:
         return pointer_error(422, "missing", "label is required", "/label")
     label, amount = value["label"], value.get("amount")

@@ -8,7 +8,7 @@ from typing import Any
 
 from ferroscore import monitoring
 from ferroscore.openapi import VERSION
-from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply, query_error
+from ferroscore.pipeline import Call, Handler, Reply, digits, error_reply, json_reply, query_error
 from ferroscore.registry import RegistryError
 from ferroscore.routes.decisions import rfc3339
 from ferroscore.service import Service
@@ -31,7 +31,7 @@ def get(service: Service) -> Handler:
         name, query = call.params["name"], call.query
         version: int | None = None
         if (raw := query.get("version", None)) is not None:
-            if not (raw.isdigit() and 0 < int(raw) < 2**31):
+            if not (digits(raw) and 0 < int(raw) < 2**31):
                 return query_error("version", raw, "a positive integer")
             version = int(raw)
         window: dict[str, datetime] = {}

@@ -17,7 +17,7 @@ from ferroscore._core import (
     SpoolFullError,
 )
 from ferroscore.metrics import count_failures
-from ferroscore.pipeline import Call, Handler, Reply, error_reply, query_error
+from ferroscore.pipeline import Call, Handler, Reply, digits, error_reply, query_error
 from ferroscore.routes.decide import decide
 from ferroscore.routes.enrich import enrich
 from ferroscore.routes.shadow import shadow_job
@@ -75,7 +75,7 @@ def score(service: Service) -> Handler:
         explain = 0
         if (k := query.get("explain", None)) is not None:
             width = served.champion.model.n_features
-            if not (k.isdigit() and int(k) <= width):
+            if not (digits(k) and int(k) <= width):
                 return query_error("explain", k, f"an integer from 0 to {width}")
             explain = int(k)
         enrichment = None

@@ -24,7 +24,7 @@ import orjson
 
 from ferroscore.catalog import Served
 from ferroscore.inference import model_features
-from ferroscore.pipeline import JSON_HEADERS, Call, Handler, Reply
+from ferroscore.pipeline import JSON_HEADERS, Call, Handler, Reply, digits
 from ferroscore.service import Service
 
 #: Numeric tensor datatypes and their little-endian numpy types; BYTES is handled apart.
@@ -200,7 +200,7 @@ def _read(call: Call) -> tuple[dict[str, Any], list[tuple[str, list[int], list[A
     raw = call.body_bytes()
     length = call.headers.get(_HEADER_LENGTH)
     if length is not None:
-        if not length.isdigit() or int(length) > len(raw):
+        if not digits(length) or int(length) > len(raw):
             raise V2Error(400, f"{_HEADER_LENGTH} {length!r} does not fit a {len(raw)}-byte body")
         header, binary = raw[: int(length)], memoryview(raw)[int(length) :]
     else:

@@ -12,7 +12,16 @@ import orjson
 
 from ferroscore._core import ModelLoadError, SchemaError
 from ferroscore.forms import FormError, name_files, parse_form
-from ferroscore.pipeline import Call, Handler, Reply, error_reply, json_reply, pointer_error
+from ferroscore.pipeline import (
+    Call,
+    Handler,
+    Reply,
+    digits,
+    error_reply,
+    json_reply,
+    pointer,
+    pointer_error,
+)
 from ferroscore.registry import ModelRegistry, RegistryError, check_name
 from ferroscore.service import Service
 
@@ -35,7 +44,7 @@ def _models(service: Service, call: Call) -> ModelRegistry:
 
 def _version_param(call: Call) -> int:
     raw = call.params["version"]
-    if not raw.isdigit() or int(raw) < 1 or int(raw) > 2**31 - 1:
+    if not digits(raw) or int(raw) < 1 or int(raw) > 2**31 - 1:
         raise RegistryError(400, "invalid_version", f"version {raw!r} is not a positive integer")
     return int(raw)
 
@@ -85,7 +94,7 @@ def push(service: Service, call: Call) -> Reply:
     check_name(name)
     limit = service.settings.max_artifact_bytes
     declared = call.header("content-length")
-    size = int(declared) if declared.isdigit() else len(call.body)
+    size = int(declared) if digits(declared) else len(call.body)
     if size > limit:
         return error_reply(
             413,
@@ -99,11 +108,11 @@ def push(service: Service, call: Call) -> Reply:
     unknown = sorted(set(form) - set(FIELDS))
     if unknown:
         message = f"unknown form field {unknown[0]!r}; the fields are {', '.join(FIELDS)}"
-        return pointer_error(422, "unknown_field", message, f"/{unknown[0]}")
+        return pointer_error(422, "unknown_field", message, pointer(unknown[0]))
     for required in ("model", "schema"):
         if not form.get(required):
             return pointer_error(
-                422, "missing", f"the form field {required!r} is required", f"/{required}"
+                422, "missing", f"the form field {required!r} is required", pointer(required)
             )
     try:
         schema = form["schema"].decode()
@@ -126,9 +135,10 @@ def push(service: Service, call: Call) -> Reply:
         return _refused_model(e)
     except SchemaError as e:
         document = getattr(e, "document", "schema")
-        pointer = f"/{document}{getattr(e, 'pointer', '')}"
+        # The core's pointer into the document is escaped already.
+        where = f"/{document}{getattr(e, 'pointer', '')}"
         code = "invalid_thresholds" if document == "thresholds" else "schema_mismatch"
-        return pointer_error(422, code, getattr(e, "message", str(e)), pointer)
+        return pointer_error(422, code, getattr(e, "message", str(e)), where)
     return json_reply(201, created)
 
 
@@ -193,7 +203,7 @@ def put_shadow(service: Service, call: Call) -> Reply:
     if not math.isfinite(share) or not 0 <= share <= 1:
         return pointer_error(422, "maximum", "share must be a number from 0 to 1", "/share")
     if extra := sorted(set(body) - {"version", "share"}):
-        return pointer_error(422, "unknown_field", f"unknown field {extra[0]!r}", f"/{extra[0]}")
+        return pointer_error(422, "unknown_field", f"unknown field {extra[0]!r}", pointer(extra[0]))
     name, actor = call.params["name"], _actor(call)
     status = _models(service, call).set_shadow(name, version, float(share), actor)
     return json_reply(200, status)
