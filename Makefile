@@ -39,7 +39,7 @@ lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -
 	$(PY) -m mypy.stubtest ferroscore._core
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	hadolint Dockerfile
+	hadolint Dockerfile deploy/nginx/Dockerfile
 	kubernetes-validate --kubernetes-version $(KUBERNETES_VERSION) --strict --quiet deploy/k8s/*.yaml
 	check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 

@@ -5,6 +5,7 @@ variable. The README's configuration table is generated from the same declaratio
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -97,6 +98,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "FERROSCORE_DATA_DIR", Path(".ferroscore"),
             "where the embedded PostgreSQL keeps its data"),
     Setting("host", "FERROSCORE_HOST", "127.0.0.1", "listen address"),
+    Setting("front", "FERROSCORE_FRONT", False,
+            "nginx from deploy/nginx stands in front of this service (docker-compose sets it); "
+            "unset, serving beyond loopback logs a warning at start: Robyn alone cannot refuse "
+            "hostile HTTP"),
     Setting("port", "FERROSCORE_PORT", 8000,
             "listen port; the service refuses to start if anyone listens there", 1, 65535),
     Setting("processes", "FERROSCORE_PROCESSES", 1, "serving processes", 1, 64),
@@ -222,6 +227,7 @@ class Settings:
     direct_url: str | None
     data_dir: Path
     host: str
+    front: bool
     port: int
     processes: int
     workers: int | None
@@ -265,6 +271,15 @@ class Settings:
     jwt_audience: str | None
     jwt_issuer: str | None
     jwt_tenant_claim: str
+
+    def exposed_without_front(self) -> bool:
+        """Whether this service listens beyond loopback with no front declared."""
+        if self.front or self.host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: whatever it resolves to, it is not loopback here
+            return True
 
     def session_url(self, conninfo: str) -> str:
         """Where LISTEN and the migrations connect: FERROSCORE_DIRECT_URL, else `conninfo`."""

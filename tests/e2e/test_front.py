@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -235,6 +236,163 @@ def test_a_malformed_multipart_push_gets_a_json_answer(front: FrontProcess) -> N
     raw = _raw(front.port, _post(f"/v1/models/{DEMO_MODEL}/versions", headers, body))
     assert _statuses(raw)[0] in (400, 422), raw[:300]
     assert _problem(raw)["code"]
+
+
+def test_every_answer_the_front_makes_is_json(front: FrontProcess, no_deaths: None) -> None:
+    """A NUL in the path is nginx's own 500 (it will not pass it on); the front's own
+    liveness answers without the service."""
+    raw = _raw(front.port, _post("/v1/models/breast%00cancer/score",
+                                 {**front.headers, "Content-Length": "2", "Connection": "close"},
+                                 b"{}"))  # fmt: skip
+    assert _statuses(raw)[0] >= 400, raw[:300]
+    assert _problem(raw)["code"]
+    assert front.request("GET", "/health/front") == (200, {"status": "live"})
+
+
+HOOKS = """
+import os, time
+from ferroscore.hooks import route
+
+@route("POST", "/v1/ext/slow", budget_ms=20_000)
+def slow(call, ctx):
+    with open(os.environ["SLOW_RAN"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    time.sleep(4)
+    return {"ran": True}
+
+@route("POST", "/v1/ext/wait", budget_ms=20_000)
+def wait(call, ctx):
+    time.sleep(0.02)
+    return {"waited": True}
+"""
+
+
+@pytest.fixture(scope="module")
+def hooked_front(
+    module_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[FrontProcess, Path]]:
+    """The front before two serving processes with routes that take their time: `slow`
+    notes the process that runs it in the file returned beside the server."""
+    tmp = tmp_path_factory.mktemp("hooked-front")
+    (tmp / "slow_hooks.py").write_text(HOOKS)
+    ran = tmp / "ran"
+    env = {"DATABASE_URL": module_database, "FERROSCORE_PROCESSES": "2",
+           "FERROSCORE_DATA_DIR": str(tmp), "FERROSCORE_HOOKS": "slow_hooks",
+           "PYTHONPATH": str(tmp), "SLOW_RAN": str(ran),
+           "FERROSCORE_ACCESS_LOG": "false"}  # fmt: skip
+    server = FrontProcess(env, tmp / "front.log")
+    try:
+        server.wait_ready()
+        yield server, ran
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def _request(path: str, headers: dict[str, str]) -> bytes:
+    head = "".join(
+        f"{k}: {v}\r\n"
+        for k, v in {
+            "Host": "x",
+            **headers,
+            "Content-Type": "application/json",
+            "Content-Length": "2",
+        }.items()
+    )
+    return f"POST {path} HTTP/1.1\r\n{head}\r\n{{}}".encode()  # fmt: skip
+
+
+async def _answer(reader: Any) -> int:
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def _many_clients(port: int, busy: int, idle: int, headers: dict[str, str]) -> list[int]:
+    """`idle` keep-alive clients answered once and left open; then `busy` clients on
+    connections of their own with a request in flight all at once (each holding a connection
+    of the front to the service too); then the idle ones ask again on their connection.
+    Returns every client's last status (0: no answer)."""
+    import asyncio
+
+    async def client(path: str, twice: asyncio.Event | None) -> int:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_request(path, headers))
+            status = await asyncio.wait_for(_answer(reader), 120)
+            if twice is not None:
+                await twice.wait()
+                writer.write(_request(path, headers))
+                status = await asyncio.wait_for(_answer(reader), 120)
+            writer.close()
+            return status
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, IndexError, ValueError):
+            return 0
+
+    again = asyncio.Event()
+    idlers = [asyncio.ensure_future(client("/v1/ext/wait", again)) for _ in range(idle)]
+    await asyncio.sleep(2)
+    busy_done = await asyncio.gather(*(client("/v1/ext/wait", None) for _ in range(busy)))
+    again.set()
+    return [*busy_done, *await asyncio.gather(*idlers)]
+
+
+def test_2000_keep_alive_clients_are_all_answered(
+    hooked_front: tuple[FrontProcess, Path],
+) -> None:
+    """2,000 clients in flight at once hold 4,000 of the front's connections; 200 more idle
+    keep-alive clients must keep theirs (nginx short of connections closes idle ones)."""
+    import asyncio
+    import resource
+
+    front, _ = hooked_front
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    statuses = asyncio.run(_many_clients(front.port, 2000, 200, front.headers))
+    assert statuses.count(200) == 2200, {s: statuses.count(s) for s in set(statuses)}
+    assert "worker_connections are not enough" not in front.log()
+
+
+def test_a_post_that_may_have_run_is_never_sent_again(
+    hooked_front: tuple[FrontProcess, Path],
+) -> None:
+    """A serving process killed while it runs a POST that reached it over a kept-alive
+    connection: the caller gets a 503 to retry, and the front does not run the request again
+    on the other process."""
+    import os
+    import signal as signals
+    import urllib.error
+    import urllib.request
+
+    front, ran = hooked_front
+    # Kept-alive connections from the front to both processes, as under any load.
+    for _ in range(20):
+        assert front.request("GET", "/health/ready")[0] == 200
+    outcome: dict[str, object] = {}
+
+    def post() -> None:
+        request = urllib.request.Request(f"{front.url}/v1/ext/slow", b"{}", front.headers,
+                                         method="POST")  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                outcome["status"] = r.status
+        except urllib.error.HTTPError as e:
+            outcome["status"] = e.code
+
+    caller = threading.Thread(target=post)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while not ran.exists() or not ran.read_text().strip():
+        assert time.monotonic() < deadline, front.log()[-3000:]
+        time.sleep(0.02)
+    os.kill(int(ran.read_text().split()[0]), signals.SIGKILL)
+    caller.join(30)
+    time.sleep(1)  # a replay would have started on the other process by now
+    assert outcome.get("status") == 503, outcome
+    assert len(ran.read_text().split()) == 1, front.log()[-3000:]
 
 
 def test_malformed_chunked_straight_at_the_service_is_survived(front: FrontProcess) -> None:

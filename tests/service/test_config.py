@@ -270,6 +270,10 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: Settings.from_env(env).data_dir == Path("/tmp/x")),
     "FERROSCORE_HOST": ({"FERROSCORE_HOST": "127.0.0.2"},
         lambda env, url: Settings.from_env(env).host == "127.0.0.2"),
+    "FERROSCORE_FRONT": ({"FERROSCORE_FRONT": "true"},
+        lambda env, url: not Settings.from_env({**env, "FERROSCORE_HOST": "0.0.0.0"})
+        .exposed_without_front()
+        and Settings.from_env({"FERROSCORE_HOST": "0.0.0.0"}).exposed_without_front()),
     "FERROSCORE_PORT": ({"FERROSCORE_PORT": "9"},
         lambda env, url: Settings.from_env(env).port == 9),
     "FERROSCORE_PROCESSES": ({"FERROSCORE_PROCESSES": "3"},
@@ -386,3 +390,12 @@ def test_the_durable_log_gets_the_worker_threads_its_fsyncs_need() -> None:
     assert Settings.from_env({}).worker_threads() == 32
     assert Settings.from_env({"FERROSCORE_DECISION_LOG": "buffered"}).worker_threads() == 1
     assert Settings.from_env({"FERROSCORE_WORKERS": "4"}).worker_threads() == 4
+
+
+@pytest.mark.parametrize(
+    ("host", "exposed"),
+    [("127.0.0.1", False), ("127.0.0.2", False), ("::1", False), ("localhost", False),
+     ("0.0.0.0", True), ("::", True), ("10.1.2.3", True), ("ferroscore.internal", True)],
+)  # fmt: skip
+def test_serving_beyond_loopback_without_the_front_is_said(host: str, exposed: bool) -> None:
+    assert Settings.from_env({"FERROSCORE_HOST": host}).exposed_without_front() is exposed

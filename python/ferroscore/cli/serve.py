@@ -59,6 +59,14 @@ def serve(settings: Settings) -> int:
     if declared.module:
         names = [h.name for h in (*declared.decide.values(), *declared.routes)]
         log.info("hooks from %s: %s", declared.module, ", ".join(names) or "none declared")
+    if settings.exposed_without_front():
+        log.warning(
+            "serving on %s without the front: Robyn 0.88 alone cannot refuse hostile HTTP (a "
+            "malformed chunked body aborts a serving process; smuggled requests, oversized "
+            "bodies and headers reach it). Put nginx from deploy/nginx before it (make "
+            "serve-prod, docker-compose.yml, deploy/k8s), then set FERROSCORE_FRONT=true",
+            settings.host,
+        )
     if not port_is_free(settings.host, settings.port):
         log.error("port %s:%d is already in use; set FERROSCORE_PORT", settings.host, settings.port)
         return 2
