@@ -5,9 +5,9 @@ a serving process.
 The child (`python -m ferroscore.sandbox`) lowers its own limits (`RLIMIT_AS`, `RLIMIT_CPU`)
 before it reads a byte; it then loads the artifact within the service's model limits,
 scores probe rows and computes their reason codes, compiles the schema and thresholds
-against the model, and answers one JSON line. A child that dies (a failed allocation aborts it, the CPU
-limit kills it) is a refusal that says so. One upload is checked at a time per process, so
-concurrent pushes cannot multiply the memory the limits allow."""
+against the model, and answers one JSON line. A child that dies (a failed allocation aborts
+it, the CPU limit kills it) is a refusal that says so. One upload is checked at a time per
+process, so concurrent pushes cannot multiply the memory the limits allow."""
 
 from __future__ import annotations
 
