@@ -674,7 +674,10 @@ fn tree(block: &str, n_features: usize, limits: &LoadLimits) -> Result<Tree, Mod
     for (n, &dt) in decision_type.iter().enumerate() {
         let c = threshold[n];
         if dt & CATEGORICAL == 0 {
-            limits::finite(&[c], &format!("threshold[{n}]"))?;
+            // ±inf is a threshold LightGBM writes (every value on one side); NaN is none.
+            if c.is_nan() {
+                return Err(inconsistent(&format!("threshold[{n}] is NaN")));
+            }
             continue;
         }
         let ok = c >= 0.0

@@ -707,18 +707,23 @@ fn build_tree(t: JsonTree, n_features: usize, limits: &LoadLimits) -> Result<Tre
             )));
         }
     }
-    // A categorical split's condition is not compared with anything.
-    if let Some(i) = nodes
-        .iter()
-        .position(|n| n.flags & CATEGORICAL == 0 && !n.value.is_finite())
-    {
+    // A leaf must be a finite value; a threshold may be ±inf (every value on one side), not
+    // NaN; a categorical split's condition is not compared with anything.
+    let unservable = |n: &Node| {
+        if n.flags & LEAF != 0 {
+            !n.value.is_finite()
+        } else {
+            n.flags & CATEGORICAL == 0 && n.value.is_nan()
+        }
+    };
+    if let Some(i) = nodes.iter().position(unservable) {
         let what = if nodes[i].flags & LEAF != 0 {
             "leaf value"
         } else {
             "threshold"
         };
         return Err(inconsistent(format!(
-            "split_conditions[{i}], a {what}, is {}, not a finite number",
+            "split_conditions[{i}], a {what}, is {}, which cannot be scored",
             nodes[i].value
         )));
     }
