@@ -289,7 +289,9 @@ class Decision:
 @final
 class Spool:
     """The decision spool: segment files of checksummed records in `directory`, held by one
-    process. `durable`: `append` returns once `fdatasync` covers the record."""
+    process. `durable`: a syncer thread group-commits what is appended (one write and one
+    `fdatasync` per group, within `commit_window_us`); `append` returns once that covers the
+    record, `append_nowait` at once with a ticket."""
 
     def __new__(
         cls,
@@ -298,9 +300,21 @@ class Spool:
         durable: bool,
         max_bytes: int,
         segment_bytes: int,
+        commit_window_us: int = 0,
     ) -> Spool: ...
     def append(self, decision: Decision, role: str, tenant: str) -> None:
         """Records the decision's rows as COPY text; raises SpoolFullError at the limit."""
+    def append_nowait(self, decision: Decision, role: str, tenant: str) -> int:
+        """Records the rows without waiting for the disk; returns the ticket `decided` tells
+        about (0 when buffered: nothing to wait for)."""
+    def decided(self, ticket: int) -> bool:
+        """Whether `ticket` is on disk (False: its group is still to be synced); raises its
+        group's SpoolFullError or OSError if that failed."""
+    def wait(self, ticket: int) -> None:
+        """Waits (GIL released) until `ticket` is decided; raises as `decided` does."""
+    @property
+    def wake_fd(self) -> int | None:
+        """The eventfd the syncer writes once per decided group (durable only)."""
     def seal(self) -> None:
         """Closes the active segment if it holds anything."""
     def sealed(self) -> list[int]:

@@ -2,6 +2,7 @@
 //! GIL released, and read whole segments at a time by the flusher.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ferroscore_core as core;
 use ferroscore_core::spool::{SpoolError, Sync};
@@ -30,14 +31,17 @@ pub struct Spool {
 impl Spool {
     /// Opens the spool in `directory` (created if missing; one process at a time). `durable`:
     /// each append returns once `fdatasync` covers it; else once the kernel has it.
+    /// `commit_window_us`: how long a durable group may gather before its sync, once appends
+    /// are coming in.
     #[new]
-    #[pyo3(signature = (directory, *, durable, max_bytes, segment_bytes))]
+    #[pyo3(signature = (directory, *, durable, max_bytes, segment_bytes, commit_window_us=0))]
     fn new(
         py: Python<'_>,
         directory: PathBuf,
         durable: bool,
         max_bytes: u64,
         segment_bytes: u64,
+        commit_window_us: u64,
     ) -> PyResult<Self> {
         if segment_bytes == 0 || max_bytes == 0 {
             return Err(PyValueError::new_err(
@@ -52,6 +56,7 @@ impl Spool {
         let inner = py
             .detach(|| core::spool::Spool::open(&directory, sync, max_bytes, segment_bytes))
             .map_err(spool_error)?;
+        inner.set_commit_window(Duration::from_micros(commit_window_us));
         Ok(Spool { inner })
     }
 
@@ -73,6 +78,34 @@ impl Spool {
         // write into the page cache) keeps the GIL, which costs more to give up and take back.
         let durable = self.inner.sync() == Sync::Durable;
         release_gil_if(py, durable, append).map_err(spool_error)
+    }
+
+    /// Records `decision`'s rows without waiting for the disk: returns the ticket `decided`
+    /// tells about (0 for a buffered spool: the rows are in the page cache already). Holds
+    /// the GIL: it only copies the rows into the syncer's queue. Raises SpoolFullError as
+    /// `append` does.
+    fn append_nowait(&self, decision: &Decision, role: &str, tenant: &str) -> PyResult<u64> {
+        let mut rows = Vec::with_capacity(1024);
+        decision.copy_rows_into(role, tenant, &mut rows);
+        self.inner.append_nowait(&rows).map_err(spool_error)
+    }
+
+    /// Whether ticket `ticket` is on disk: False while its group is still to be synced; its
+    /// group's error (SpoolFullError, OSError) if the write or sync failed.
+    fn decided(&self, ticket: u64) -> PyResult<bool> {
+        self.inner.decided(ticket).map_err(spool_error)
+    }
+
+    /// Waits (GIL released) until ticket `ticket` is decided; raises as `decided` does.
+    fn wait(&self, py: Python<'_>, ticket: u64) -> PyResult<()> {
+        py.detach(|| self.inner.wait(ticket)).map_err(spool_error)
+    }
+
+    /// The eventfd the syncer writes (an 8-byte count) once per decided group: an event
+    /// loop reads it to learn that tickets were decided. None for a buffered spool.
+    #[getter]
+    fn wake_fd(&self) -> Option<i32> {
+        self.inner.wake_fd()
     }
 
     /// Closes the active segment if it holds anything, so that the flusher may take it.
