@@ -28,7 +28,7 @@ pub fn copy_rows(
         out.push(b'\t');
         out.extend_from_slice(endpoint.version().to_string().as_bytes());
         out.push(b'\t');
-        escape(out, endpoint.features_json(scored, i).as_bytes());
+        endpoint.copy_features(scored, i, out);
         out.push(b'\t');
         out.push(b'{');
         for (k, &x) in scored.row_scores(i).iter().enumerate() {
@@ -63,16 +63,22 @@ pub fn copy_rows(
 }
 
 /// COPY text escapes: backslash, and the tab, newline and carriage return that delimit.
-fn escape(out: &mut Vec<u8>, text: &[u8]) {
-    for &b in text {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
-        }
+/// Runs without them are copied whole.
+pub(crate) fn escape(out: &mut Vec<u8>, text: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        out.extend_from_slice(&text[start..i]);
+        out.extend_from_slice(escaped);
+        start = i + 1;
     }
+    out.extend_from_slice(&text[start..]);
 }
 
 /// A double as PostgreSQL reads it: JSON's shortest form, or NaN / ±Infinity.
@@ -136,6 +142,46 @@ mod tests {
             ts(1_795_000_000_000_000_000),
             "2026-11-18 11:06:40.000000+00"
         );
+    }
+
+    #[test]
+    fn a_rows_features_are_its_json_escaped_for_copy() {
+        use crate::{compile_schema, load_model, Endpoint, Format, Limits, Thresholds};
+        let model = load_model(
+            br#"{"format": "ferroscore-linear", "link": "identity", "features": ["a\\b", "c"],
+                 "coefficients": {"a\\b": 1.5, "c": -2}, "intercept": 0.25}"#,
+            None,
+        )
+        .expect("model");
+        let schema = compile_schema(
+            r#"{"type": "object", "required": ["a\\b", "c"], "properties": {
+                 "a\\b": {"type": "number", "x-ferroscore-column": 0},
+                 "c": {"type": "number", "x-ferroscore-column": 1},
+                 "note": {"type": "string", "x-ferroscore-source": "context"}}}"#,
+        )
+        .expect("schema");
+        let endpoint = Endpoint::new(
+            "m",
+            1,
+            model,
+            schema,
+            Limits::default(),
+            Thresholds::default(),
+        )
+        .expect("endpoint");
+        let body = br#"{"features": {"a\\b": 0.1, "c": 1e300, "note": "tab\there \\ back"}}"#;
+        let scored = endpoint
+            .score(body, Format::Json, false, 0, None)
+            .expect("scored");
+        let mut copied = Vec::new();
+        endpoint.copy_features(&scored, 0, &mut copied);
+        let mut expected = Vec::new();
+        escape(&mut expected, endpoint.features_json(&scored, 0).as_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&copied),
+            String::from_utf8_lossy(&expected)
+        );
+        assert!(copied.windows(2).any(|w| w == b"\\t"));
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct Endpoint {
     labels: FxHashMap<usize, FxHashMap<u64, Box<str>>>,
     /// `,"model":"name","version":N,` — escaped once, copied per response.
     response_middle: Vec<u8>,
+    /// Each feature's `"name":`, then each context field's, as JSON and then COPY text
+    /// escape them: what every decision row of the log starts its values with.
+    copy_keys: Vec<Vec<u8>>,
     /// What this version scored for callers (not offline), for the service's metrics.
     stats: ScoreStats,
 }
@@ -109,6 +112,18 @@ impl Endpoint {
         let name_json = serde_json::to_string(name).unwrap_or_default();
         let response_middle = format!(",\"model\":{name_json},\"version\":{version},").into_bytes();
         let stats = ScoreStats::new(thresholds.labels().count());
+        let names = schema.features().iter().map(|f| &f.name);
+        let copy_keys = names
+            .chain(schema.context().iter().map(|f| &f.name))
+            .map(|name| {
+                let mut key = Vec::new();
+                write_string(&mut key, name);
+                key.push(b':');
+                let mut escaped = Vec::with_capacity(key.len());
+                crate::decision::escape(&mut escaped, &key);
+                escaped
+            })
+            .collect();
         Ok(Endpoint {
             name: name.to_owned(),
             version,
@@ -119,6 +134,7 @@ impl Endpoint {
             feature_of_column,
             labels,
             response_middle,
+            copy_keys,
             stats,
         })
     }
@@ -508,6 +524,43 @@ impl Endpoint {
     /// the model read them, and its context values.
     pub fn features_json(&self, scored: &Scored, i: usize) -> String {
         self.row_json(&scored.rows, i, |out, _, x| write_number(out, x))
+    }
+
+    /// `features_json` as COPY text, into `out`: the keys escaped once (`copy_keys`), the
+    /// numbers needing none; only context strings are escaped per row.
+    pub fn copy_features(&self, scored: &Scored, i: usize, out: &mut Vec<u8>) {
+        let rows = &scored.rows;
+        let row = rows.row(i);
+        let features = self.schema.features();
+        out.push(b'{');
+        for (k, f) in features.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.copy_keys[k]);
+            write_number(out, row[f.column]);
+        }
+        let context = if rows.n_context == 0 {
+            &[][..]
+        } else {
+            rows.context_row(i)
+        };
+        let mut text = Vec::new();
+        for (c, value) in context.iter().enumerate() {
+            if !features.is_empty() || c > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.copy_keys[features.len() + c]);
+            match value {
+                Some(s) => {
+                    text.clear();
+                    write_string(&mut text, s);
+                    crate::decision::escape(out, &text);
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.push(b'}');
     }
 
     /// Row `i` as an object keyed by schema name, each feature's value written by `write`,
