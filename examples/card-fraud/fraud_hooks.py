@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg_pool import ConnectionPool
 
 from ferroscore.hooks import Context, Incoming, Outcome, Reject, Scored, decide, enrich
@@ -36,9 +37,11 @@ _indexing = threading.Lock()
 
 
 @enrich(MODEL, budget_ms=500)
-def velocity(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
+async def velocity(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
     """Each transaction's card activity in the hour before it and whether its device is
-    new today, from the decision log and from the rows of the same request before it."""
+    new today, from the decision log and from the rows of the same request before it.
+    Async: its two queries are awaited on the serving process's event loop, holding no
+    thread while the database answers."""
     if ctx.pool is None:
         raise Reject("unavailable", "the decision log is not connected", status=503)
     _create_indexes(ctx.pool)
@@ -47,7 +50,8 @@ def velocity(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
     now = datetime.now(UTC)
     # The caller's tenant's log only: another tenant's card ids are other cards.
     tenant = ctx.tenant or "default"
-    card_history, first_seen = _history(ctx.pool, tenant, set(cards), set(devices), now)
+    async with ctx.connection() as conn:
+        card_history, first_seen = await _history(conn, tenant, set(cards), set(devices), now)
     counts: list[Any] = []
     sums: list[Any] = []
     new_today: list[Any] = []
@@ -64,24 +68,27 @@ def velocity(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
     return {"card_count_1h": counts, "card_amount_1h": sums, "device_new_today": new_today}
 
 
-def _history(
-    pool: ConnectionPool, tenant: str, cards: set[str], devices: set[str], now: datetime
+async def _history(
+    conn: AsyncConnection[Any], tenant: str, cards: set[str], devices: set[str], now: datetime
 ) -> tuple[dict[str, tuple[int, float]], dict[str, datetime]]:
     """Per card, its decisions and their amounts since `now - WINDOW`; per device, when the
     log first saw it. Two indexed queries per request, whatever its number of rows."""
-    with pool.connection() as conn:
-        by_card = conn.execute(
+    by_card = await (
+        await conn.execute(
             "SELECT features->>'card_id', count(*), coalesce(sum((features->>'amount')::float8), 0)"
             " FROM decisions WHERE model = %s AND role = 'champion' AND tenant = %s"
             " AND features->>'card_id' = ANY(%s) AND created_at > %s GROUP BY 1",
             (MODEL, tenant, list(cards), now - WINDOW),
-        ).fetchall()
-        by_device = conn.execute(
+        )
+    ).fetchall()
+    by_device = await (
+        await conn.execute(
             "SELECT features->>'device_id', min(created_at) FROM decisions"
             " WHERE model = %s AND role = 'champion' AND tenant = %s"
             " AND features->>'device_id' = ANY(%s) GROUP BY 1",
             (MODEL, tenant, list(devices)),
-        ).fetchall()
+        )
+    ).fetchall()
     return {c: (int(n), float(s)) for c, n, s in by_card}, {d: t for d, t in by_device}
 
 
@@ -106,7 +113,7 @@ def _create_indexes(pool: ConnectionPool) -> None:
     threading.Thread(target=create, name="card-fraud-indexes", daemon=True).start()
 
 
-@decide(MODEL)
+@decide(MODEL, inline=True)
 def overlay(scored: Scored, ctx: Context) -> Outcome:
     """Declines a large amount on a device first seen today, whatever the score; keeps the
     thresholds' decision otherwise."""

@@ -58,7 +58,9 @@ def principal_reasons(
     return reasons
 
 
-@decide(MODEL)
+# Inline: no I/O (the reason codes are read once, then cached), so it runs in place on the
+# serving process's event loop rather than on a thread of the hooks' pool.
+@decide(MODEL, inline=True)
 def adverse_action(scored: Scored, ctx: Context) -> Outcome | None:
     """Gives each declined application its principal reasons; other rows keep their answer.
     Contributions (exact TreeSHAP) are computed only when a row is declined."""

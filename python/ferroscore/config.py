@@ -84,8 +84,6 @@ def _connection_string(variable: str) -> Callable[[str], None]:
 
 
 _MIB = 1 << 20
-#: Worker threads per process by default with the durable decision log (see `worker_threads`).
-DURABLE_WORKERS = 32
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("database_url", "DATABASE_URL", None,
@@ -106,8 +104,9 @@ SETTINGS: tuple[Setting, ...] = (
             "listen port; the service refuses to start if anyone listens there", 1, 65535),
     Setting("processes", "FERROSCORE_PROCESSES", 1, "serving processes", 1, 64),
     Setting("workers", "FERROSCORE_WORKERS", None,
-            "worker threads per process; unset: 32 with the `durable` decision log (requests "
-            "in flight share one fsync), else 1", 1, 64),
+            "worker threads per process; unset: 1 (requests waiting for the durable decision "
+            "log, or for an async hook, wait on the process's event loop, not on a thread)",
+            1, 64),
     Setting("grace_s", "FERROSCORE_GRACE_S", 20,
             "on SIGTERM, how long open connections may take to finish before the serving "
             "processes close them (then the decisions are written and they exit)", 0, 3600),
@@ -172,6 +171,11 @@ SETTINGS: tuple[Setting, ...] = (
             "a full disk) scoring answers 503 with `Retry-After`", 1, 1 << 20),
     Setting("decision_flush_ms", "FERROSCORE_DECISION_FLUSH_MS", 200,
             "how often the spool's recent decisions are moved into PostgreSQL", 1, 60_000),
+    Setting("commit_window_us", "FERROSCORE_COMMIT_WINDOW_US", 200,
+            "`durable`: how long a group of decisions may gather before its one write and "
+            "`fdatasync`, once requests are coming in (as PostgreSQL's `commit_delay`): fewer "
+            "syncs for a bounded wait (200 µs: 1.15x the requests/s of none in `bench/ab.py`; "
+            "longer gained nothing more); 0: none", 0, 100_000),
     Setting("decision_retention_days", "FERROSCORE_DECISION_RETENTION_DAYS", 0,
             "decisions older than this many days are dropped, a daily partition at a time "
             "(checked hourly); 0 keeps them all", 0, 36_500),
@@ -255,6 +259,7 @@ class Settings:
     spool_dir: str | None
     spool_max_mb: int
     decision_flush_ms: int
+    commit_window_us: int
     decision_retention_days: int
     db_pool_size: int
     log_level: str
@@ -291,11 +296,9 @@ class Settings:
         return {"kwargs": {"prepare_threshold": None}} if self.direct_url else {}
 
     def worker_threads(self) -> int:
-        """FERROSCORE_WORKERS, else what the decision log's mode wants: a durable answer waits
-        for the disk, and only requests in flight together share that wait."""
-        if self.workers is not None:
-            return self.workers
-        return DURABLE_WORKERS if self.decision_log == "DURABLE" else 1
+        """FERROSCORE_WORKERS, else 1: a durable answer waits for the disk on the event loop,
+        not on a thread, so one worker thread keeps the core busy (more convoy on the GIL)."""
+        return self.workers if self.workers is not None else 1
 
     def spool_directory(self) -> Path:
         """Where the decision spools are: FERROSCORE_SPOOL_DIR, else under the data dir."""

@@ -11,11 +11,14 @@ replays what an earlier one left: nothing acknowledged is lost, and nothing is w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import psycopg
@@ -23,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from ferroscore import partitions
-from ferroscore._core import Decision, Spool, SpoolLockedError
+from ferroscore._core import Decision, Spool, SpoolFullError, SpoolLockedError
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,7 @@ class DecisionLog:
         max_bytes: int,
         flush_interval_s: float,
         retention_days: int = 0,
+        commit_window_us: int = 0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"decision log mode {mode!r}: use one of {', '.join(MODES)}")
@@ -89,6 +93,10 @@ class DecisionLog:
         self.max_bytes = max_bytes
         self.flush_interval_s = flush_interval_s
         self.retention_days = retention_days
+        self.commit_window_us = commit_window_us
+        #: Requests awaiting their group commit on the event loop, in ticket order.
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._maintained_at = -MAINTAIN_EVERY_S
         #: Rows PostgreSQL refused, moved to `decisions_quarantine` by this process.
         self.quarantined = 0
@@ -111,12 +119,65 @@ class DecisionLog:
         self._thread.start()
 
     def record(self, decision: Decision, role: str, tenant: str) -> None:
-        """Records one decision of `tenant`'s model before the caller answers. `role` is
-        "champion" for the version that answered, "shadow" for a challenger scored beside
-        it. Raises SpoolFullError (the spool holds `max_bytes`, or its disk is full) or
-        OSError: the decision is not recorded and must not be acknowledged."""
+        """Records one decision of `tenant`'s model before the caller answers, waiting for the
+        disk on this thread. `role` is "champion" for the version that answered, "shadow"
+        for a challenger scored beside it. Raises SpoolFullError (the spool holds
+        `max_bytes`, or its disk is full) or OSError: the decision is not recorded and must
+        not be acknowledged."""
         if self.spool is not None:
             self.spool.append(decision, role, tenant)
+
+    def record_nowait(self, decision: Decision, role: str, tenant: str) -> int:
+        """Records one decision as `record` does, without waiting for the disk: returns the
+        ticket to `await committed(ticket)` before the caller is answered (0: nothing to
+        wait for). Raises SpoolFullError at once when the spool is full."""
+        if self.spool is None:
+            return 0
+        return self.spool.append_nowait(decision, role, tenant)
+
+    async def committed(self, ticket: int) -> None:
+        """Returns once the decision of `ticket` is on disk, waiting on the running event
+        loop without a thread: the syncer wakes the loop once per group (an eventfd the loop
+        reads), which resolves every waiter the group covers. Raises the group's
+        SpoolFullError or OSError if its write or sync failed. Called on one loop only."""
+        spool = self.spool
+        if spool is None or spool.decided(ticket):
+            return
+        if self._loop is None:
+            self._watch(spool)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((ticket, future))
+        await future
+
+    def _watch(self, spool: Spool) -> None:
+        """Reads the syncer's eventfd on the running loop (the first waiter's)."""
+        loop = asyncio.get_running_loop()
+        fd = spool.wake_fd
+        assert fd is not None, "a durable spool has an eventfd"
+        loop.add_reader(fd, self._woken, fd)
+        self._loop = loop
+
+    def _woken(self, fd: int) -> None:
+        """On the loop: the syncer decided a group. Resolves every waiter it covers."""
+        with contextlib.suppress(BlockingIOError):  # another wake read it already
+            os.read(fd, 8)
+        spool, waiting = self.spool, self._waiting
+        assert spool is not None
+        while waiting:
+            ticket, future = waiting[0]
+            try:
+                if not spool.decided(ticket):
+                    return
+                error: Exception | None = None
+            except (SpoolFullError, OSError) as e:
+                error = e
+            waiting.popleft()
+            if future.done():  # its request was cancelled
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
     def backlog_bytes(self) -> int:
         """Bytes recorded and not yet in PostgreSQL."""
@@ -172,7 +233,8 @@ class DecisionLog:
                     continue
                 try:
                     spool = Spool(path, durable=self.mode == "durable", max_bytes=self.max_bytes,
-                                  segment_bytes=SEGMENT_BYTES)  # fmt: skip
+                                  segment_bytes=SEGMENT_BYTES,
+                                  commit_window_us=self.commit_window_us)  # fmt: skip
                 except SpoolLockedError:  # a live process's, or one made meanwhile
                     continue
                 fd = os.open(owner, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -25,10 +25,15 @@
 - A **route hook** is an endpoint of its own under `/v1/ext/`, run through the service's
   pipeline. It returns a JSON-serialisable value (200) or a `Reply`.
 
-Hooks may be `async`. Each runs within a time budget (`FERROSCORE_HOOK_BUDGET_MS`, or the
-decorator's `budget_ms`): past it, the request gets 503 `hook_timeout`. A hook that raises or
-returns what it may not gets 500 `hook_failed` naming it; neither stops the process, and a
-scored request's decision is logged whatever its hooks did. A module that fails to import or
+Hooks may be `async`: an enrichment or decision hook that waits (a database lookup through
+`psycopg.AsyncConnection`, an HTTP call) should be, since it is then awaited in place on the
+serving process's event loop, beside every other request, holding no thread. A sync hook runs
+on a pool of threads instead (a hand-off that costs tens of µs), unless it declares itself
+`inline=True` (quick, pure Python, no I/O: called in place). Each runs within a time budget
+(`FERROSCORE_HOOK_BUDGET_MS`, or the decorator's `budget_ms`): past it, the request gets 503
+`hook_timeout` (an async hook is cancelled). A hook that raises or returns what it may not
+gets 500 `hook_failed` naming it; neither stops the process, and a scored request's decision
+is logged whatever its hooks did. A module that fails to import or
 declares a bad hook stops the start-up with a message naming it."""
 
 from __future__ import annotations
@@ -40,9 +45,10 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -54,9 +60,11 @@ from ferroscore.inference import model_features
 
 if TYPE_CHECKING:
     import numpy as np
+    from psycopg import AsyncConnection
     from psycopg_pool import ConnectionPool
 
     from ferroscore._core import Decision, Endpoint, Parsed
+    from ferroscore.loop_pools import LoopPools
     from ferroscore.pipeline import Reply
 
 log = logging.getLogger("ferroscore.hooks")
@@ -137,7 +145,7 @@ class Context:
     (a hook reading the decision log reads its tenant's rows), the process's database pool,
     a TTL cache it shares with every hook of the process, and whether it runs for a shadow
     version (scored beside the champion, after the answer: a hook with side effects may skip
-    them)."""
+    them). An `async def` hook queries through `connection()`."""
 
     request_id: str
     model: str | None
@@ -147,6 +155,19 @@ class Context:
     pool: ConnectionPool | None
     cache: TTLCache
     shadow: bool = False
+    pools: LoopPools | None = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection of the process's async pool for the running event loop, for an
+        `async def` hook: `async with ctx.connection() as conn: await conn.execute(...)`.
+        Waiting for the database then holds no thread. Raises `Reject` (503) when the
+        service is not connected."""
+        if self.pools is None:
+            raise Reject("unavailable", "the database is not connected", status=503)
+        pool = await self.pools.get()
+        async with pool.connection() as conn:
+            yield conn
 
 
 @dataclass(frozen=True)
@@ -284,43 +305,50 @@ class Hook(Generic[H]):
     target: str  # the model name, or "METHOD /path"
     fn: H
     budget_ms: int | None
+    #: A sync hook that is quick and does no I/O: called in place on the event loop, with no
+    #: hand-off to a thread.
+    inline: bool = False
 
     @property
     def name(self) -> str:
         return f"{self.fn.__module__}.{self.fn.__qualname__}"
 
 
-def _declare(kind: str, target: str, budget_ms: int | None) -> Callable[[H], H]:
+def _declare(kind: str, target: str, budget_ms: int | None, inline: bool) -> Callable[[H], H]:
     if budget_ms is not None and budget_ms <= 0:
         raise ValueError("budget_ms must be positive")
 
     def mark(fn: H) -> H:
         if not callable(fn):
             raise TypeError(f"@{kind} decorates a function, not {fn!r}")
-        setattr(fn, _MARK, Hook(kind, target, fn, budget_ms))
+        if inline and inspect.iscoroutinefunction(fn):
+            raise TypeError(f"@{kind}(inline=True) is for a sync hook; an async one is "
+                            "awaited in place already")  # fmt: skip
+        setattr(fn, _MARK, Hook(kind, target, fn, budget_ms, inline))
         return fn
 
     return mark
 
 
-def enrich(model: str, *, budget_ms: int | None = None) -> Callable[[H], H]:
+def enrich(model: str, *, budget_ms: int | None = None, inline: bool = False) -> Callable[[H], H]:
     """Declares `fn(incoming: Incoming, ctx: Context) -> Mapping[str, Sequence[Any]]` the
     enrichment of `model`: after validation and before scoring, it returns, for each feature
     the schema marks `"x-ferroscore-source": "enrichment"`, one value per valid row (None,
-    bool, number or str), checked by that feature's rules."""
-    return _declare("enrich", model, budget_ms)
+    bool, number or str), checked by that feature's rules. `inline`: see `Hook.inline`."""
+    return _declare("enrich", model, budget_ms, inline)
 
 
-def decide(model: str, *, budget_ms: int | None = None) -> Callable[[H], H]:
+def decide(model: str, *, budget_ms: int | None = None, inline: bool = False) -> Callable[[H], H]:
     """Declares `fn(scored: Scored, ctx: Context) -> Outcome | None` the decision hook of
-    `model`: it runs after every scoring of the model's active version."""
-    return _declare("decide", model, budget_ms)
+    `model`: it runs after every scoring of the model's active version. `inline`: see
+    `Hook.inline`."""
+    return _declare("decide", model, budget_ms, inline)
 
 
 def route(method: str, path: str, *, budget_ms: int | None = None) -> Callable[[H], H]:
     """Declares `fn(call: Call, ctx: Context)` the endpoint `method path` (under `/v1/ext/`):
     it returns a JSON-serialisable value or a `Reply`."""
-    return _declare("route", f"{method.upper()} {path}", budget_ms)
+    return _declare("route", f"{method.upper()} {path}", budget_ms, False)
 
 
 @dataclass(frozen=True)
@@ -380,26 +408,10 @@ class HookFailed(HookRefusal):
 
 
 class HookTimeout(HookRefusal):
-    """A hook ran past its budget (503). `partial` is what a `Runner.chain` job had produced
-    before the hook started (e.g. the decision to log), if anything."""
+    """A hook ran past its budget (503)."""
 
     status = 503
     code = "hook_timeout"
-    partial: Any = None
-
-
-class Progress:
-    """Where a `Runner.chain` job has got to, read by the thread waiting for it: the hook
-    running and since when (one tuple, replaced whole), and what the job has produced so far
-    (`partial`), for the waiter to use if a later hook runs past its budget."""
-
-    def __init__(self, hook: Hook[Any] | None) -> None:
-        self.stage: tuple[Hook[Any] | None, float] = (hook, time.monotonic())
-        self.partial: Any = None
-
-    def enter(self, hook: Hook[Any] | None) -> None:
-        """The job starts `hook` (None: no hook, so no budget, until the next)."""
-        self.stage = (hook, time.monotonic())
 
 
 class Runner:
@@ -431,41 +443,38 @@ class Runner:
         except Exception as e:
             raise self._failed(hook, e) from e
 
-    def chain(self, first: Hook[Any], job: Callable[[Progress], T]) -> T:
-        """`job(progress)`'s value, run on the pool: a sequence of hooks, each called with
-        `call` and announced with `progress.enter`, for the price of one hand-off between
-        threads (about 50 µs on a small VM, most of what a hook costs). Each hook keeps its
-        own budget, counted from its start (the first one's from now): past it,
-        `HookTimeout` with the job's `progress.partial`."""
-        progress = Progress(first)
-        future = self._pool.submit(job, progress)
-        while True:
-            stage = progress.stage
-            hook, started = stage
-            timeout = None
-            if hook is not None:
-                timeout = max(0.0, started + self._budget_s(hook) - time.monotonic())
-            try:
-                return future.result(timeout)
-            except (FutureTimeout, TimeoutError):
-                if hook is None or progress.stage is not stage:
-                    continue  # the job moved on to its next hook: that one's budget now
-                future.cancel()
-                timed_out = self._timed_out(hook)
-                timed_out.partial = progress.partial
-                raise timed_out from None
-
-    def call(self, hook: Hook[Any], *args: Any) -> Any:
-        """`hook.fn(*args)` on the calling thread (a `chain` job's), its errors as `run`
-        raises them; an async hook runs on the hooks' event loop."""
+    async def call_async(self, hook: Hook[Any], *args: Any) -> Any:
+        """`hook.fn(*args)`'s value, on the running event loop, within the hook's budget: an
+        `async def` hook is awaited in place (cancelled past its budget); a hook declared
+        `inline` is called in place (it must be quick and do no I/O: every request on the
+        loop waits for it); any other sync hook runs on the pool, so that it cannot stall
+        the loop, and is abandoned past its budget. Raises as `run` does."""
+        budget = self._budget_s(hook)
+        started = time.monotonic()
         try:
-            if inspect.iscoroutinefunction(hook.fn):
-                return asyncio.run_coroutine_threadsafe(hook.fn(*args), self._event_loop()).result()
-            return hook.fn(*args)
+            async with asyncio.timeout(budget) as deadline:
+                if inspect.iscoroutinefunction(hook.fn):
+                    value = await hook.fn(*args)
+                elif hook.inline:
+                    value = hook.fn(*args)
+                else:
+                    value = await asyncio.wrap_future(self._pool.submit(hook.fn, *args))
+        except TimeoutError:
+            if deadline.expired():
+                raise self._timed_out(hook) from None
+            raise self._failed(hook, TimeoutError()) from None
         except HookRefusal:
             raise
         except Exception as e:
             raise self._failed(hook, e) from e
+        if time.monotonic() - started > budget:  # an inline hook cannot be interrupted
+            raise self._timed_out(hook)
+        return value
+
+    def wait_for(self, work: Coroutine[Any, Any, T]) -> T:
+        """`work` run to its end on the hooks' own event loop, for a thread that has no loop
+        awaiting it (the shadow thread, a request with an Idempotency-Key)."""
+        return asyncio.run_coroutine_threadsafe(work, self._event_loop()).result()
 
     def _budget_s(self, hook: Hook[Any]) -> float:
         return (hook.budget_ms or self.budget_ms) / 1000
@@ -532,7 +541,6 @@ __all__ = [
     "Hooks",
     "Incoming",
     "Outcome",
-    "Progress",
     "Record",
     "Reject",
     "Row",

@@ -101,6 +101,8 @@ class Keys:
             return _unavailable()
         if claimed is not None:
             return claimed
+        # The response is kept once it may be sent: its decision must be on disk first.
+        call.defer_commit = False
         reply = handler(call)
         try:
             self._settle(scope, key, fingerprint, reply)

@@ -4,7 +4,7 @@ composes them once. Only `adapters/robyn.py` translates to and from Robyn."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -71,6 +71,10 @@ class Call:
     caller: Caller | None = None
     #: The caller's `X-Request-ID`; else the scored decision's id, set by the score route.
     request_id: str | None = None
+    #: The adapter awaits the decision log's group commit after the handler returns (on the
+    #: event loop): a handler that records a decision leaves its ticket in `Reply.commit`
+    #: instead of waiting. False: the handler waits for the disk itself.
+    defer_commit: bool = False
 
     def header(self, name: str) -> str:
         """The header's value, or "" when absent."""
@@ -94,6 +98,30 @@ class Reply:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=lambda: JSON_HEADERS)
+    #: The decision log's ticket this answer waits for before it is sent (0: none); see
+    #: `Call.defer_commit`.
+    commit: int = 0
+    #: Set on a reply still to come (`later`): what the adapter awaits on the event loop for
+    #: the real one. Only a handler whose call has `defer_commit` returns one.
+    pending: Awaitable[Reply] | None = None
+
+
+def later(reply: Awaitable[Reply]) -> Reply:
+    """A reply still to come: the adapter awaits `reply` on the event loop (hooks awaited in
+    place, then the group commit) and sends what it gives."""
+    return Reply(0, b"", pending=reply)
+
+
+def then(reply: Reply, next_: Callable[[Reply], Reply]) -> Reply:
+    """`next_(reply)`, once `reply` is there: at once, or after it, on the event loop."""
+    if reply.pending is None:
+        return next_(reply)
+    pending = reply.pending
+
+    async def chained() -> Reply:
+        return then(await pending, next_)
+
+    return later(chained())
 
 
 Handler = Callable[[Call], Reply]

@@ -21,6 +21,7 @@ from ferroscore.config import Settings
 from ferroscore.decisions import DecisionLog
 from ferroscore.jwts import Verifier
 from ferroscore.logs import AccessLog, json_lines
+from ferroscore.loop_pools import LoopPools
 from ferroscore.metrics import Metrics
 from ferroscore.pipeline import Caller
 from ferroscore.ratelimit import RateLimits
@@ -108,11 +109,14 @@ class Service:
             max_bytes=settings.spool_max_mb << 20,
             flush_interval_s=settings.decision_flush_ms / 1000,
             retention_days=settings.decision_retention_days,
+            commit_window_us=settings.commit_window_us,
         )
         self.shadow = ShadowScorer(self.decisions)
         self.hooks = hooks.load(settings.hooks)
         self.hook_runner = hooks.Runner(settings.hook_budget_ms)
         self.hook_cache = hooks.TTLCache()
+        #: Async connections for `async def` hooks, per event loop (see `Context.connection`).
+        self.loop_pools = LoopPools(conninfo, settings.db_pool_size, settings.pool_options())
         self.keys = keys.KeyRing(self.pool, listen_url, settings.catalog_reconcile_s)
         self.jwt = Verifier(settings)
         # Made before the fork, so that every serving process shares it.
@@ -139,9 +143,10 @@ class Service:
     ) -> hooks.Context:
         """What a hook of this process knows of its request."""
         tenant, key_id = (caller.tenant, caller.key_id) if caller is not None else (None, None)
+        started = self.started
         return hooks.Context(
-            request_id, model, version, tenant, key_id, self.pool if self.started else None,
-            self.hook_cache, shadow,
+            request_id, model, version, tenant, key_id, self.pool if started else None,
+            self.hook_cache, shadow, self.loop_pools if started else None,
         )  # fmt: skip
 
     def check_upload(self, a: Artifact) -> None:
@@ -190,6 +195,7 @@ class Service:
         self.keys.stop()
         self.shadow.close(timeout=5)
         self.decisions.close(timeout=10)
+        self.loop_pools.close()
         self.hook_runner.close()
         self.pool.close()
         self.access.stop()

@@ -192,6 +192,49 @@ def test_a_process_whose_workers_are_all_stuck_is_replaced(
         assert server.request("GET", "/health/ready")[0] == 200
 
 
+BLOCKING_HOOKS = """
+import time
+from ferroscore import hooks
+
+@hooks.decide("breast-cancer", budget_ms=60_000, inline=True)
+def block(scored, ctx):
+    if scored.rows[0].values["mean_radius"] == 999:
+        time.sleep(60)  # what an inline hook must never do: every request on the loop waits
+"""
+
+
+def test_a_process_whose_event_loop_stops_turning_is_replaced(
+    module_database: str, tmp_path: Path
+) -> None:
+    (tmp_path / "blocking_hooks.py").write_text(textwrap.dedent(BLOCKING_HOOKS))
+    env = _env(module_database, FERROSCORE_HEALTH_TIMEOUT_S="1", FERROSCORE_HOOKS="blocking_hooks",
+               PYTHONPATH=str(tmp_path))  # fmt: skip
+    example = json.loads((Path(__file__).parents[2] / "python/ferroscore/demo/example.json")
+                         .read_text())  # fmt: skip
+    example["features"]["mean_radius"] = 999
+    with serving(env, tmp_path / "server.log") as server:
+        blocked: list[object] = []
+
+        def block() -> None:
+            request = urllib.request.Request(
+                f"{server.url}/v1/models/breast-cancer/score", json.dumps(example).encode(),
+                {**server.headers, "content-type": "application/json"}, method="POST",
+            )  # fmt: skip
+            try:
+                urllib.request.urlopen(request, timeout=30)
+            except (OSError, urllib.error.URLError) as e:
+                blocked.append(e)
+
+        thread = threading.Thread(target=block)
+        thread.start()
+        _wait_logged(server, r"the event loop has not turned for over 1 s", 10)
+        _wait_logged(server, r"has not answered its health check for [\d.]+ s; replacing it", 5)
+        _wait_logged(server, BACK, timeout=5)
+        thread.join(timeout=10)
+        assert blocked, "the blocked request was answered"
+        assert server.request("GET", "/health/ready")[0] == 200
+
+
 #: A supervisor of one process doing `SERVE` (a statement), logging to stdout.
 SUPERVISED = """
 import logging, os, signal, sys, time

@@ -247,12 +247,21 @@ def _logged_as_json(env: dict[str, str]) -> bool:
 
 
 def _endpoint_closures(env: dict[str, str], url: str) -> list[object]:
-    """What the Robyn endpoints of an app hold: its access log, when there is one."""
+    """What the Robyn endpoints of an app hold, and the functions they hold hold: its access
+    log, when there is one."""
     app = create_app(Service(Settings.from_env({"DATABASE_URL": url, **env}), url))
     found: list[object] = []
-    for route in app.router.routes:
-        for cell in getattr(route.function.handler, "__closure__", None) or ():
+    todo = [route.function.handler for route in app.router.routes]
+    seen: set[int] = set()
+    while todo:
+        fn = todo.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        for cell in getattr(fn, "__closure__", None) or ():
             found.append(cell.cell_contents)
+            if callable(cell.cell_contents):
+                todo.append(cell.cell_contents)
     return found
 
 
@@ -333,6 +342,8 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _started(env, url).decisions.max_bytes == 3 << 20),
     "FERROSCORE_DECISION_FLUSH_MS": ({"FERROSCORE_DECISION_FLUSH_MS": "30"},
         lambda env, url: _started(env, url).decisions.flush_interval_s == 0.03),
+    "FERROSCORE_COMMIT_WINDOW_US": ({"FERROSCORE_COMMIT_WINDOW_US": "700"},
+        lambda env, url: _started(env, url).decisions.commit_window_us == 700),
     "FERROSCORE_DECISION_RETENTION_DAYS": ({"FERROSCORE_DECISION_RETENTION_DAYS": "9"},
         lambda env, url: _started(env, url).decisions.retention_days == 9),
     "FERROSCORE_DB_POOL_SIZE": ({"FERROSCORE_DB_POOL_SIZE": "3"},
@@ -385,9 +396,9 @@ def _default_also_passes(observe: Callable[[dict[str, str], str], bool], url: st
         return False
 
 
-def test_the_durable_log_gets_the_worker_threads_its_fsyncs_need() -> None:
-    # A durable answer waits for the disk; only requests in flight together share a sync.
-    assert Settings.from_env({}).worker_threads() == 32
+def test_one_worker_thread_whatever_the_decision_log() -> None:
+    # A durable answer waits for the disk on the event loop, not on a thread.
+    assert Settings.from_env({}).worker_threads() == 1
     assert Settings.from_env({"FERROSCORE_DECISION_LOG": "buffered"}).worker_threads() == 1
     assert Settings.from_env({"FERROSCORE_WORKERS": "4"}).worker_threads() == 4
 

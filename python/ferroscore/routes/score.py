@@ -16,11 +16,11 @@ from ferroscore._core import (
     RequestError,
     SpoolFullError,
 )
+from ferroscore.catalog import Served
 from ferroscore.metrics import count_failures
-from ferroscore.pipeline import Call, Handler, Reply, digits, error_reply, query_error
-from ferroscore.routes.decide import decide
-from ferroscore.routes.enrich import enrich
+from ferroscore.pipeline import Call, Handler, Reply, digits, error_reply, later, query_error
 from ferroscore.routes.shadow import shadow_job
+from ferroscore.scoring import ScoringRequest, hooks_of, run_blocking, run_hooked, score_now
 from ferroscore.service import Service
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
@@ -53,68 +53,84 @@ def unrecorded(e: Exception) -> Reply:
 
 
 def score(service: Service) -> Handler:
-    served_to, record = service.catalog.of, service.decisions.record
-    # None without hooks: the hot path then pays one comparison for each kind.
-    hooked = service.hooks.decide or None
-    enriched = service.hooks.enrich or None
+    """The route: the request's options and its model's hooks read once into a
+    `ScoringRequest`, then the stages of `ferroscore.scoring`."""
+    served_to = service.catalog.of
 
     def handle(call: Call) -> Reply:
-        tenant = call.tenant
-        served = served_to(tenant).get(name := call.params["name"])
+        served = served_to(call.tenant).get(name := call.params["name"])
         if served is None:
             return model_not_found(name)
-        ndjson = False
-        if (media := call.headers.get("content-type")) is not None:
-            ndjson = media.split(";", 1)[0].strip().lower() in NDJSON_TYPES
-        partial = False
-        query = call.query
-        if (flag := query.get("partial", None)) is not None:
-            if flag.lower() not in _FLAGS:
-                return query_error("partial", flag, "use true or false")
-            partial = _FLAGS[flag.lower()]
-        explain = 0
-        if (k := query.get("explain", None)) is not None:
-            width = served.champion.model.n_features
-            if not (digits(k) and int(k) <= width):
-                return query_error("explain", k, f"an integer from 0 to {width}")
-            explain = int(k)
-        enrichment = None
-        decider = hooked.get(name) if hooked is not None else None
+        req = _request(service, call, served)
+        if isinstance(req, Reply):
+            return req
+        if not req.hooked:
+            try:
+                score_now(req)
+            except RequestError as e:
+                return request_error_reply(e)
+            return recorded(service, call, served, req)
+        if call.defer_commit:
+            return later(_hooked(service, call, served, req))
         try:
-            if enriched is not None and (enricher := enriched.get(name)) is not None:
-                reply, scored, enrichment = enrich(
-                    service, enricher, decider, served.champion, call.body,
-                    ndjson=ndjson, partial=partial, explain=explain, caller=call.caller,
-                    reference=call.request_id,
-                )  # fmt: skip
-                if scored is None:
-                    return reply
-                decision = scored
-            else:
-                body, decision = served.champion.score(
-                    call.body, ndjson=ndjson, partial=partial, explain=explain,
-                    reference=call.request_id,
-                )  # fmt: skip
-                if decider is not None:
-                    reply, decision = decide(
-                        service, decider, served.champion, call.body, ndjson, body, decision,
-                        caller=call.caller,
-                    )  # fmt: skip
-                else:
-                    reply = Reply(200, body)
-            record(decision, "champion", tenant)
+            run_blocking(service, req)
         except RequestError as e:
             return request_error_reply(e)
-        except (SpoolFullError, OSError) as e:
-            return unrecorded(e)
-        if call.request_id is None:
-            call.request_id = decision.request_id
-        if served.shadow is not None and random.random() < served.share:
-            job = shadow_job(service, served.shadow, call.body, ndjson=ndjson, partial=partial,
-                             request_id=decision.request_id, reference=decision.reference,
-                             enrichment=enrichment,
-                             caller=call.caller)  # fmt: skip
-            service.shadow.submit(served.shadow, job, tenant)
-        return reply
+        return recorded(service, call, served, req)
 
     return handle
+
+
+def _request(service: Service, call: Call, served: Served) -> ScoringRequest | Reply:
+    """The request's options (NDJSON, `partial`, `explain`), or the 400 of a bad one."""
+    ndjson = False
+    if (media := call.headers.get("content-type")) is not None:
+        ndjson = media.split(";", 1)[0].strip().lower() in NDJSON_TYPES
+    partial = False
+    query = call.query
+    if (flag := query.get("partial", None)) is not None:
+        if flag.lower() not in _FLAGS:
+            return query_error("partial", flag, "use true or false")
+        partial = _FLAGS[flag.lower()]
+    explain = 0
+    if (k := query.get("explain", None)) is not None:
+        width = served.champion.model.n_features
+        if not (digits(k) and int(k) <= width):
+            return query_error("explain", k, f"an integer from 0 to {width}")
+        explain = int(k)
+    enricher, decider = hooks_of(service, served.champion)
+    return ScoringRequest(served.champion, call.body, ndjson, partial, explain, call.caller,
+                          call.request_id, enricher, decider)  # fmt: skip
+
+
+async def _hooked(service: Service, call: Call, served: Served, req: ScoringRequest) -> Reply:
+    try:
+        await run_hooked(service, req)
+    except RequestError as e:
+        return request_error_reply(e)
+    return recorded(service, call, served, req)
+
+
+def recorded(service: Service, call: Call, served: Served, req: ScoringRequest) -> Reply:
+    """The record ▸ answer ▸ shadow stages: the decision appended to the log (its ticket
+    left in the reply for the adapter to await, or waited for here), the answer, and the
+    shadow's scoring queued on its share of requests."""
+    reply = req.reply
+    assert reply is not None
+    decision = req.decision
+    if decision is None:  # refused before it was scored: nothing to record
+        return reply
+    log, tenant = service.decisions, call.tenant
+    try:
+        if call.defer_commit:
+            reply.commit = log.record_nowait(decision, "champion", tenant)
+        else:
+            log.record(decision, "champion", tenant)
+    except (SpoolFullError, OSError) as e:
+        return unrecorded(e)
+    if call.request_id is None:
+        call.request_id = decision.request_id
+    if served.shadow is not None and random.random() < served.share:
+        job = shadow_job(service, served.shadow, req, decision.request_id)
+        service.shadow.submit(served.shadow, job, tenant)
+    return reply

@@ -1,51 +1,37 @@
 """A shadow version scored as its champion was, on the process's shadow thread after the
-answer: the same body; the values the champion's enrichment hook supplied (asking the hook
-again would see the champion's own decision in the log, and cost its lookups twice); then
-the model's decision hook, whose context says `shadow`. Its decision is logged with the
-role "shadow"; a shadow that cannot be scored so is logged as a warning, never answered."""
+answer, through the same stages (`ferroscore.scoring`): the same body; the values the
+champion's enrichment hook supplied (asking the hook again would see the champion's own
+decision in the log, and cost its lookups twice); then the model's decision hook, whose
+context says `shadow`. Its decision is logged with the role "shadow"; a shadow that cannot be
+scored so is logged as a warning, never answered."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ferroscore._core import Decision, Endpoint
-from ferroscore.hooks import HookFailed
-from ferroscore.pipeline import Caller
-from ferroscore.routes.decide import decide
-from ferroscore.routes.enrich import Enrichment, fill
+from ferroscore.scoring import ScoringRequest, hooks_of, run_blocking, score_now
 from ferroscore.service import Service, ShadowJob
 
 
 def shadow_job(
-    service: Service,
-    endpoint: Endpoint,
-    body: bytes | str,
-    *,
-    ndjson: bool,
-    partial: bool,
-    request_id: str,
-    reference: str | None,
-    enrichment: Enrichment | None,
-    caller: Caller | None,
+    service: Service, endpoint: Endpoint, champion: ScoringRequest, request_id: str
 ) -> ShadowJob:
-    """The scoring of `endpoint` for the request `request_id`, to run later."""
+    """The scoring of `endpoint` for the champion's request `request_id`, to run later."""
 
     def run() -> Decision | None:
-        if enrichment is None:
-            response, decision = endpoint.score(
-                body, ndjson=ndjson, partial=partial, request_id=request_id, reference=reference
-            )
+        _, decider = hooks_of(service, endpoint)
+        req = replace(
+            champion, endpoint=endpoint, explain=0, enricher=None, decider=decider,
+            shadow=True, request_id=request_id, parsed=None, response=b"", decision=None,
+            reply=None, refusal=None,
+        )  # fmt: skip
+        if not req.hooked:
+            score_now(req)
         else:
-            parsed = endpoint.prepare(body, ndjson=ndjson, partial=partial)
-            if parsed.valid != enrichment.rows:
-                raise HookFailed(f"its schema accepts other rows than the champion's, so "
-                                 f"{enrichment.hook}'s values do not apply")  # fmt: skip
-            fill(parsed, endpoint, enrichment, shadow=True)
-            response, decision = parsed.finish(request_id=request_id, reference=reference)
-        hook = service.hooks.decide.get(endpoint.name)
-        if hook is not None:
-            _, decision = decide(
-                service, hook, endpoint, body, ndjson, response, decision, caller=caller,
-                shadow=True,
-            )  # fmt: skip
-        return decision
+            run_blocking(service, req)
+            if req.decision is None and req.refusal is not None:
+                raise req.refusal
+        return req.decision
 
     return run

@@ -24,7 +24,7 @@ import orjson
 
 from ferroscore.catalog import Served
 from ferroscore.inference import model_features
-from ferroscore.pipeline import JSON_HEADERS, Call, Handler, Reply, digits
+from ferroscore.pipeline import JSON_HEADERS, Call, Handler, Reply, digits, then
 from ferroscore.service import Service
 
 #: Numeric tensor datatypes and their little-endian numpy types; BYTES is handled apart.
@@ -125,28 +125,36 @@ def infer(service: Service, score: Handler) -> Handler:
             return error(e.status, str(e))
         body = orjson.dumps({"rows": [{"features": r} for r in rows]})
         params = {"name": served.champion.name}
-        native_call = Call("POST", call.path, params, {}, {}, body, caller=call.caller)
+        native_call = Call("POST", call.path, params, {}, {}, body, caller=call.caller,
+                           defer_commit=call.defer_commit)  # fmt: skip
         # The inference request's "id" is the caller's reference, as a native body's is.
         given = request.get("id")
         if isinstance(given, str) and "\x00" in given:
             return error(400, '/id: the request "id" may not contain U+0000, which the '
                          "decision log cannot store (nul_character)")  # fmt: skip
         native_call.request_id = given if isinstance(given, str) and given else call.request_id
-        native = score(native_call)
-        answer = orjson.loads(native.body)
-        if native.status != 200:
-            return error(400 if native.status == 422 else native.status, _message(answer))
-        outputs = _outputs(answer, len(rows))
-        unknown = [n for n in wanted if n not in outputs]
-        if unknown:
-            return error(400, f"unknown output {unknown[0]!r}; this model has {list(outputs)}")
-        return _json({
-            "model_name": served.champion.name,
-            "model_version": str(served.champion.version),
-            "id": request.get("id") or answer["request_id"],
-            "parameters": {"request_id": answer["request_id"]},
-            "outputs": [outputs[n] for n in wanted or outputs],
-        })  # fmt: skip
+
+        # The native answer as output tensors, once it is there (after the model's hooks).
+        def tensors_of(native: Reply) -> Reply:
+            answer = orjson.loads(native.body)
+            if native.status != 200:
+                return error(400 if native.status == 422 else native.status, _message(answer))
+            outputs = _outputs(answer, len(rows))
+            unknown = [n for n in wanted if n not in outputs]
+            if unknown:
+                return error(400, f"unknown output {unknown[0]!r}; this model has "
+                             f"{list(outputs)}")  # fmt: skip
+            reply = _json({
+                "model_name": served.champion.name,
+                "model_version": str(served.champion.version),
+                "id": request.get("id") or answer["request_id"],
+                "parameters": {"request_id": answer["request_id"]},
+                "outputs": [outputs[n] for n in wanted or outputs],
+            })  # fmt: skip
+            reply.commit = native.commit
+            return reply
+
+        return then(score(native_call), tensors_of)
 
     return handle
 
