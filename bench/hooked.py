@@ -1,6 +1,8 @@
-"""The hooks `make bench` serves as the stack "ferroscore-hooks": a trivial enrichment hook
-that supplies one feature, and a trivial decision hook that adds a field to the answer (so
-the answer is rewritten). They serve the demo model registered again as `HOOKED_MODEL`, its
+"""The hooks `make bench` serves as the stack "ferroscore-hooks": a trivial `async`
+enrichment hook that supplies one feature, and a trivial `async` decision hook that adds a
+field to the answer (so the answer is rewritten); both awaited in place on the serving
+loop. `hooked_sync` has the same two as plain functions ("ferroscore-hooks-sync": each runs
+on the hooks' thread pool). They serve the demo model registered again as `HOOKED_MODEL`, its
 schema marking `mean_radius` as supplied by enrichment (`register`), so the stack's requests
 leave it out."""
 
@@ -17,14 +19,22 @@ SUPPLIED = "mean_radius"
 DEMO = resources.files("ferroscore.demo")
 
 
-@enrich(HOOKED_MODEL)
-def radius(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
+def supplied(incoming: Incoming) -> dict[str, list[Any]]:
     return {SUPPLIED: [17.99] * len(incoming)}
 
 
-@decide(HOOKED_MODEL)
-def mark(scored: Scored, ctx: Context) -> Outcome:
+def marked(scored: Scored) -> Outcome:
     return Outcome(extra={"hooked": len(scored)})
+
+
+@enrich(HOOKED_MODEL)
+async def radius(incoming: Incoming, ctx: Context) -> dict[str, list[Any]]:
+    return supplied(incoming)
+
+
+@decide(HOOKED_MODEL)
+async def mark(scored: Scored, ctx: Context) -> Outcome:
+    return marked(scored)
 
 
 def body() -> bytes:

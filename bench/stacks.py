@@ -107,17 +107,8 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
             headers=key,
             env={"FERROSCORE_LOG_LEVEL": "INFO", "FERROSCORE_LOG_FORMAT": "json"},
         ),
-        # The decision log's modes: ferroscore runs `durable` (the default, with 32 worker
-        # threads: 32 requests in flight may share one fdatasync); here with one thread.
-        ferroscore_stack(
-            "ferroscore-1w",
-            Path(py),
-            port_of["ferroscore-1w"],
-            database_url,
-            BENCH.parent,
-            headers=key,
-            env={"FERROSCORE_WORKERS": "1"},
-        ),
+        # The decision log's modes: ferroscore runs `durable` (the default: requests wait for
+        # the group commit on the event loop, one worker thread); here the other two.
         *(
             ferroscore_stack(
                 f"ferroscore-{mode}",
@@ -169,16 +160,22 @@ def stacks(port_of: dict[str, int], database_url: str) -> list[Stack]:
             front_env,
             headers=key,
         ),
-        ferroscore_stack(
-            "ferroscore-hooks",
-            Path(py),
-            port_of["ferroscore-hooks"],
-            database_url,
-            BENCH.parent,
-            env={"FERROSCORE_HOOKS": "hooked", "PYTHONPATH": str(BENCH)},
-            path=f"/v1/models/{hooked.HOOKED_MODEL}/score",
-            body=hooked.body(),
-            headers=key,
+        *(
+            ferroscore_stack(
+                name,
+                Path(py),
+                port_of[name],
+                database_url,
+                BENCH.parent,
+                env={"FERROSCORE_HOOKS": module, "PYTHONPATH": str(BENCH)},
+                path=f"/v1/models/{hooked.HOOKED_MODEL}/score",
+                body=hooked.body(),
+                headers=key,
+            )
+            for name, module in (
+                ("ferroscore-hooks", "hooked"),
+                ("ferroscore-hooks-sync", "hooked_sync"),
+            )
         ),
         Stack(
             "robyn-constant",
