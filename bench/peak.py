@@ -25,6 +25,7 @@ from stacks import (
     Stack,
     batch_body,
     bench_database,
+    bench_key,
     ferroscore_stack,
     free_port,
     mlserver_stack,
@@ -356,7 +357,10 @@ def main() -> None:
         for s in chosen:
             servers.append(Server(s, ports[s.name], SERVER_CORE, RESULTS))
         for srv in servers:
-            srv.wait_ready()
+            before = srv.stack.name == "ferroscore-before"
+            srv.wait_ready(keyless=before)
+            if before:  # its own key, on the database it migrated
+                srv.stack.headers.update(bench_key(srv.stack.env["DATABASE_URL"]))
         scripts = {
             srv.stack.name: lua_script(srv.stack.name, srv.stack.body, None, srv.stack.headers)
             for srv in servers
