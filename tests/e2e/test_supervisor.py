@@ -173,23 +173,29 @@ def test_a_process_whose_workers_are_all_stuck_is_replaced(
     env = _env(module_database, FERROSCORE_HEALTH_TIMEOUT_S="1", FERROSCORE_HOOKS="hanging_hooks",
                FERROSCORE_WORKERS="1", PYTHONPATH=str(tmp_path))  # fmt: skip
     with serving(env, tmp_path / "server.log") as server:
-        hung: list[object] = []
+        request = urllib.request.Request(f"{server.url}/v1/ext/hang", headers=server.headers)
+        _replaced_while_held(server, request, r"every worker thread has been in one request")
 
-        def hang() -> None:
-            request = urllib.request.Request(f"{server.url}/v1/ext/hang", headers=server.headers)
-            try:
-                urllib.request.urlopen(request, timeout=30)
-            except (OSError, urllib.error.URLError) as e:
-                hung.append(e)
 
-        thread = threading.Thread(target=hang)
-        thread.start()
-        _wait_logged(server, r"every worker thread has been in one request for over 1 s", 10)
-        _wait_logged(server, r"has not answered its health check for [\d.]+ s; replacing it", 5)
-        _wait_logged(server, BACK, timeout=5)
-        thread.join(timeout=10)
-        assert hung, "the hanging request was answered"
-        assert server.request("GET", "/health/ready")[0] == 200
+def _replaced_while_held(server: ServerProcess, request: urllib.request.Request, why: str) -> None:
+    """`request` held by the server for good: the process is replaced for `why` (logged,
+    over the 1 s health timeout), its caller gets no answer, and the server serves on."""
+    failed: list[object] = []
+
+    def send() -> None:
+        try:
+            urllib.request.urlopen(request, timeout=30)
+        except (OSError, urllib.error.URLError) as e:
+            failed.append(e)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    _wait_logged(server, why + r" for over 1 s", 10)
+    _wait_logged(server, r"has not answered its health check for [\d.]+ s; replacing it", 5)
+    _wait_logged(server, BACK, timeout=5)
+    thread.join(timeout=10)
+    assert failed, "the held request was answered"
+    assert server.request("GET", "/health/ready")[0] == 200
 
 
 BLOCKING_HOOKS = """
@@ -213,26 +219,11 @@ def test_a_process_whose_event_loop_stops_turning_is_replaced(
                          .read_text())  # fmt: skip
     example["features"]["mean_radius"] = 999
     with serving(env, tmp_path / "server.log") as server:
-        blocked: list[object] = []
-
-        def block() -> None:
-            request = urllib.request.Request(
-                f"{server.url}/v1/models/breast-cancer/score", json.dumps(example).encode(),
-                {**server.headers, "content-type": "application/json"}, method="POST",
-            )  # fmt: skip
-            try:
-                urllib.request.urlopen(request, timeout=30)
-            except (OSError, urllib.error.URLError) as e:
-                blocked.append(e)
-
-        thread = threading.Thread(target=block)
-        thread.start()
-        _wait_logged(server, r"the event loop has not turned for over 1 s", 10)
-        _wait_logged(server, r"has not answered its health check for [\d.]+ s; replacing it", 5)
-        _wait_logged(server, BACK, timeout=5)
-        thread.join(timeout=10)
-        assert blocked, "the blocked request was answered"
-        assert server.request("GET", "/health/ready")[0] == 200
+        request = urllib.request.Request(
+            f"{server.url}/v1/models/breast-cancer/score", json.dumps(example).encode(),
+            {**server.headers, "content-type": "application/json"}, method="POST",
+        )  # fmt: skip
+        _replaced_while_held(server, request, r"the event loop has not turned")
 
 
 #: A supervisor of one process doing `SERVE` (a statement), logging to stdout.
