@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +15,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support import FraudModels, ServerProcess, register
+from support import FraudModels, ServerProcess, register, serving
 
 MODEL = "fraud-context"
 RECORD = {"amount": 12.5, "age": 40, "merchant": "travel", "card_present": True}
 
 
 @pytest.fixture(scope="module")
-def served(server: ServerProcess, database_url: str, fraud: FraudModels, tmp_path_factory:
-           pytest.TempPathFactory) -> ServerProcess:  # fmt: skip
-    """The fraud model with a context field, `channel`, that is logged, not scored."""
+def served(
+    module_database: str, fraud: FraudModels, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server of this module's own database serving the fraud model with a context field,
+    `channel`, that is logged, not scored."""
+    directory = tmp_path_factory.mktemp("context")
     schema = json.loads(fraud.schema.read_text())
     schema["properties"]["channel"] = {"type": "string", "x-ferroscore-source": "context"}
-    path = tmp_path_factory.mktemp("context") / "schema.json"
+    path = directory / "schema.json"
     path.write_text(json.dumps(schema))
-    register(database_url, MODEL, fraud.lightgbm, Path(path))
-    deadline = time.monotonic() + 10
-    while server.request("GET", f"/v1/models/{MODEL}")[0] != 200:
-        assert time.monotonic() < deadline, server.log()
-        time.sleep(0.05)
-    return server
+    register(module_database, MODEL, fraud.lightgbm, Path(path))
+    env = {"DATABASE_URL": module_database, "FERROSCORE_DECISION_FLUSH_MS": "20"}
+    with serving(env, directory / "server.log") as server:
+        yield server
 
 
 def _score(server: ServerProcess, body: dict[str, Any], **headers: str) -> tuple[int, Any]:
@@ -87,7 +89,7 @@ HEADER = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(reference=TEXT, channel=TEXT, header=HEADER, v2_id=TEXT, batch=st.booleans())
 def test_every_answered_decision_reaches_postgresql(
-    served: ServerProcess, database_url: str, reference: str, channel: str, header: str,
+    served: ServerProcess, module_database: str, reference: str, channel: str, header: str,
     v2_id: str, batch: bool,
 ) -> None:  # fmt: skip
     answered: list[str] = []
@@ -104,7 +106,7 @@ def test_every_answered_decision_reaches_postgresql(
     else:
         assert status == 400, inferred
     deadline = time.monotonic() + 10
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(module_database, autocommit=True) as conn:
         while True:
             found = {r[0] for r in conn.execute(QUERY, (answered,))}
             missing = set(answered) - found
