@@ -3,6 +3,7 @@
 //! decision, role, tenant, reference)`.
 //! Formatting here, in one pass per row, keeps Python out of the per-row work.
 
+use crate::copy_text::escape;
 use crate::endpoint::{write_number, Endpoint, Scored};
 
 /// Appends one COPY line per scored row of `scored` to `out`; `role` says whether the
@@ -60,25 +61,6 @@ pub fn copy_rows(
         }
         out.push(b'\n');
     }
-}
-
-/// COPY text escapes: backslash, and the tab, newline and carriage return that delimit.
-/// Runs without them are copied whole.
-pub(crate) fn escape(out: &mut Vec<u8>, text: &[u8]) {
-    let mut start = 0;
-    for (i, &b) in text.iter().enumerate() {
-        let escaped: &[u8] = match b {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        out.extend_from_slice(&text[start..i]);
-        out.extend_from_slice(escaped);
-        start = i + 1;
-    }
-    out.extend_from_slice(&text[start..]);
 }
 
 /// A double as PostgreSQL reads it: JSON's shortest form, or NaN / ±Infinity.

@@ -120,7 +120,7 @@ impl Endpoint {
                 write_string(&mut key, name);
                 key.push(b':');
                 let mut escaped = Vec::with_capacity(key.len());
-                crate::decision::escape(&mut escaped, &key);
+                crate::copy_text::escape(&mut escaped, &key);
                 escaped
             })
             .collect();
@@ -555,7 +555,7 @@ impl Endpoint {
                 Some(s) => {
                     text.clear();
                     write_string(&mut text, s);
-                    crate::decision::escape(out, &text);
+                    crate::copy_text::escape(out, &text);
                 }
                 None => out.extend_from_slice(b"null"),
             }
