@@ -310,8 +310,6 @@ class Spool:
     def decided(self, ticket: int) -> bool:
         """Whether `ticket` is on disk (False: its group is still to be synced); raises its
         group's SpoolFullError or OSError if that failed."""
-    def wait(self, ticket: int) -> None:
-        """Waits (GIL released) until `ticket` is decided; raises as `decided` does."""
     @property
     def wake_fd(self) -> int | None:
         """The eventfd the syncer writes once per decided group (durable only)."""

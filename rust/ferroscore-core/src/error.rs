@@ -157,6 +157,26 @@ pub enum ModelError {
     },
 }
 
+impl ModelError {
+    /// The same error, said of tree `t` of the model.
+    #[cold]
+    pub fn in_tree(self, t: usize) -> Self {
+        match self {
+            ModelError::Inconsistent(e) => ModelError::Inconsistent(format!("tree {t}: {e}")),
+            ModelError::TooLarge {
+                field,
+                limit,
+                message,
+            } => ModelError::TooLarge {
+                field: format!("tree {t}: {field}"),
+                limit,
+                message: format!("tree {t}: {message}"),
+            },
+            other => other,
+        }
+    }
+}
+
 /// Escapes one reference token for a JSON Pointer (RFC 6901 §3).
 pub fn escape_token(token: &str) -> std::borrow::Cow<'_, str> {
     if token.contains(['~', '/']) {

@@ -96,11 +96,6 @@ impl Spool {
         self.inner.decided(ticket).map_err(spool_error)
     }
 
-    /// Waits (GIL released) until ticket `ticket` is decided; raises as `decided` does.
-    fn wait(&self, py: Python<'_>, ticket: u64) -> PyResult<()> {
-        py.detach(|| self.inner.wait(ticket)).map_err(spool_error)
-    }
-
     /// The eventfd the syncer writes (an 8-byte count) once per decided group: an event
     /// loop reads it to learn that tickets were decided. None for a buffered spool.
     #[getter]

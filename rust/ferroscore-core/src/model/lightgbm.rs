@@ -313,19 +313,7 @@ impl LgbModel {
             let block = block.split("\nend of trees").next().unwrap_or_default();
             let t = trees.len();
             limits.check(Limit::Trees, "Tree=", t as u128 + 1)?;
-            let tree = tree(block, n_features, limits).map_err(|e| match e {
-                ModelError::Inconsistent(e) => inconsistent(&format!("tree {t}: {e}")),
-                ModelError::TooLarge {
-                    field,
-                    limit,
-                    message,
-                } => ModelError::TooLarge {
-                    field: format!("tree {t}: {field}"),
-                    limit,
-                    message: format!("tree {t}: {message}"),
-                },
-                other => other,
-            })?;
+            let tree = tree(block, n_features, limits).map_err(|e| e.in_tree(t))?;
             nodes += tree.nodes.len() + tree.leaf_value.len();
             limits.check(Limit::Nodes, "num_leaves", nodes as u128)?;
             trees.push(tree);

@@ -363,23 +363,7 @@ impl XgbModel {
             .trees
             .into_iter()
             .enumerate()
-            .map(|(t, tree)| match build_tree(tree, n_features, limits) {
-                Err(ModelError::Inconsistent(e)) => Err(inconsistent(format!("tree {t}: {e}"))),
-                Err(ModelError::TooLarge {
-                    field,
-                    limit,
-                    message,
-                }) => {
-                    let (field, message) =
-                        (format!("tree {t}: {field}"), format!("tree {t}: {message}"));
-                    Err(ModelError::TooLarge {
-                        field,
-                        limit,
-                        message,
-                    })
-                }
-                other => other,
-            })
+            .map(|(t, tree)| build_tree(tree, n_features, limits).map_err(|e| e.in_tree(t)))
             .collect::<Result<Vec<_>, _>>()?;
 
         let feature_names = learner.feature_names;
