@@ -7,7 +7,8 @@ processes and restarts) before it runs:
 - the first request with a key runs, and its response (status, headers, body) is kept for
   `FERROSCORE_IDEMPOTENCY_TTL_S` (24 h by default);
 - a retry with the same key and the same request (method, path, query, body) gets that
-  response again, byte for byte, with `Idempotent-Replayed: true`, and runs nothing: no
+  response again, byte for byte and with the first one's `X-Request-ID`, with
+  `Idempotent-Replayed: true`, and runs nothing: no
   second decision is logged, no second version registered;
 - the same key with a different request is refused (422 `idempotency_key_reused`);
 - a retry while the first is still running is refused (409
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 HEADER = "idempotency-key"
 REPLAYED = "idempotent-replayed"
+REQUEST_ID = "x-request-id"
 #: Longest key accepted, in characters.
 MAX_KEY = 255
 #: An unanswered claim older than this was abandoned (its process died); a retry takes it.
@@ -100,10 +102,13 @@ class Keys:
             log.warning("idempotency key %r not claimed: %s", key, e)
             return _unavailable()
         if claimed is not None:
+            # A replay is the first answer, its request id too.
+            call.request_id = claimed.headers.get(REQUEST_ID, call.request_id)
             return claimed
         # The response is kept once it may be sent: its decision must be on disk first.
         call.defer_commit = False
         reply = handler(call)
+        reply.headers = {**reply.headers, REQUEST_ID: call.identified()}
         try:
             self._settle(scope, key, fingerprint, reply)
         except psycopg.Error as e:

@@ -11,6 +11,7 @@ request never waits on formatting or on stderr, and the thread is not woken per 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -25,6 +26,15 @@ REQUEST_FIELDS = ("request_id", "method", "route", "status", "latency_ms", "mode
                   "key_id")  # fmt: skip
 
 
+#: Terminal colour codes (Robyn colours its own messages); a JSON line carries none.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain(message: str) -> str:
+    """`message` without terminal escape sequences."""
+    return _ANSI.sub("", message) if "\x1b" in message else message
+
+
 def _time(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
 
@@ -37,7 +47,7 @@ class JsonFormatter(logging.Formatter):
             "time": _time(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": plain(record.getMessage()),
         }
         for name in REQUEST_FIELDS:
             value = getattr(record, name, None)
@@ -52,6 +62,18 @@ def json_lines(fmt: str, stream: TextIO | None = None) -> bool:
     """Whether `fmt` ("JSON", "TEXT" or "AUTO": text on a terminal) means JSON lines."""
     stream = stream or sys.stderr
     return fmt.upper() == "JSON" or (fmt.upper() == "AUTO" and not stream.isatty())
+
+
+def announce(message: str, as_json: bool, **fields: str) -> None:
+    """A line for the person who started the service, on stdout, whatever the log level:
+    `message` as it is, or, when the logs are JSON lines, a JSON line of the same shape as
+    the log's (logger `ferroscore`) with `fields` beside the message."""
+    if not as_json:
+        print(message, flush=True)
+        return
+    line = {"time": _time(time.time()), "level": "INFO", "logger": "ferroscore",
+            "message": message, **fields}  # fmt: skip
+    print(orjson.dumps(line).decode(), flush=True)
 
 
 def configure(level: str, fmt: str, stream: TextIO | None = None) -> bool:

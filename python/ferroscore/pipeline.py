@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from os import urandom
 from typing import Any, Protocol
 
 import orjson
@@ -88,6 +89,12 @@ class Call:
 
     def body_bytes(self) -> bytes:
         return self.body.encode() if isinstance(self.body, str) else self.body
+
+    def identified(self) -> str:
+        """The request's id: the caller's, the decision's, or a new one, kept from now on."""
+        if self.request_id is None:
+            self.request_id = urandom(16).hex()
+        return self.request_id
 
 
 @dataclass(slots=True)

@@ -88,9 +88,14 @@ def test_a_retry_replays_the_first_response_and_logs_nothing_twice(
     status, headers, first = send(server, key, RECORD)
     assert status == 200
     assert "idempotent-replayed" not in {h.lower() for h in headers}
+    first_id = {k.lower(): v for k, v in headers.items()}["x-request-id"]
+    assert first_id == json.loads(first)["request_id"]
     status, headers, again = send(server, key, RECORD)
     assert (status, again) == (200, first)
-    assert {k.lower(): v for k, v in headers.items()}["idempotent-replayed"] == "true"
+    replayed = {k.lower(): v for k, v in headers.items()}
+    assert replayed["idempotent-replayed"] == "true"
+    # The replay is the first answer, its X-Request-ID too.
+    assert replayed["x-request-id"] == first_id
     assert decisions(database, json.loads(first)["request_id"]) == 1
     # Without a key, or with another, the same body is scored again.
     _, _, other = send(server, uuid.uuid4().hex, RECORD)

@@ -87,10 +87,14 @@ def test_request_ids_are_echoed_and_every_request_has_an_access_line(
 
 def test_the_log_is_one_json_object_per_line(server: ServerProcess) -> None:
     lines = [ln for ln in server.log().splitlines() if ln.strip()]
-    logs = [json.loads(ln) for ln in lines if ln.startswith("{")]
+    # Every line, Robyn's and the two `serve` prints for a person (the URL, a curl line).
+    logs = [json.loads(ln) for ln in lines]
     assert any(e["logger"] == "ferroscore.catalog" and "serving" in e["message"] for e in logs)
     for entry in logs:
         assert {"time", "level", "logger", "message"} <= set(entry)
-    # Only the two lines `serve` prints for a person (the URL and a curl line) are not JSON.
-    others = [ln for ln in lines if not ln.startswith("{")]
-    assert all(ln.startswith(("ferroscore serving on", "try: curl")) for ln in others), others
+        assert "\x1b" not in entry["message"], entry  # no terminal colours
+    assert any(e["logger"] == "robyn.logger" for e in logs)
+    [url] = [e["url"] for e in logs if e["message"].startswith("ferroscore serving on")]
+    assert url == server.url
+    [curl] = [e["curl"] for e in logs if e["message"].startswith("try: curl")]
+    assert curl.startswith(f"curl -s -X POST {server.url}/")

@@ -67,7 +67,40 @@ def run(
         assert ("code" in answer) == shown_error, f"{command.line}\n{done.stdout}"
         for key in re.findall(r'"(\w+)":', command.shown):
             assert f'"{key}"' in done.stdout, f"{command.line}: no {key!r} in {done.stdout}"
+        if isinstance(answer, dict) and command.shown.startswith("{"):
+            keys, elided = top_level_keys(command.shown)
+            real = set(answer)
+            # The shape shown is the answer's: every key, unless the README elides some.
+            assert keys <= real if elided else keys == real, (
+                f"{command.line}: the README shows {sorted(keys)}, the server {sorted(real)}"
+            )
     return done.stdout
+
+
+def top_level_keys(shown: str) -> tuple[set[str], bool]:
+    """The keys of the first object the README shows, and whether it elides members (a `…`
+    among them), read without parsing it: the README abbreviates values as `…`."""
+    keys: set[str] = set()
+    depth, elided, i = 0, False, 0
+    while i < len(shown):
+        c = shown[i]
+        if c == '"':
+            end = shown.index('"', i + 1)
+            while shown[end - 1] == "\\":
+                end = shown.index('"', end + 1)
+            if depth == 1 and shown[end + 1 : end + 2] == ":":
+                keys.add(shown[i + 1 : end])
+            i = end
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+            if depth == 0:
+                break
+        elif c == "…" and depth == 1 and shown[i - 1] in ",{":
+            elided = True
+        i += 1
+    return keys, elided
 
 
 def test_the_api_tour(

@@ -58,10 +58,11 @@ def test_serves_exact_scores_on_embedded_postgres(
     # line printed with it works as printed.
     key_file = data_dir / "dev-key"
     assert (key_file.stat().st_mode & 0o777) == 0o600
-    [line] = [ln for ln in server.log().splitlines() if ln.startswith("try: curl")]
+    # Off a terminal the log is JSON lines, the curl line one of them.
+    [line] = [json.loads(ln)["curl"] for ln in server.log().splitlines() if '"curl"' in ln]
     assert key_file.read_text().strip() in line
-    printed = subprocess.run(["bash", "-c", line.removeprefix("try: ")], capture_output=True,
-                             text=True, timeout=30)  # fmt: skip
+    printed = subprocess.run(["bash", "-c", line], capture_output=True, text=True,
+                             timeout=30)  # fmt: skip
     curled = json.loads(printed.stdout)
     assert curled["model"] == DEMO_MODEL, printed
     assert server.request("GET", "/v1/models", headers={"authorization": ""})[0] == 401

@@ -40,7 +40,6 @@ import signal
 import socket
 import tempfile
 import threading
-from os import urandom
 from pathlib import Path
 from time import monotonic, perf_counter, sleep, time
 from typing import Any
@@ -188,7 +187,7 @@ def _endpoint(route: Route, handler: Handler, service: Service) -> tuple[Any, bo
         took = perf_counter() - started
         if counted:
             observe(method, path, reply.status, took)
-        request_id = call.request_id or urandom(16).hex()
+        request_id = call.identified()
         if access is not None:
             caller = call.caller
             tenant, key_id = (caller.tenant, caller.key_id) if caller is not None else (None, None)

@@ -78,3 +78,8 @@ def console() -> Console:
     # Piped output is not cut at 80 columns.
     console = Console()
     return console if console.is_terminal else Console(width=200)
+
+
+def counted(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless n is 1: "1 row", "2 rows"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

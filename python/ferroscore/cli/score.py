@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ferroscore._core import FerroscoreError, Model, ValidationError
+from ferroscore.cli.common import counted
 from ferroscore.registry import DEFAULT_TENANT, Artifact
 
 
@@ -104,9 +105,10 @@ def score(
     except (FerroscoreError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     rate = summary.rows / summary.seconds if summary.seconds else 0.0
-    line = f"scored {summary.rows} rows in {summary.seconds:.2f} s ({rate:,.0f} rows/s) -> {output}"
+    line = (f"scored {counted(summary.rows, 'row')} in {summary.seconds:.2f} s"
+            f" ({rate:,.0f} rows/s) -> {output}")  # fmt: skip
     if summary.errors is not None:
-        line += f"; {summary.refused} rows refused, their problems in {summary.errors}"
+        line += f"; {counted(summary.refused, 'row')} refused, their problems in {summary.errors}"
     console.print(line, highlight=False, soft_wrap=True)
 
 

@@ -17,6 +17,7 @@ from ferroscore.config import Settings
 from ferroscore.devkey import ensure_dev_key
 from ferroscore.embedded import start_embedded_postgres
 from ferroscore.lifecycle import block_stop_signals
+from ferroscore.logs import announce, json_lines
 from ferroscore.migrations import migrate
 from ferroscore.registry import DEMO_MODEL, ModelRegistry
 from ferroscore.service import Service
@@ -89,12 +90,11 @@ def serve(settings: Settings) -> int:
         log.info("development key in %s", settings.data_dir / "dev-key")
     example = resources.files("ferroscore.demo").joinpath("example.json")
     url = f"http://{settings.host}:{settings.port}"
-    print(f"ferroscore serving on {url}", flush=True)
-    print(
-        f"try: curl -s -X POST {url}/v1/models/{DEMO_MODEL}/score {auth}"
-        f"-H 'content-type: application/json' -d @{example}",
-        flush=True,
-    )
+    curl = (f"curl -s -X POST {url}/v1/models/{DEMO_MODEL}/score {auth}"
+            f"-H 'content-type: application/json' -d @{example}")  # fmt: skip
+    as_json = json_lines(settings.log_format)
+    announce(f"ferroscore serving on {url}", as_json, url=url)
+    announce(f"try: {curl}", as_json, curl=curl)
     return supervisor(settings, conninfo).run()
 
 
