@@ -38,6 +38,9 @@ PUSH_FORM = {
             "thresholds": {"type": "array", "description": "the thresholds, highest first"},
             "metadata": {"type": "object", "description": "kept with the version"},
             "profile": {"type": "object", "description": "the reference profile"},
+            "force": {"type": "string", "enum": ["true", "false", "1", "0"],
+                      "description": "a new version even when one has this artifact, schema"
+                                     " and thresholds"},
         },
     },
     "encoding": {name: _JSON_PART for name in ("schema", "thresholds", "metadata", "profile")},
@@ -86,7 +89,10 @@ def routes(service: Service) -> list[Route]:
         r("GET", MODEL, models.get_model(s), "One served model with its input schema"),
         r("POST", MODEL + "/versions", versions.push(s), "Register a new version (multipart)",
           scope="admin", request={"multipart/form-data": PUSH_FORM},
-          responses={201: "registered", 400: "bad name or form", 413: "artifact too large",
+          responses={201: "registered",
+                     200: "a version with this artifact, schema and thresholds exists: that"
+                          " one (`existing`), unless `force`",
+                     400: "bad name or form", 413: "artifact too large",
                      422: "unservable"}),
         r("GET", MODEL + "/versions", versions.list_versions(s), "Every version of a model"),
         r("GET", VERSION, versions.get_version(s), "One version, with its schema and profile"),

@@ -25,6 +25,8 @@ DEMO_MODEL = "breast-cancer"
 #: development key.
 DEFAULT_TENANT = "default"
 CHANNEL = "ferroscore_catalog"
+#: How many earlier activations a model keeps to roll back through.
+HISTORY = 100
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
@@ -117,22 +119,28 @@ class ModelRegistry:
         profile: Mapping[str, Any] | None = None,
         fmt: str | None = None,
         actor: str = "system",
+        force: bool = False,
     ) -> dict[str, Any]:
-        """Stores a new version after building its endpoint; returns the version's summary.
+        """Stores a new version after building its endpoint; returns the version's summary,
+        with `existing` False. The same artifact with the same schema and thresholds as a
+        version of `name` already has is that version (`existing` True, nothing stored),
+        unless `force`.
 
         Raises the `ferroscore.FerroscoreError` of the failing check (`ModelLoadError`,
         `SchemaError` with its `pointer` and `document`)."""
         check_name(name)
         t = self.tenant
+        sha = hashlib.sha256(artifact).hexdigest()
         upload = Artifact(t, name, 1, fmt, artifact, input_schema, thresholds)
         if self._check is not None:
             self._check(upload)
         endpoint = self._build(upload)
         model = endpoint.model
-        sha = hashlib.sha256(artifact).hexdigest()
         with self._pool.connection() as conn:
             # Serialise version numbering per model name.
             self._lock(conn, name)
+            if not force and (same := self._same(conn, name, sha, input_schema, thresholds)):
+                return self._created(name, same, existing=True)
             row = conn.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM models WHERE tenant = %s AND name = %s",
                 (t, name),
@@ -159,13 +167,28 @@ class ModelRegistry:
                 ),
             )
             self._audit(conn, actor, "register", name, None, version, {"sha256": sha})
+        return self._created(name, version, existing=False)
+
+    def _created(self, name: str, version: int, existing: bool) -> dict[str, Any]:
         created = self.version(name, version)
         del created["input_schema"], created["profile"]
+        created["existing"] = existing
         return created
 
+    def _same(
+        self, conn: Connection[Any], name: str, sha: str, schema: str, thresholds: str | None
+    ) -> int | None:
+        """The version of `name` with this artifact, schema and thresholds, if one has."""
+        row = conn.execute(
+            "SELECT max(version) FROM models WHERE tenant = %s AND name = %s AND sha256 = %s"
+            " AND input_schema = %s::jsonb AND thresholds IS NOT DISTINCT FROM %s::jsonb",
+            (self.tenant, name, sha, schema, thresholds),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     def activate(self, name: str, version: int, actor: str = "system") -> dict[str, Any]:
-        """Makes `version` the one served for `name`; the one it replaces becomes the rollback
-        target. Activating the shadow version ends the shadow."""
+        """Makes `version` the one served for `name`; the one it replaces goes on top of the
+        rollback history. Activating the shadow version ends the shadow."""
         with self._pool.connection() as conn:
             self._lock(conn, name)
             self._require(conn, name, version)
@@ -173,43 +196,52 @@ class ModelRegistry:
             before = current["version"] if current else None
             if before == version:
                 return self.status(name, conn)
-            conn.execute(
-                "INSERT INTO active_models (tenant, name, version) VALUES (%s, %s, %s)"
-                " ON CONFLICT (tenant, name) DO UPDATE SET version = excluded.version,"
-                " previous_version = active_models.version, activated_at = now(),"
-                " shadow_version = CASE WHEN active_models.shadow_version = excluded.version"
-                "   THEN NULL ELSE active_models.shadow_version END,"
-                " shadow_share = CASE WHEN active_models.shadow_version = excluded.version"
-                "   THEN 0 ELSE active_models.shadow_share END",
-                (self.tenant, name, version),
-            )
+            history = [*current["history"], before][-HISTORY:] if current else []
+            self._serve(conn, name, version, history, insert=current is None)
             self._audit(conn, actor, "activate", name, before, version)
             return self.status(name, conn)
 
     def rollback(self, name: str, actor: str = "system") -> dict[str, Any]:
-        """Serves again the version that was active before the current one."""
+        """Serves again the version that was active before the current one, and takes it off
+        the history: each rollback steps back one activation (up to `HISTORY` of them)."""
         with self._pool.connection() as conn:
             self._lock(conn, name)
             current = self._state(conn, name)
             if current is None:
                 raise RegistryError(404, "not_found", f"model {name!r} has no active version")
-            previous = current["previous_version"]
-            if previous is None:
+            history = list(current["history"])
+            while history and history[-1] == current["version"]:
+                history.pop()  # a deleted version between two activations of one version
+            if not history:
                 raise RegistryError(
                     409, "no_previous_version", f"model {name!r} has no version to roll back to"
                 )
-            conn.execute(
-                "UPDATE active_models SET version = previous_version,"
-                " previous_version = version, activated_at = now(),"
-                " shadow_version = CASE WHEN shadow_version = previous_version"
-                "   THEN NULL ELSE shadow_version END,"
-                " shadow_share = CASE WHEN shadow_version = previous_version"
-                "   THEN 0 ELSE shadow_share END"
-                " WHERE tenant = %s AND name = %s",
-                (self.tenant, name),
-            )
+            previous = history.pop()
+            self._serve(conn, name, previous, history)
             self._audit(conn, actor, "rollback", name, current["version"], previous)
             return self.status(name, conn)
+
+    def _serve(
+        self, conn: Connection[Any], name: str, version: int, history: list[int],
+        insert: bool = False,
+    ) -> None:  # fmt: skip
+        """Writes the served state: `version` active, `history` behind it (its last entry the
+        rollback target), the shadow ended when it is `version`."""
+        if insert:
+            conn.execute(
+                "INSERT INTO active_models (tenant, name, version) VALUES (%s, %s, %s)",
+                (self.tenant, name, version),
+            )
+            return
+        conn.execute(
+            "UPDATE active_models SET version = %(v)s, history = %(h)s,"
+            " previous_version = %(p)s, activated_at = now(),"
+            " shadow_version = CASE WHEN shadow_version = %(v)s THEN NULL ELSE shadow_version END,"
+            " shadow_share = CASE WHEN shadow_version = %(v)s THEN 0 ELSE shadow_share END"
+            " WHERE tenant = %(t)s AND name = %(n)s",
+            {"v": version, "h": history, "p": history[-1] if history else None,
+             "t": self.tenant, "n": name},
+        )  # fmt: skip
 
     def set_shadow(
         self, name: str, version: int, share: float, actor: str = "system"
@@ -268,11 +300,12 @@ class ModelRegistry:
                 raise RegistryError(
                     409, "version_in_use", f"version {version} of {name!r} is {role}"
                 )
-            if current and current["previous_version"] == version:
+            if current and version in current["history"]:
+                history = [v for v in current["history"] if v != version]
                 conn.execute(
-                    "UPDATE active_models SET previous_version = NULL"
+                    "UPDATE active_models SET history = %s, previous_version = %s"
                     " WHERE tenant = %s AND name = %s",
-                    (self.tenant, name),
+                    (history, history[-1] if history else None, self.tenant, name),
                 )
             conn.execute(
                 "DELETE FROM models WHERE tenant = %s AND name = %s AND version = %s",
@@ -399,7 +432,7 @@ class ModelRegistry:
     def _state(self, conn: Connection[Any], name: str) -> dict[str, Any] | None:
         with conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(
-                "SELECT version, previous_version, shadow_version, shadow_share"
+                "SELECT version, previous_version, history, shadow_version, shadow_share"
                 " FROM active_models WHERE tenant = %s AND name = %s",
                 (self.tenant, name),
             ).fetchone()

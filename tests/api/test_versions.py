@@ -136,8 +136,15 @@ def test_versions_rollback_shadow_delete_and_audit(
     server: ServerProcess, fraud: FraudModels, module_database: str
 ) -> None:
     schema = fraud.schema.read_text()
-    for model in (fraud.lightgbm, fraud.xgboost, fraud.lightgbm):
+    for model in (fraud.lightgbm, fraud.xgboost):
         assert push(server, "life", model.read_bytes(), schema)[0] == 201
+    # The same artifact and schema again is the version that has them, unless forced.
+    status, again = push(server, "life", fraud.lightgbm.read_bytes(), schema)
+    assert (status, again["version"], again["existing"]) == (200, 1, True)
+    status, forced = push(server, "life", fraud.lightgbm.read_bytes(), schema, force="true")
+    assert (status, forced["version"], forced["existing"]) == (201, 3, False)
+    status, refused = push(server, "life", fraud.lightgbm.read_bytes(), schema, force="yes")
+    assert (status, refused["errors"][0]["pointer"]) == (422, "/force")
     status, listed = server.request("GET", "/v1/models/life/versions")
     assert [v["version"] for v in listed["versions"]] == [1, 2, 3]
     status, one = server.request("GET", "/v1/models/life/versions/2")
@@ -146,7 +153,7 @@ def test_versions_rollback_shadow_delete_and_audit(
     assert server.request("POST", "/v1/models/life/versions/1/activate")[0] == 200
     assert server.request("POST", "/v1/models/life/versions/3/activate")[0] == 200
     status, back = server.request("POST", "/v1/models/life/rollback")
-    assert (status, back["active_version"], back["previous_version"]) == (200, 1, 3)
+    assert (status, back["active_version"], back["previous_version"]) == (200, 1, None)
     wait_served(server, "life", 1)
 
     shadow = json.dumps({"version": 2, "share": 1.0}).encode()

@@ -95,3 +95,37 @@ def test_errors_are_one_line_and_fail(fraud: FraudModels) -> None:
     usage = ferroscore("models", "push", "x", fraud.lightgbm, "--url", nobody, check=False)
     assert usage.returncode == 2
     assert "--schema" in usage.stderr
+
+
+def test_push_keeps_a_profile_and_knows_a_version_it_has(
+    server: ServerProcess, fraud: FraudModels, tmp_path: Path
+) -> None:
+    """The walk-through's `schema infer --profile` then `models push --schema --profile`: the
+    version has the profile (drift has a reference). The same push again is that version,
+    unless --force."""
+    url = ("--url", server.url)
+    schema, profile = tmp_path / "schema.json", tmp_path / "profile.json"
+    schema.write_text(ferroscore("schema", "infer", fraud.lightgbm, "--data", fraud.parquet,
+                                 "--profile", profile).stdout)  # fmt: skip
+    push = ("models", "push", "profiled", fraud.lightgbm, "--schema", schema, "--profile",
+            profile, *url, "--json")  # fmt: skip
+    created = json.loads(ferroscore(*push).stdout)
+    assert (created["version"], created["existing"]) == (1, False)
+    _, one = server.request("GET", "/v1/models/profiled/versions/1")
+    assert one["profile"] == json.loads(profile.read_text())
+    again = json.loads(ferroscore(*push).stdout)
+    assert (again["version"], again["existing"]) == (1, True)
+    forced = json.loads(ferroscore(*push, "--force").stdout)
+    assert (forced["version"], forced["existing"]) == (2, False)
+    both = ferroscore("models", "push", "profiled", fraud.lightgbm, "--data", fraud.parquet,
+                      "--profile", profile, *url, check=False)  # fmt: skip
+    assert both.returncode == 2
+    assert "--profile" in both.stderr
+    # Rollback steps back one activation each time.
+    for version in ("1", "2"):
+        ferroscore("models", "activate", "profiled", version, *url)
+    assert "never" in ferroscore("models", "rollback", "--help").stdout
+    back = json.loads(ferroscore("models", "rollback", "profiled", *url, "--json").stdout)
+    assert (back["active_version"], back["previous_version"]) == (1, None)
+    refused = ferroscore("models", "rollback", "profiled", *url, check=False)
+    assert "no_previous_version" in refused.stderr

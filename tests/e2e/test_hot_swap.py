@@ -31,7 +31,7 @@ def test_activations_reach_every_process_within_a_second(
     server.wait_ready()
     for _ in range(2):
         status, _ = server.upload("/v1/models/swap/versions", {"model": demo_model_bytes},
-                                  {"schema": demo_schema})  # fmt: skip
+                                  {"schema": demo_schema, "force": "true"})  # fmt: skip
         assert status == 201
     assert server.request("POST", "/v1/models/swap/versions/1/activate")[0] == 200
     time.sleep(1.5)

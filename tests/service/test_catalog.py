@@ -21,7 +21,7 @@ def serving_version_1(
 ) -> Iterator[Catalog]:
     """Two versions of "m", the first active, and a started catalog of them."""
     for _ in range(2):
-        registry.register("m", model, schema)
+        registry.register("m", model, schema, force=True)
     registry.activate("m", 1)
     catalog = Catalog(registry, build, url, reconcile_s=reconcile_s)
     catalog.start()

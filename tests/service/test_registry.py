@@ -28,8 +28,10 @@ def test_versions_count_up_and_activation_switches(
     registry: ModelRegistry, demo_model_bytes: bytes, demo_schema: str
 ) -> None:
     v1 = registry.register("m", demo_model_bytes, demo_schema)
-    v2 = registry.register("m", demo_model_bytes, demo_schema, metadata={"team": "risk"})
+    v2 = registry.register("m", demo_model_bytes, demo_schema, metadata={"team": "risk"},
+                           force=True)  # fmt: skip
     assert (v1["version"], v2["version"]) == (1, 2)
+    assert (v1["existing"], v2["existing"]) == (False, False)
     assert (v2["format"], v2["n_features"], v2["objective"]) == ("xgboost-json", 30,
                                                                  "binary:logistic")  # fmt: skip
     assert v2["metadata"] == {"team": "risk"}
@@ -45,7 +47,7 @@ def test_shadow_delete_and_rollback_rules(
     registry: ModelRegistry, demo_model_bytes: bytes, demo_schema: str
 ) -> None:
     for _ in range(3):
-        registry.register("m", demo_model_bytes, demo_schema)
+        registry.register("m", demo_model_bytes, demo_schema, force=True)
     with pytest.raises(RegistryError) as e:
         registry.rollback("m")
     assert e.value.status == 404
@@ -75,6 +77,53 @@ def test_shadow_delete_and_rollback_rules(
         ("register", None, 1), ("register", None, 2), ("register", None, 3),
         ("activate", None, 1), ("shadow", None, 2), ("delete", 3, None), ("activate", 1, 2),
     ]  # fmt: skip
+
+
+def test_each_rollback_steps_back_one_activation(
+    registry: ModelRegistry, demo_model_bytes: bytes, demo_schema: str
+) -> None:
+    for _ in range(4):
+        registry.register("m", demo_model_bytes, demo_schema, force=True)
+    for version in (1, 2, 3, 4):
+        registry.activate("m", version)
+    # After an incident a person steps back, and back again: never toggling between two.
+    assert registry.rollback("m")["active_version"] == 3
+    status = registry.rollback("m")
+    assert (status["active_version"], status["previous_version"]) == (2, 1)
+    # A version deleted from the history is stepped over.
+    registry.activate("m", 4)  # history 1, 2
+    registry.delete("m", 2)
+    status = registry.rollback("m")
+    assert (status["active_version"], status["previous_version"]) == (1, None)
+    with pytest.raises(RegistryError) as e:
+        registry.rollback("m")
+    assert (e.value.status, e.value.code) == (409, "no_previous_version")
+    # Activating the same version twice is not a step.
+    registry.activate("m", 3)
+    registry.activate("m", 3)
+    assert registry.rollback("m")["active_version"] == 1
+
+
+def test_the_same_artifact_pushed_again_is_that_version(
+    registry: ModelRegistry, demo_model_bytes: bytes, demo_schema: str
+) -> None:
+    first = registry.register("m", demo_model_bytes, demo_schema)
+    again = registry.register("m", demo_model_bytes, demo_schema, metadata={"retry": 1})
+    assert (again["version"], again["existing"]) == (1, True)
+    assert again["metadata"] == first["metadata"]  # nothing stored
+    # Another schema or other thresholds are another version; so is --force.
+    other = json.loads(demo_schema)
+    other["title"] = "the same features, another schema document"
+    assert registry.register("m", demo_model_bytes, json.dumps(other))["version"] == 2
+    thresholds = '[{"min": 0.5, "decision": "review"}, {"decision": "approve"}]'
+    assert registry.register("m", demo_model_bytes, demo_schema,
+                             thresholds=thresholds)["version"] == 3  # fmt: skip
+    forced = registry.register("m", demo_model_bytes, demo_schema, force=True)
+    assert (forced["version"], forced["existing"]) == (4, False)
+    # Another model name has versions of its own.
+    assert registry.register("n", demo_model_bytes, demo_schema)["version"] == 1
+    actions = [a["action"] for a in registry.audit("m")]
+    assert actions == ["register"] * 4
 
 
 def test_unservable_versions_are_never_stored(

@@ -124,19 +124,37 @@ def models_versions(name: str, url: str, as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="decision thresholds (JSON list)",
 )
+@click.option(
+    "--profile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="the reference profile `schema infer --profile` wrote (with --schema; --data infers it)",
+)
 @click.option("--metadata", help="metadata (a JSON object)")
 @click.option("--activate", is_flag=True, help="serve the new version at once")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="a new version even when NAME has one with this artifact, schema and thresholds",
+)
 @url_option
 @json_option
 def models_push(
     name: str, model: Path, schema: Path | None, data: Path | None, thresholds: Path | None,
-    metadata: str | None, activate: bool, url: str, as_json: bool,
+    profile: Path | None, metadata: str | None, activate: bool, force: bool, url: str,
+    as_json: bool,
 ) -> None:  # fmt: skip
-    """Register MODEL (a file) as a new version of NAME."""
+    """Register MODEL (a file) as a new version of NAME. Pushed again with the same schema
+    and thresholds, it is the version that has them (`existing` true), unless --force."""
     if (schema is None) == (data is None):
         raise click.UsageError("give exactly one of --schema and --data")
+    if profile is not None and data is not None:
+        raise click.UsageError("--data infers the profile: give --profile with --schema")
     artifact = model.read_bytes()
     fields: dict[str, bytes] = {}
+    if force:
+        fields["force"] = b"true"
+    if profile is not None:
+        fields["profile"] = profile.read_bytes()
     if schema is not None:
         fields["schema"] = schema.read_bytes()
     else:
@@ -164,7 +182,8 @@ def models_push(
         return created
 
     created = run(url, push)
-    cols = ["name", "version", "active", "format", "n_features", "objective", "sha256"]
+    cols = ["name", "version", "existing", "active", "format", "n_features", "objective",
+            "sha256"]  # fmt: skip
     show(created, as_json, cols)
 
 
@@ -196,7 +215,9 @@ def models_activate(name: str, version: int, url: str, as_json: bool) -> None:
 @url_option
 @json_option
 def models_rollback(name: str, url: str, as_json: bool) -> None:
-    """Serve again the version of NAME that was active before."""
+    """Step NAME back one activation: serve again the version active before the current one.
+    Each rollback goes one further back (the last 100 activations are kept); it never
+    toggles between two versions."""
     _status(url, as_json, lambda c: c.post(f"/v1/models/{name}/rollback"))
 
 

@@ -1,6 +1,6 @@
 """The model lifecycle over HTTP: push a version (multipart: `model`, `schema`, optional
-`thresholds`, `metadata`, `profile`), list and read versions, activate, roll back, delete, and
-set or clear a shadow. Every change is audited and NOTIFYed by the registry."""
+`thresholds`, `metadata`, `profile`, `force`), list and read versions, activate, roll back,
+delete, and set or clear a shadow. Every change is audited and NOTIFYed by the registry."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from ferroscore.registry import ModelRegistry, RegistryError, check_name
 from ferroscore.service import Service
 
 #: The form fields a push reads; any other is refused, so a typo is not silently dropped.
-FIELDS = ("model", "schema", "thresholds", "metadata", "profile")
+FIELDS = ("model", "schema", "thresholds", "metadata", "profile", "force")
+_FORCE = {b"true": True, b"1": True, b"false": False, b"0": False, b"": False}
 
 
 def _actor(call: Call) -> str:
@@ -121,6 +122,10 @@ def push(service: Service, call: Call) -> Reply:
     thresholds = _json_field(form, "thresholds", list)
     metadata = _json_field(form, "metadata", dict)
     profile = _json_field(form, "profile", dict)
+    force = _FORCE.get(form.get("force", b"").strip().lower())
+    if force is None:
+        return pointer_error(422, "invalid_field", "the form field 'force' is true or false",
+                             "/force")  # fmt: skip
     try:
         created = _models(service, call).register(
             name,
@@ -130,6 +135,7 @@ def push(service: Service, call: Call) -> Reply:
             metadata=metadata,
             profile=profile,
             actor=_actor(call),
+            force=force,
         )
     except ModelLoadError as e:
         return _refused_model(e)
@@ -139,7 +145,8 @@ def push(service: Service, call: Call) -> Reply:
         where = f"/{document}{getattr(e, 'pointer', '')}"
         code = "invalid_thresholds" if document == "thresholds" else "schema_mismatch"
         return pointer_error(422, code, getattr(e, "message", str(e)), where)
-    return json_reply(201, created)
+    # The same artifact, schema and thresholds again: that version, nothing stored.
+    return json_reply(200 if created["existing"] else 201, created)
 
 
 def _refused_model(e: ModelLoadError) -> Reply:
