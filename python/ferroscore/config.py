@@ -179,6 +179,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("decision_retention_days", "FERROSCORE_DECISION_RETENTION_DAYS", 0,
             "decisions older than this many days are dropped, a daily partition at a time "
             "(checked hourly); 0 keeps them all", 0, 36_500),
+    Setting("drift_min_rows", "FERROSCORE_DRIFT_MIN_ROWS", 100,
+            "monitoring: a window (or a day or hour of its series) with fewer logged rows says "
+            "`insufficient_data` instead of a PSI, which is noise on a small sample", 1,
+            1_000_000),
     Setting("db_pool_size", "FERROSCORE_DB_POOL_SIZE", 4, "database connections per process",
             2, 100),
     Setting("log_level", "FERROSCORE_LOG_LEVEL", "INFO", "log level",
@@ -261,6 +265,7 @@ class Settings:
     decision_flush_ms: int
     commit_window_us: int
     decision_retention_days: int
+    drift_min_rows: int
     db_pool_size: int
     log_level: str
     log_format: str

@@ -25,6 +25,8 @@ PSI_FLOOR = 1e-4
 #: Above this, a distribution has shifted enough to look at (the usual rule of thumb).
 PSI_ALERT = 0.2
 CALIBRATION_BINS = 10
+#: A window's (or bucket's) state: enough rows for a PSI, or too few to say anything.
+ENOUGH, INSUFFICIENT = "ok", "insufficient_data"
 BUCKETS = ("hour", "day")
 #: The score's key among the features' (whose keys are their names: strings).
 _SCORE = ("score",)
@@ -119,9 +121,11 @@ def report(
     since: datetime,
     until: datetime,
     bucket: str = "day",
+    min_rows: int = 100,
 ) -> dict[str, Any]:
     """The monitoring report of `model` v`version` over [`since`, `until`), with a drift
-    series per `bucket` ("hour" or "day")."""
+    series per `bucket` ("hour" or "day"). A window or bucket of fewer than `min_rows` rows
+    has no PSI: its `status` is `insufficient_data` (one row's PSI is 8, "drifted")."""
     entries: dict[Key, dict[str, Any]] = {_SCORE: (profile or {}).get("score") or {}}
     entries.update((profile or {}).get("features") or {})
     words = {key: _words(schema, key) for key in entries}
@@ -154,9 +158,12 @@ def report(
         if name == _SCORE:
             rows_in[when] += n
     total = sum(rows_in.values())
+    status = ENOUGH if total >= min_rows else INSUFFICIENT
 
-    def drift(name: Key, got: dict[str, int]) -> float | None:
-        return psi(got, references[name][1]) if profile is not None else None
+    def drift(name: Key, got: dict[str, int], rows: int = total) -> float | None:
+        if profile is None or rows < min_rows:
+            return None
+        return psi(got, references[name][1])
 
     features: dict[str, dict[str, Any]] = {}
     for name in entries:
@@ -175,7 +182,13 @@ def report(
     return {
         "model": model,
         "version": version,
-        "window": {"since": since.isoformat(), "until": until.isoformat(), "rows": total},
+        "window": {
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "rows": total,
+            "status": status,
+            "min_rows": min_rows,
+        },
         "reference": None if profile is None else {"rows": profile.get("rows")},
         "score": {
             "psi": score_psi,
@@ -188,8 +201,11 @@ def report(
             {
                 "start": when.isoformat(),
                 "rows": rows_in[when],
-                "score_psi": drift(_SCORE, got[_SCORE]),
-                "features_psi": {n: drift(n, got[n]) for n in features if got.get(n)},
+                "status": ENOUGH if rows_in[when] >= min_rows else INSUFFICIENT,
+                "score_psi": drift(_SCORE, got[_SCORE], rows_in[when]),
+                "features_psi": {
+                    n: drift(n, got[n], rows_in[when]) for n in features if got.get(n)
+                },
             }
             for when, got in sorted(series.items())
         ],

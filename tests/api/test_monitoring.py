@@ -127,3 +127,29 @@ def test_bad_monitoring_queries_get_a_400(server: ServerProcess, query: str, nam
 def test_an_unknown_model_is_a_404(server: ServerProcess) -> None:
     status, body = server.request("GET", "/v1/models/nothing-here/monitoring")
     assert status == 404, body
+
+
+def test_a_window_of_too_few_rows_has_no_psi(server: ServerProcess, fraud: FraudModels) -> None:
+    """One logged row is no distribution: below FERROSCORE_DRIFT_MIN_ROWS (100) the window
+    and its buckets say insufficient_data, never a PSI or "drifted"."""
+    push_and_wait(server, "thin", fraud.lightgbm, "--data", fraud.parquet)
+    since = _now()
+    [record] = _records(fraud_frame(1, seed=13))
+    status, body = server.request("POST", "/v1/models/thin/score", orjson.dumps(record))
+    assert status == 200, body
+    deadline = time.monotonic() + 10
+    while True:
+        status, report = server.request("GET", f"/v1/models/thin/monitoring?since={since}")
+        assert status == 200, report
+        if report["window"]["rows"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert report["window"] == {**report["window"], "rows": 1, "status": "insufficient_data",
+                                "min_rows": 100}  # fmt: skip
+    assert report["score"]["psi"] is None
+    assert not report["score"]["drifted"]
+    assert all(f["psi"] is None and not f["drifted"] for f in report["features"].values())
+    [point] = report["series"]
+    assert point["status"] == "insufficient_data"
+    assert point["score_psi"] is None
+    assert all(v is None for v in point["features_psi"].values())

@@ -199,6 +199,24 @@ def _keyless_listing(env: dict[str, str], database_url: str) -> bool:
     return handler(Call("GET", "/v1/models", {}, {}, {}, b"")).status == 200
 
 
+def _drift_min_rows(env: dict[str, str], database_url: str) -> bool:
+    """Monitoring says insufficient_data below the setting's rows, and names it."""
+    service = _service({**env, "FERROSCORE_AUTH": "false"}, database_url)
+    service.start()
+    try:
+        demo = resources.files("ferroscore.demo")
+        service.registry.register("drift-rows", demo.joinpath("model.json").read_bytes(),
+                                  demo.joinpath("schema.json").read_text())  # fmt: skip
+        [(_, handler)] = [(r, h) for r, h in app.handlers(app.routes(service), service)
+                          if r.path == "/v1/models/{name}/monitoring"]  # fmt: skip
+        call = Call("GET", "/v1/models/drift-rows/monitoring", {"name": "drift-rows"},
+                    {"version": "1"}, {}, b"")  # fmt: skip
+        window = json.loads(handler(call).body)["window"]
+    finally:
+        service.stop()
+    return window["min_rows"] == 7 and window["status"] == "insufficient_data"
+
+
 _SECRET = "a-test-secret-of-at-least-32-bytes!"
 _SECRET_FILE = Path(tempfile.gettempdir()) / f"ferroscore-jwt-{os.getpid()}.secret"
 _JWKS_FILE = Path(tempfile.gettempdir()) / f"ferroscore-jwks-{os.getpid()}.json"
@@ -346,6 +364,7 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _started(env, url).decisions.commit_window_us == 700),
     "FERROSCORE_DECISION_RETENTION_DAYS": ({"FERROSCORE_DECISION_RETENTION_DAYS": "9"},
         lambda env, url: _started(env, url).decisions.retention_days == 9),
+    "FERROSCORE_DRIFT_MIN_ROWS": ({"FERROSCORE_DRIFT_MIN_ROWS": "7"}, _drift_min_rows),
     "FERROSCORE_DB_POOL_SIZE": ({"FERROSCORE_DB_POOL_SIZE": "3"},
         lambda env, url: _started(env, url).pool.max_size == 3),
     "FERROSCORE_LOG_LEVEL": ({"FERROSCORE_LOG_LEVEL": "debug"},

@@ -14,7 +14,7 @@ import psycopg
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from ferroscore.cli.common import console, json_option, run, url_option
+from ferroscore.cli.common import console, counted, json_option, run, url_option
 from ferroscore.cli.database import with_database
 
 #: Rows fetched (and written as one Parquet row group) at a time.
@@ -103,7 +103,7 @@ def export(
         return written
 
     written = with_database(work)
-    click.echo(f"{written} decision rows written to {output}")
+    click.echo(f"{counted(written, 'decision row')} written to {output}")
 
 
 @decisions.command("drift")
@@ -130,11 +130,20 @@ def drift(model: str, version: int | None, days: int, bucket: str, url: str, as_
         out.print(f"{model} v{report['version']} was registered without a profile (push it with"
                   " --data): no drift to chart")  # fmt: skip
         return
+    window = report["window"]
+    if window["status"] == "insufficient_data":
+        out.print(f"{model} v{report['version']}: insufficient data — {window['rows']} logged"
+                  f" rows in the window, fewer than the {window['min_rows']} a PSI needs"
+                  " (FERROSCORE_DRIFT_MIN_ROWS)")  # fmt: skip
     ranked = sorted(report["features"].items(), key=lambda kv: -(kv[1]["psi"] or 0))
     top = [name for name, _ in ranked[:3]]
     chart = Table("start", "rows", "score PSI", *(f"{n} PSI" for n in top),
                   title=f"{model} v{report['version']}: drift per {bucket}")  # fmt: skip
     for point in report["series"]:
+        if point["status"] == "insufficient_data":
+            chart.add_row(point["start"][: 16 if bucket == "hour" else 10], str(point["rows"]),
+                          *(["insufficient data"] * (1 + len(top))))  # fmt: skip
+            continue
         cells = [_bar(point["score_psi"])]
         cells += [_bar(point["features_psi"].get(n)) for n in top]
         chart.add_row(point["start"][: 16 if bucket == "hour" else 10], str(point["rows"]), *cells)

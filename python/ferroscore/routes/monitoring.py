@@ -55,7 +55,8 @@ def get(service: Service) -> Handler:
             return error_reply(e.status, e.code, e.message)
         with service.pool.connection() as conn:
             answer = monitoring.report(conn, call.tenant, name, version, found["profile"],
-                                       found["input_schema"], since, until, bucket)  # fmt: skip
+                                       found["input_schema"], since, until, bucket,
+                                       service.settings.drift_min_rows)  # fmt: skip
         return json_reply(200, answer)
 
     return handle
