@@ -8,6 +8,8 @@ export PATH := $(VIRTUAL_ENV)/bin:$(PATH)
 
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml) Cargo.toml $(wildcard Cargo.lock)
 BUILT := $(VENV)/.built-release
+#: What serving needs, and no more: the service and the embedded PostgreSQL (make serve).
+SERVING := $(VENV)/.built-serving
 
 .DEFAULT_GOAL := help
 .PHONY: help install build-dev build-prod lint test test-rust test-python serve serve-prod system-packages demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
@@ -21,13 +23,17 @@ $(PY):
 
 $(BUILT): $(PY) $(RUST_SOURCES) pyproject.toml
 	maturin develop --release --extras dev,embedded,bench,offline
+	@touch $@ $(SERVING)
+
+$(SERVING): $(PY) $(RUST_SOURCES) pyproject.toml
+	maturin develop --release --extras embedded
 	@touch $@
 
 install: $(BUILT) ## create .venv, install the dependencies, build the extension (release)
 
 build-dev: $(PY) ## build the extension in debug mode, for quick Rust iterations
 	maturin develop --extras dev,embedded,bench,offline
-	@rm -f $(BUILT)
+	@rm -f $(BUILT) $(SERVING)
 
 build-prod: $(BUILT) ## build the extension in release mode (fat LTO)
 
@@ -52,10 +58,11 @@ test-python: $(BUILT) ## pytest: the extension's API, the database, the real ser
 
 test: lint test-rust test-python bench-quick ## everything CI runs
 
-serve: $(BUILT) ## serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATABASE_URL)
+serve: $(SERVING) ## install what serving needs, then serve on 127.0.0.1:8000 with the embedded PostgreSQL (or DATABASE_URL)
+	@echo "the CLI: $(VENV)/bin/ferroscore (or: source $(VENV)/bin/activate, then ferroscore --help)"
 	$(VENV)/bin/ferroscore serve
 
-serve-prod: $(BUILT) ## nginx (deploy/nginx) on 127.0.0.1:8000 in front of the supervised service on :8001
+serve-prod: $(SERVING) ## nginx (deploy/nginx) on 127.0.0.1:8000 in front of the supervised service on :8001
 	@test -x /usr/sbin/nginx || $(MAKE) system-packages
 	$(PY) scripts/serve_prod.py
 
