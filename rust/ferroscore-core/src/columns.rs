@@ -7,9 +7,12 @@
 //! does not name are the table's own (ids, labels) and are not refused.
 
 use crate::error::{Code, FieldError};
-use crate::json::{Number, Reader};
-use crate::record::{check, feature_tail, missing_value, Scalar};
-use crate::request::{Precision, Rows};
+use crate::parse::ctx::feature_tail;
+use crate::parse::json::{Number, Reader};
+use crate::parse::record::{check, missing_value};
+use crate::parse::rows::Rows;
+use crate::parse::value::Scalar;
+use crate::precision::Precision;
 use crate::schema::{Feature, Kind, Schema};
 use std::borrow::Cow;
 

@@ -4,10 +4,11 @@
 use crate::columns::{read_columns, Column};
 use crate::error::{FieldError, RequestError, SchemaError};
 use crate::fit::check_fit;
-use crate::json::Number;
 use crate::model::{predict_parallel, Model, Output};
-use crate::record::{check, Scalar};
-use crate::request::{parse_request, Format, Limits, Rows};
+use crate::parse::json::Number;
+use crate::parse::record::check;
+use crate::parse::value::Scalar;
+use crate::parse::{parse_request, Format, Limits, Rows};
 use crate::schema::{Feature, Kind, Schema};
 use crate::stats::{ScoreStats, StatsReading};
 use crate::thresholds::Thresholds;

@@ -9,7 +9,7 @@ use super::lockstep::{
 use super::treeshap::{self, ShapTree};
 use super::{ColumnUse, Model, Output};
 use crate::error::ModelError;
-use crate::request::Precision;
+use crate::precision::Precision;
 use rustc_hash::FxHashMap;
 
 /// |x| at or below this counts as zero, as LightGBM's `kZeroThreshold`.

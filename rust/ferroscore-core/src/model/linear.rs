@@ -11,7 +11,7 @@
 use super::limits::{self, Limit, LoadLimits};
 use super::{ColumnUse, Model, Output};
 use crate::error::ModelError;
-use crate::request::Precision;
+use crate::precision::Precision;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;

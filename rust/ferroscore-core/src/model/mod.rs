@@ -11,7 +11,7 @@ mod ubjson;
 pub mod xgboost;
 
 use crate::error::ModelError;
-use crate::request::Precision;
+use crate::precision::Precision;
 pub use limits::LoadLimits;
 use limits::{Budget, Limit};
 use std::sync::Arc;

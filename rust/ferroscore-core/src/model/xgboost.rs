@@ -9,7 +9,7 @@ use super::objective::Link;
 use super::treeshap::{self, ShapTree};
 use super::{ColumnUse, Model, Output};
 use crate::error::ModelError;
-use crate::request::Precision;
+use crate::precision::Precision;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 

@@ -1,11 +1,12 @@
 //! The features object of one record, read straight into the model's input row: each key is
 //! looked up in the compiled schema and its value checked and converted as it is read.
 
-use crate::error::{escape_token, Code};
-use crate::json::{Number, Reader};
-use crate::request::{skip_value, Ctx, Precision, Step};
+use crate::error::Code;
+use crate::parse::ctx::{feature_tail, Ctx, Step};
+use crate::parse::json::{Number, Reader};
+use crate::parse::value::{read_scalar, skip_value, Scalar};
+use crate::precision::Precision;
 use crate::schema::{ContextField, Feature, Kind, Missing};
-use std::borrow::Cow;
 
 /// Marks a column no key has written yet; distinct from the NaN that stands for "missing".
 const UNSEEN: u64 = 0x7ff8_dead_beef_0001;
@@ -182,11 +183,6 @@ fn read_context(
     Ok(())
 }
 
-#[cold]
-pub(crate) fn feature_tail(name: &str) -> String {
-    format!("/features/{}", escape_token(name))
-}
-
 pub(crate) fn missing_value(f: &Feature) -> f64 {
     match f.missing {
         Missing::Nan => f64::NAN,
@@ -292,63 +288,4 @@ pub(crate) fn check(
             format!("expected {}, got {}", kind.expected(), other.describe()),
         )),
     }
-}
-
-/// A value as it appeared in the JSON; compound values are skipped, not built.
-pub(crate) enum Scalar<'a> {
-    Num(Number),
-    Bool(bool),
-    Str(Cow<'a, str>),
-    Null,
-    Array,
-    Object,
-}
-
-impl Scalar<'_> {
-    #[cold]
-    fn describe(&self) -> &'static str {
-        match self {
-            Scalar::Num(_) => "a number",
-            Scalar::Bool(_) => "a boolean",
-            Scalar::Str(_) => "a string",
-            Scalar::Null => "null",
-            Scalar::Array => "an array",
-            Scalar::Object => "an object",
-        }
-    }
-}
-
-/// Reads one value; arrays and objects are skipped (within the limits) and only named.
-#[inline]
-pub(crate) fn read_scalar<'a>(r: &mut Reader<'a>, ctx: &mut Ctx<'_>) -> Step<Scalar<'a>> {
-    Ok(match r.peek() {
-        Some(b'"') => {
-            let s = r.string()?;
-            ctx.check_string(s.len())?;
-            Scalar::Str(s)
-        }
-        Some(b'-' | b'0'..=b'9') => Scalar::Num(r.number()?),
-        Some(b't') => {
-            r.literal(b"true")?;
-            Scalar::Bool(true)
-        }
-        Some(b'f') => {
-            r.literal(b"false")?;
-            Scalar::Bool(false)
-        }
-        Some(b'n') => {
-            r.literal(b"null")?;
-            Scalar::Null
-        }
-        Some(b'[') => {
-            skip_value(r, ctx)?;
-            Scalar::Array
-        }
-        Some(b'{') => {
-            skip_value(r, ctx)?;
-            Scalar::Object
-        }
-        Some(_) => return Err(r.fail("expected a JSON value").into()),
-        None => return Err(r.fail("unexpected end of input").into()),
-    })
 }
