@@ -3,7 +3,7 @@
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, TypeAlias, final
+from typing import Any, Literal, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
@@ -149,6 +149,7 @@ class Endpoint:
         max_features: int = ...,
         max_rows: int = ...,
         thresholds: str | None = None,
+        classes: list[str] | None = None,
     ) -> Endpoint: ...
     @property
     def name(self) -> str: ...
@@ -160,6 +161,10 @@ class Endpoint:
     def schema(self) -> str: ...
     @property
     def thresholds(self) -> str | None: ...
+    @property
+    def classes(self) -> list[str] | None:
+        """The class labels the answers name (the predicted `label` and the `probabilities`
+        by label), if given."""
     def validate(self, body: str | bytes, *, ndjson: bool = False) -> int:
         """Parses and validates as `score` would, without scoring; returns the row count."""
 
@@ -209,6 +214,7 @@ class Endpoint:
         npt.NDArray[np.int32],
         npt.NDArray[np.float64],
         list[tuple[str, str, str]],
+        list[tuple[int, str, str, float | None]],
     ]:
         """Reads a table's columns by the schema and scores every row (see
         `ferroscore.scorer`). `columns` are `(name, cells, nulls)`: `cells` a float64, int64 or
@@ -216,8 +222,9 @@ class Endpoint:
         `nulls` a bool array or None. Returns scores (rows x outputs, NaN where refused),
         whether each row is valid, each row's decision as its rule's index (-1: none), the
         model columns of its top reasons and their contributions (rows x explain; -1 and NaN
-        past the last), and the problems as `(pointer, code, message)`, at most `max_errors`.
-        Large tables are split over `threads` threads (default: the global pool)."""
+        past the last), the problems as `(pointer, code, message)`, at most `max_errors`, and
+        the warnings as `(row, feature, code, bound)`, at most 1,000. Large tables are split
+        over `threads` threads (default: the global pool)."""
 
 @final
 class Parsed:
@@ -265,6 +272,13 @@ class Decision:
     @property
     def valid(self) -> list[int]:
         """The indexes of the valid (scored) rows, in order."""
+    @property
+    def warned(self) -> bool:
+        """Whether any value was scored with a warning (cheap: ask before `warnings`)."""
+    @property
+    def warnings(self) -> list[dict[str, Any]]:
+        """The warnings, as the response lists them (`pointer`, `code`, `message`, and
+        `bound` when there is one), each with its `row` and `feature` too."""
 
     def copy_rows(self, role: str = "champion", tenant: str = "default") -> bytes:
         """The scored rows as COPY text lines for the decisions table."""

@@ -38,12 +38,17 @@ PUSH_FORM = {
             "thresholds": {"type": "array", "description": "the thresholds, highest first"},
             "metadata": {"type": "object", "description": "kept with the version"},
             "profile": {"type": "object", "description": "the reference profile"},
+            "labels": {"type": "array", "minItems": 1, "uniqueItems": True,
+                       "items": {"type": "string", "minLength": 1},
+                       "description": "the class labels, one per class (two for a model of"
+                                      " one probability): answers name them"},
             "force": {"type": "string", "enum": ["true", "false", "1", "0"],
                       "description": "a new version even when one has this artifact, schema"
                                      " and thresholds"},
         },
     },
-    "encoding": {name: _JSON_PART for name in ("schema", "thresholds", "metadata", "profile")},
+    "encoding": {name: _JSON_PART
+                 for name in ("schema", "thresholds", "metadata", "profile", "labels")},
 }  # fmt: skip
 SHADOW = {
     "type": "object", "required": ["version", "share"], "additionalProperties": False,

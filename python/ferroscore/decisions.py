@@ -33,13 +33,18 @@ log = logging.getLogger(__name__)
 MODES = ("durable", "buffered", "off")
 #: A segment is sealed at this size even between two flushes.
 SEGMENT_BYTES = 4 << 20
-_COLUMNS = (
+#: A row as spooled before the warnings field (migration 0010), which may still be replayed.
+_LEGACY_COLUMNS = (
     "request_id, row_index, model, version, features, score, created_at, decision, role,"
     " tenant, reference"
 )
+_COLUMNS = _LEGACY_COLUMNS + ", warnings"
+#: The tabs between the fields of a legacy row.
+_LEGACY_TABS = _LEGACY_COLUMNS.count(",")
 _DIRECT = f"COPY decisions ({_COLUMNS}) FROM STDIN"
 _STAGE = "CREATE TEMP TABLE decisions_in (LIKE decisions INCLUDING DEFAULTS) ON COMMIT DROP"
 _COPY = f"COPY decisions_in ({_COLUMNS}) FROM STDIN"
+_COPY_LEGACY = f"COPY decisions_in ({_LEGACY_COLUMNS}) FROM STDIN"
 _MOVE = (
     f"INSERT INTO decisions ({_COLUMNS}) SELECT {_COLUMNS} FROM decisions_in ON CONFLICT DO NOTHING"
 )
@@ -352,17 +357,21 @@ class DecisionLog:
     def _salvage(self, rows: bytes) -> None:
         """Moves a segment whose rows PostgreSQL partly refuses, in one transaction: halves in
         savepoints, through the staging table (rows already there are skipped), down to the
-        single rows it refuses, which go to `decisions_quarantine`."""
+        single rows it refuses, which go to `decisions_quarantine`. Rows spooled before the
+        warnings field (an older version's segment, replayed) are moved without it."""
         lines = rows.split(b"\n")[:-1]
+        legacy = [line for line in lines if line.count(b"\t") == _LEGACY_TABS]
+        current = [line for line in lines if line.count(b"\t") != _LEGACY_TABS]
         refused: list[tuple[bytes, str]] = []
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(_STAGE)
-            todo = [lines]
+            todo = [(statement, group) for statement, group in
+                    ((_COPY_LEGACY, legacy), (_COPY, current)) if group]  # fmt: skip
             while todo:
-                chunk = todo.pop()
+                statement, chunk = todo.pop()
                 try:
                     with conn.transaction():
-                        with cur.copy(_COPY) as copy:
+                        with cur.copy(statement) as copy:
                             copy.write(b"".join(line + b"\n" for line in chunk))
                         cur.execute(_MOVE)
                         cur.execute("TRUNCATE decisions_in")
@@ -371,7 +380,7 @@ class DecisionLog:
                         refused.append((chunk[0], str(e).strip()))
                     else:
                         half = len(chunk) // 2
-                        todo += [chunk[half:], chunk[:half]]
+                        todo += [(statement, chunk[half:]), (statement, chunk[:half])]
             for line, error in refused:
                 fields = line.split(b"\t")
                 cur.execute(_QUARANTINE, (_field(fields, _TENANT), _field(fields, _REQUEST_ID),

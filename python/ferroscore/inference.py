@@ -24,6 +24,10 @@ SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
 PROFILE_BINS = 10
 
 
+#: The keyword of a number's training range (see the core's schema).
+TRAINING_RANGE = "x-ferroscore-training-range"
+
+
 class InferenceError(ValueError):
     """The data cannot describe the model's inputs."""
 
@@ -31,7 +35,10 @@ class InferenceError(ValueError):
 @dataclass(frozen=True)
 class Options:
     #: Bounds are the data's range widened by this share of it on each side; None: no bounds.
-    margin: float | None = 0.1
+    margin: float | None = 0.0
+    #: Hard bounds (`minimum`/`maximum`: a value outside is refused) rather than the training
+    #: range (`x-ferroscore-training-range`: a value outside is scored, with a warning).
+    hard_bounds: bool = False
     #: What a category the data never showed does: "missing" (score as missing) or "error".
     unknown_category: str = "missing"
     #: Data columns that are not model inputs (the label, ids) when the model names none.
@@ -118,7 +125,10 @@ def _vocabulary(column: pa.ChunkedArray) -> dict[str, int]:
     return {str(w): i for i, w in enumerate(words)}
 
 
-def _bounds(column: pa.ChunkedArray, margin: float, integer: bool) -> dict[str, float]:
+def _bounds(column: pa.ChunkedArray, margin: float, integer: bool, hard: bool) -> dict[str, Any]:
+    """The data's range, widened by `margin`: hard bounds, or the training range whose
+    outside is scored with an `out_of_training_range` warning (next year's data is not an
+    outage)."""
     values = column.drop_null()
     if pa.types.is_floating(column.type):
         values = pc.filter(values, pc.invert(pc.is_nan(values)))
@@ -132,11 +142,30 @@ def _bounds(column: pa.ChunkedArray, margin: float, integer: bool) -> dict[str, 
     # 0 stays 0 when the data never goes below it: counts and amounts are never negative.
     if margin and lo < 0 <= float(pc.min(values).as_py()):
         lo = 0
+    if not hard:
+        return {TRAINING_RANGE: [_plain(lo), _plain(hi)]}
     return {"minimum": _plain(lo), "maximum": _plain(hi)}
 
 
 def _plain(x: float) -> float | int:
     return int(x) if float(x).is_integer() and abs(x) < 2**53 else x
+
+
+def class_labels(table: pa.Table, target: str) -> list[str]:
+    """The classes of the label column `target`, in the order the model's outputs are: a
+    categorical (dictionary) column's own order, else its distinct values sorted (as
+    scikit-learn's LabelEncoder and LightGBM's integer classes order them)."""
+    if target not in table.column_names:
+        raise InferenceError(f"the data has no column {target!r}")
+    column = table.column(target)
+    if pa.types.is_dictionary(column.type):
+        combined = column.unify_dictionaries() if column.num_chunks > 1 else column
+        words = combined.chunk(0).dictionary.to_pylist() if combined.num_chunks else []
+    else:
+        words = sorted(pc.unique(column.drop_null()).to_pylist())
+    if len(words) < 2:
+        raise InferenceError(f"the column {target!r} has fewer than two classes")
+    return [str(w) for w in words]
 
 
 def _has_missing(column: pa.ChunkedArray) -> bool:
@@ -187,7 +216,7 @@ def infer_schema(
             integer = pa.types.is_integer(t)
             spec = {"type": "integer" if integer else "number"}
             if o.margin is not None:
-                spec.update(_bounds(column, o.margin, integer))
+                spec.update(_bounds(column, o.margin, integer, o.hard_bounds))
         else:
             raise InferenceError(f"column {name!r} has type {t}, which no feature type fits")
         if _has_missing(column):

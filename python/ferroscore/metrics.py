@@ -6,6 +6,8 @@
 - Scores by model, version and the thresholds' decision: counted in Rust by each endpoint
   as it scores (`Endpoint.stats`).
 - Validation failures by the code of each problem: counted where the 4xx is made.
+- Input warnings (a value outside its training range, an unknown category scored as
+  missing) by model, feature and code: counted where the decision is recorded.
 - The decision log's queue and the database pool: read when a snapshot is taken.
 - Restarts of serving processes: counted by the supervisor on the board all processes share,
   read once per scrape.
@@ -93,11 +95,18 @@ class ThreadCounters:
 #: This process's counters (module state: each forked serving process has its own).
 REQUESTS = ThreadCounters(LATENCY_BOUNDS)
 FAILURES = ThreadCounters()
+WARNINGS = ThreadCounters()
 
 
 def observe(method: str, route: str, status: int, seconds: float) -> None:
     """Counts one answered request."""
     REQUESTS.add((method, route, status), seconds)
+
+
+def count_warnings(model: str, warnings: list[dict[str, Any]]) -> None:
+    """Counts each warning of a scored request by model, feature and code."""
+    for w in warnings:
+        WARNINGS.add((model, w["feature"], w["code"]))
 
 
 def count_failures(errors: list[dict[str, str]], fallback: str) -> None:
@@ -143,7 +152,9 @@ class Metrics:
     def snapshot(self) -> Snapshot:
         requests = [[*key, *counts] for key, counts in REQUESTS.read().items()]
         failures = [[key, counts[0]] for key, counts in FAILURES.read().items()]
-        return {"requests": requests, "failures": failures, **self._process()}
+        warnings = [[*key, counts[0]] for key, counts in WARNINGS.read().items()]
+        return {"requests": requests, "failures": failures, "warnings": warnings,
+                **self._process()}  # fmt: skip
 
     def _run(self) -> None:
         assert self.directory is not None
@@ -215,6 +226,7 @@ class _Collector(Collector):
     def collect(self) -> Iterator[Metric]:
         requests: dict[tuple[str, str, str], list[float]] = {}
         failures: dict[str, float] = {}
+        warned: dict[tuple[str, str, str], float] = {}
         scores: dict[tuple[str, ...], list[Any]] = {}
         gauges: dict[str, float] = {}
         for snap in self._snapshots:
@@ -223,6 +235,8 @@ class _Collector(Collector):
                      counts)  # fmt: skip
             for code, n in snap["failures"]:
                 failures[code] = failures.get(code, 0.0) + n
+            for model, feature, code, n in snap.get("warnings", ()):
+                warned[model, feature, code] = warned.get((model, feature, code), 0.0) + n
             for labels, rows, buckets, total, decisions in snap["scores"]:
                 entry = scores.setdefault(tuple(labels), [0.0, [0.0] * len(buckets), 0.0, {}])
                 entry[0] += rows
@@ -241,6 +255,13 @@ class _Collector(Collector):
         for code, n in sorted(failures.items()):
             failed.add_metric([code], n)
         yield failed
+        warnings = CounterMetricFamily("ferroscore_input_warnings",
+                                       "Values scored with a warning (out_of_training_range, "
+                                       "unknown_category), by model, feature and code",
+                                       labels=["model", "feature", "code"])  # fmt: skip
+        for labels, n in sorted(warned.items()):
+            warnings.add_metric(list(labels), n)
+        yield warnings
         yield CounterMetricFamily("ferroscore_process_restarts",
                                   "Serving processes started again after one died or was "
                                   "replaced", value=self._restarts)  # fmt: skip

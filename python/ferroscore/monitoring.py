@@ -61,6 +61,17 @@ SELECT bucket, name, score,
 FROM valued GROUP BY 1, 2, 3, 4 ORDER BY 1
 """
 
+# The warnings the window's rows were scored with (out_of_training_range, unknown_category),
+# by feature and code; a row without any has a NULL `warnings` and costs nothing here.
+_WARNED = """
+SELECT w ->> 'feature', w ->> 'code', count(*)
+FROM decisions d CROSS JOIN LATERAL jsonb_array_elements(d.warnings) w
+WHERE d.tenant = %(tenant)s AND d.model = %(model)s AND d.version = %(version)s
+  AND d.role = 'champion' AND d.created_at >= %(since)s AND d.created_at < %(until)s
+  AND d.warnings IS NOT NULL
+GROUP BY 1, 2
+"""
+
 # The champion's score against the outcome of its request (every row of it), over the window:
 # counts, AUC by ranks (ties share their mean rank), log-loss and calibration bins.
 _OUTCOMES = """
@@ -165,6 +176,9 @@ def report(
             return None
         return psi(got, references[name][1])
 
+    warned: dict[str, dict[str, int]] = defaultdict(dict)
+    for feature, code, n in conn.execute(_WARNED, args):
+        warned[feature][code] = n
     features: dict[str, dict[str, Any]] = {}
     for name in entries:
         if not isinstance(name, str):
@@ -177,7 +191,10 @@ def report(
             "missing_rate": missing[name] / total if total else None,
             "reference_missing_rate": reference_missing,
             "distribution": _proportions(counts[name], words[name]),
+            "warnings": warned.pop(name, {}),
         }
+    for name, by_code in warned.items():  # a feature the profile does not cover
+        features[name] = {"psi": None, "drifted": False, "warnings": by_code}
     score_psi = drift(_SCORE, counts[_SCORE])
     return {
         "model": model,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -56,6 +56,8 @@ class Artifact:
     artifact: bytes
     input_schema: str
     thresholds: str | None
+    #: The class labels the scores are of, when the version was registered with them.
+    labels: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ UploadCheck = Callable[[Artifact], None]
 
 _VERSION_COLUMNS = (
     "m.name, m.version, m.format, m.sha256, m.n_features, m.objective, m.metadata,"
-    " m.thresholds, m.created_at, m.created_by, length(m.artifact) AS artifact_bytes,"
+    " m.thresholds, m.labels, m.created_at, m.created_by, length(m.artifact) AS artifact_bytes,"
     " (a.version = m.version) IS TRUE AS active, (a.shadow_version = m.version) IS TRUE AS shadow"
 )
 
@@ -117,6 +119,7 @@ class ModelRegistry:
         thresholds: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         profile: Mapping[str, Any] | None = None,
+        labels: Sequence[str] | None = None,
         fmt: str | None = None,
         actor: str = "system",
         force: bool = False,
@@ -124,14 +127,16 @@ class ModelRegistry:
         """Stores a new version after building its endpoint; returns the version's summary,
         with `existing` False. The same artifact with the same schema and thresholds as a
         version of `name` already has is that version (`existing` True, nothing stored),
-        unless `force`.
+        unless `force`. `labels` name the classes the scores are of (one per class; two for
+        a model with one probability).
 
         Raises the `ferroscore.FerroscoreError` of the failing check (`ModelLoadError`,
         `SchemaError` with its `pointer` and `document`)."""
         check_name(name)
         t = self.tenant
         sha = hashlib.sha256(artifact).hexdigest()
-        upload = Artifact(t, name, 1, fmt, artifact, input_schema, thresholds)
+        classes = tuple(labels) if labels else None
+        upload = Artifact(t, name, 1, fmt, artifact, input_schema, thresholds, classes)
         if self._check is not None:
             self._check(upload)
         endpoint = self._build(upload)
@@ -139,7 +144,8 @@ class ModelRegistry:
         with self._pool.connection() as conn:
             # Serialise version numbering per model name.
             self._lock(conn, name)
-            if not force and (same := self._same(conn, name, sha, input_schema, thresholds)):
+            same = self._same(conn, name, sha, input_schema, thresholds, classes)
+            if not force and same:
                 return self._created(name, same, existing=True)
             row = conn.execute(
                 "SELECT coalesce(max(version), 0) + 1 FROM models WHERE tenant = %s AND name = %s",
@@ -148,8 +154,8 @@ class ModelRegistry:
             version = int(row[0]) if row else 1
             conn.execute(
                 "INSERT INTO models (tenant, name, version, format, artifact, input_schema,"
-                " thresholds, metadata, profile, sha256, n_features, objective, created_by)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " thresholds, metadata, profile, sha256, n_features, objective, created_by,"
+                " labels) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     t,
                     name,
@@ -164,6 +170,7 @@ class ModelRegistry:
                     endpoint.model.n_features,
                     endpoint.model.objective,
                     actor,
+                    Jsonb(list(classes)) if classes else None,
                 ),
             )
             self._audit(conn, actor, "register", name, None, version, {"sha256": sha})
@@ -176,14 +183,18 @@ class ModelRegistry:
         return created
 
     def _same(
-        self, conn: Connection[Any], name: str, sha: str, schema: str, thresholds: str | None
-    ) -> int | None:
-        """The version of `name` with this artifact, schema and thresholds, if one has."""
+        self, conn: Connection[Any], name: str, sha: str, schema: str, thresholds: str | None,
+        labels: tuple[str, ...] | None,
+    ) -> int | None:  # fmt: skip
+        """The version of `name` with this artifact, schema, thresholds and labels, if one
+        has."""
         row = conn.execute(
             "SELECT max(version) FROM models WHERE tenant = %s AND name = %s AND sha256 = %s"
-            " AND input_schema = %s::jsonb AND thresholds IS NOT DISTINCT FROM %s::jsonb",
-            (self.tenant, name, sha, schema, thresholds),
-        ).fetchone()
+            " AND input_schema = %s::jsonb AND thresholds IS NOT DISTINCT FROM %s::jsonb"
+            " AND labels IS NOT DISTINCT FROM %s",
+            (self.tenant, name, sha, schema, thresholds,
+             Jsonb(list(labels)) if labels else None),
+        ).fetchone()  # fmt: skip
         return int(row[0]) if row and row[0] is not None else None
 
     def activate(self, name: str, version: int, actor: str = "system") -> dict[str, Any]:
@@ -406,13 +417,15 @@ class ModelRegistry:
     def artifact(self, name: str, version: int) -> Artifact:
         with self._pool.connection() as conn:
             row = conn.execute(
-                "SELECT format, artifact, input_schema::text, thresholds::text FROM models"
-                " WHERE tenant = %s AND name = %s AND version = %s",
+                "SELECT format, artifact, input_schema::text, thresholds::text, labels"
+                " FROM models WHERE tenant = %s AND name = %s AND version = %s",
                 (self.tenant, name, version),
             ).fetchone()
         if row is None:
             raise not_found(name, version)
-        return Artifact(self.tenant, name, version, row[0], bytes(row[1]), row[2], row[3])
+        labels = tuple(row[4]) if row[4] else None
+        return Artifact(self.tenant, name, version, row[0], bytes(row[1]), row[2], row[3],
+                        labels)  # fmt: skip
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -37,7 +37,12 @@ MAX_ERRORS = 50
 #: Column names the scorer writes; an input column of one of these names is not carried.
 SCORE = "score"
 DECISION = "decision"
+LABEL = "label"
 ERROR = "error"
+#: Per row, what was scored with a warning (JSON: a list of `{feature, code[, bound]}`), null
+#: when nothing; written when the schema can warn (training ranges, unknown categories scored
+#: as missing).
+WARNINGS = "warnings"
 
 
 class RowError(NamedTuple):
@@ -70,7 +75,9 @@ class Scorer:
     where the model stored its categories. `thresholds` (JSON text or a list of rules) add a
     decision. `explain` asks for that many reasons per row. `keep` names the input columns
     carried into the output; by default, every column the schema does not read (ids,
-    labels). `threads` sizes the pool a large table is split over (default: all cores)."""
+    labels). `threads` sizes the pool a large table is split over (default: all cores).
+    `labels` name the classes the scores are of: the output then has each class's score as
+    `score_<label>` (a multiclass model's) and the predicted class as `label`."""
 
     def __init__(
         self,
@@ -83,6 +90,7 @@ class Scorer:
         threads: int | None = None,
         name: str = "offline",
         version: int = 0,
+        labels: Sequence[str] | None = None,
     ) -> None:
         loaded = model if isinstance(model, Model) else Model.load(model)
         if schema is None:
@@ -95,7 +103,9 @@ class Scorer:
             if thresholds is None or isinstance(thresholds, str)
             else json.dumps(list(thresholds))
         )
-        self.endpoint = Endpoint(name, version, loaded, schema_text, thresholds=thresholds_text)
+        classes = list(labels) if labels else None
+        self.endpoint = Endpoint(name, version, loaded, schema_text, thresholds=thresholds_text,
+                                 classes=classes)  # fmt: skip
         self.explain = max(0, explain)
         self.keep = None if keep is None else list(keep)
         self.threads = threads
@@ -113,6 +123,16 @@ class Scorer:
         n = loaded.n_outputs
         #: The score columns: `score`, or `score_0`, `score_1`, ... for several outputs.
         self.score_columns = [SCORE] if n == 1 else [f"{SCORE}_{i}" for i in range(n)]
+        if classes and n > 1:
+            self.score_columns = [f"{SCORE}_{label}" for label in classes]
+        self._classes = pa.array(classes or [], pa.string())
+        #: Whether the schema flags values rather than refusing them, so that the output has
+        #: a `warnings` column.
+        self.warns = any(
+            "x-ferroscore-training-range" in spec
+            or spec.get("x-ferroscore-unknown-category") == "missing"
+            for spec in properties.values()
+        )
 
     @property
     def model(self) -> Model:
@@ -123,8 +143,12 @@ class Scorer:
         names = list(self.score_columns)
         if self.endpoint.thresholds is not None:
             names.append(DECISION)
+        if self.endpoint.classes:
+            names.append(LABEL)
         for k in range(1, self.explain + 1):
             names += [f"reason_{k}", f"reason_{k}_contribution"]
+        if self.warns:
+            names.append(WARNINGS)
         return names
 
     def score(
@@ -149,13 +173,15 @@ class Scorer:
             if name in table.column_names
         ]
         cap = n * max(len(self.features), 1) if partial else MAX_ERRORS
-        scores, valid, decisions, reasons, contributions, problems = self.endpoint.score_table(
-            columns,
-            n,
-            first_row=first_row,
-            explain=self.explain,
-            max_errors=cap,
-            threads=self.threads,
+        scores, valid, decisions, reasons, contributions, problems, warned = (
+            self.endpoint.score_table(
+                columns,
+                n,
+                first_row=first_row,
+                explain=self.explain,
+                max_errors=cap,
+                threads=self.threads,
+            )
         )
         errors = [RowError(int(p.split("/", 3)[2]), p, c, m) for p, c, m in problems]
         if errors and not partial:
@@ -166,11 +192,15 @@ class Scorer:
             out[name] = pa.array(np.ascontiguousarray(scores[:, j]), mask=refused_rows)
         if self.endpoint.thresholds is not None:
             out[DECISION] = _dictionary(decisions, self._decisions)
+        if self.endpoint.classes:
+            out[LABEL] = _dictionary(_predicted(scores, valid), self._classes)
         for k in range(reasons.shape[1]):
             out[f"reason_{k + 1}"] = _dictionary(reasons[:, k], self._feature_of_column)
             out[f"reason_{k + 1}_contribution"] = pa.array(
                 np.ascontiguousarray(contributions[:, k]), mask=reasons[:, k] < 0
             )
+        if self.warns:
+            out[WARNINGS] = _warnings_column(warned, n, first_row)
         return ScoredTable(pa.table(out), valid, errors)
 
     def output_schema(self, data: pa.Schema) -> pa.Schema:
@@ -214,6 +244,7 @@ class Scorer:
             self.threads,
             self.endpoint.name,
             self.endpoint.version,
+            self.endpoint.classes,
         )
         return (restore_scorer, (self.model.artifact, *state))
 
@@ -230,9 +261,36 @@ class Scorer:
         return [n for n in names if n not in self.features and n not in outputs]
 
 
+def _predicted(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Each row's most probable class, as an index into the labels (-1: refused): the
+    largest score of a multiclass model's, or p >= 0.5 of a model with one probability."""
+    if scores.shape[1] == 1:
+        best = (scores[:, 0] >= 0.5).astype(np.int32)
+    else:
+        best = np.argmax(np.nan_to_num(scores, nan=-np.inf), axis=1).astype(np.int32)
+    return np.where(valid, best, -1).astype(np.int32)
+
+
+def _warnings_column(
+    warned: list[tuple[int, str, str, float | None]], n: int, first_row: int
+) -> pa.Array:
+    """Each row's warnings as JSON text (as the decision log keeps them), null for none."""
+    rows: list[list[dict[str, Any]] | None] = [None] * n
+    for row, feature, code, bound in warned:
+        entry: dict[str, Any] = {"feature": feature, "code": code}
+        if bound is not None:
+            entry["bound"] = bound
+        found = rows[row - first_row]
+        if found is None:
+            rows[row - first_row] = [entry]
+        else:
+            found.append(entry)
+    return pa.array([None if r is None else json.dumps(r) for r in rows], pa.string())
+
+
 def restore_scorer(artifact: bytes, *state: Any) -> Scorer:
     """Unpickles a `Scorer`, built once per process for the same artifact and settings."""
-    schema, thresholds, explain, keep, threads, name, version = state
+    schema, thresholds, explain, keep, threads, name, version, labels = state
 
     def build() -> Scorer:
         return Scorer(
@@ -244,6 +302,7 @@ def restore_scorer(artifact: bytes, *state: Any) -> Scorer:
             threads=threads,
             name=name,
             version=version,
+            labels=labels,
         )
 
     return cached(artifact, state, build)

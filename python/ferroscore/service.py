@@ -167,6 +167,7 @@ class Service:
             model,
             a.input_schema,
             thresholds=a.thresholds,
+            classes=list(a.labels) if a.labels else None,
             **self.settings.limits(),
         )
 

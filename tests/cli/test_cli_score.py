@@ -51,7 +51,7 @@ def test_scores_a_parquet_file_exactly_with_keys_decisions_and_reasons(
     table = pq.read_table(out)
     assert table.column_names == [
         "label", "score", "decision",
-        "reason_1", "reason_1_contribution", "reason_2", "reason_2_contribution",
+        "reason_1", "reason_1_contribution", "reason_2", "reason_2_contribution", "warnings",
     ]  # fmt: skip
     frame = fraud.frame()
     expected = reference(fraud, frame)
@@ -68,7 +68,8 @@ def test_csv_in_and_out_by_the_same_rules(fraud: FraudModels, tmp_path: Path) ->
                  "--key", "label", "--explain", "1")  # fmt: skip
     assert done.returncode == 0, done.stderr
     written = pd.read_csv(out)
-    assert list(written.columns) == ["label", "score", "reason_1", "reason_1_contribution"]
+    assert list(written.columns) == ["label", "score", "reason_1", "reason_1_contribution",
+                                     "warnings"]  # fmt: skip
     np.testing.assert_allclose(written["score"], reference(fraud, fraud.frame()), atol=1e-9)
 
 
@@ -139,7 +140,7 @@ def test_an_empty_input_gives_an_empty_output_with_every_column(
     out = tmp_path / "scores.parquet"
     done = score(fraud.lightgbm, "-i", empty, "-o", out, "--schema", fraud.schema)
     assert done.returncode == 0, done.stderr
-    assert pq.read_table(out).column_names == ["label", "score"]
+    assert pq.read_table(out).column_names == ["label", "score", "warnings"]
 
 
 def test_a_registered_model_by_name_and_version(

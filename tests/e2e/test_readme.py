@@ -149,7 +149,7 @@ def test_offline_and_at_scale(tmp_path: Path) -> None:
     assert {"application_id", "score", "decision"} <= set(scores.column_names)
     reasons = (tmp_path / "loans" / "reasons.csv").read_text().splitlines()
     assert reasons[0] == '"application_id","score","reason_1","reason_1_contribution",' + (
-        '"reason_2","reason_2_contribution"'
+        '"reason_2","reason_2_contribution","warnings"'
     )
     dask = pq.read_table(tmp_path / "loans" / "dask-scores").sort_by("application_id")
     assert dask.column("score").equals(scores.sort_by("application_id").column("score"))

@@ -190,7 +190,8 @@ def test_an_absent_optional_feature_is_missing_and_a_required_one_refused(
 def test_kept_columns(scorer: Scorer, fraud: FraudModels) -> None:
     frame = fraud.frame().head(10).assign(id=range(10))
     keep = Scorer(fraud.lightgbm, fraud.schema.read_text(), keep=["id", "amount"])
-    assert keep.score(frame).table.column_names == ["id", "amount", "score"]
+    # The schema scores an unseen merchant as missing: its warnings have a column.
+    assert keep.score(frame).table.column_names == ["id", "amount", "score", "warnings"]
     with pytest.raises(ValueError, match="no column 'nope'"):
         Scorer(fraud.lightgbm, fraud.schema.read_text(), keep=["nope"]).score(frame)
     # An input column named like an output is not carried over it.

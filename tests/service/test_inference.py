@@ -102,16 +102,20 @@ def test_categories_keep_the_codes_they_were_trained_with(tmp_path: Path, librar
 def test_margins_strictness_and_unseen_categories(fraud: FraudModels) -> None:
     model = Model.load(fraud.lightgbm)
     table = read_table(fraud.parquet)
-    strict = infer_schema(model, table, Options(margin=0.0, unknown_category="error"))
+    strict = infer_schema(model, table, Options(hard_bounds=True, unknown_category="error"))
     frame = fraud.frame()
     age = strict["properties"]["age"]
     assert (age["minimum"], age["maximum"]) == (frame.age.min(), frame.age.max())
-    wide = infer_schema(model, table, Options(margin=0.5))["properties"]["amount"]
-    assert wide["minimum"] == 0, "never below zero when the data never is"
-    assert wide["maximum"] > frame.amount.max() * 1.4
+    # By default the range is the training range: recorded, refusing nothing.
+    soft = infer_schema(model, table)["properties"]["age"]
+    assert soft["x-ferroscore-training-range"] == [frame.age.min(), frame.age.max()]
+    assert "minimum" not in soft
+    assert "maximum" not in soft
+    wide = infer_schema(model, table, Options(margin=0.5, hard_bounds=True))["properties"]
+    assert wide["amount"]["minimum"] == 0, "never below zero when the data never is"
+    assert wide["amount"]["maximum"] > frame.amount.max() * 1.4
     open_ = infer_schema(model, table, Options(margin=None))["properties"]["age"]
-    assert "minimum" not in open_
-    assert "maximum" not in open_
+    assert not {"minimum", "maximum", "x-ferroscore-training-range"} & set(open_)
     endpoint = Endpoint("m", 1, model, json.dumps(strict))
     record = {"features": {"age": 40, "merchant": "casino", "card_present": True}}
     with pytest.raises(ValidationError) as e:

@@ -129,6 +129,14 @@ def models_versions(name: str, url: str, as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="the reference profile `schema infer --profile` wrote (with --schema; --data infers it)",
 )
+@click.option(
+    "--labels", help="the class labels, comma-separated, one per class in the model's order "
+    "(two for a model of one probability: the negative class first)",
+)  # fmt: skip
+@click.option(
+    "--target", help="with --data: the data's label column, whose classes are the labels (a "
+    "categorical column's order, else sorted)",
+)  # fmt: skip
 @click.option("--metadata", help="metadata (a JSON object)")
 @click.option("--activate", is_flag=True, help="serve the new version at once")
 @click.option(
@@ -140,8 +148,8 @@ def models_versions(name: str, url: str, as_json: bool) -> None:
 @json_option
 def models_push(
     name: str, model: Path, schema: Path | None, data: Path | None, thresholds: Path | None,
-    profile: Path | None, metadata: str | None, activate: bool, force: bool, url: str,
-    as_json: bool,
+    profile: Path | None, labels: str | None, target: str | None, metadata: str | None,
+    activate: bool, force: bool, url: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Register MODEL (a file) as a new version of NAME. Pushed again with the same schema
     and thresholds, it is the version that has them (`existing` true), unless --force."""
@@ -149,6 +157,9 @@ def models_push(
         raise click.UsageError("give exactly one of --schema and --data")
     if profile is not None and data is not None:
         raise click.UsageError("--data infers the profile: give --profile with --schema")
+    if target is not None and (data is None or labels is not None):
+        raise click.UsageError("--target reads the labels from --data: give one of --labels "
+                               "and --data ... --target")  # fmt: skip
     artifact = model.read_bytes()
     fields: dict[str, bytes] = {}
     if force:
@@ -159,12 +170,21 @@ def models_push(
         fields["schema"] = schema.read_bytes()
     else:
         assert data is not None
-        from ferroscore.inference import infer_schema, read_table, reference_profile
+        from ferroscore.inference import (
+            Options,
+            class_labels,
+            infer_schema,
+            read_table,
+            reference_profile,
+        )
 
         try:
             loaded = Model.load(artifact)
             table = read_table(data)
-            inferred = infer_schema(loaded, table, artifact=artifact)
+            if target is not None:
+                fields["labels"] = json.dumps(class_labels(table, target)).encode()
+            options = Options(exclude=(target,) if target else ())
+            inferred = infer_schema(loaded, table, options, artifact=artifact)
             fields["schema"] = json.dumps(inferred).encode()
             fields["profile"] = json.dumps(reference_profile(loaded, inferred, table)).encode()
         except (FerroscoreError, ValueError, OSError) as e:
@@ -173,6 +193,8 @@ def models_push(
         fields["thresholds"] = thresholds.read_bytes()
     if metadata is not None:
         fields["metadata"] = metadata.encode()
+    if labels is not None:
+        fields["labels"] = json.dumps([x.strip() for x in labels.split(",")]).encode()
 
     def push(c: Client) -> Any:
         created = c.upload(f"/v1/models/{name}/versions", model.name, artifact, fields)
@@ -276,13 +298,17 @@ def schema() -> None:
 @click.option(
     "--margin",
     type=click.FloatRange(min=0),
-    default=0.1,
+    default=0.0,
     show_default=True,
     help="widen each numeric range by this share of it on each side",
 )
-@click.option("--open-bounds", is_flag=True, help="no minimum or maximum at all")
+@click.option("--open-bounds", is_flag=True, help="no range at all")
 @click.option(
-    "--strict", is_flag=True, help="bounds exactly the data's range, and unseen categories refused"
+    "--strict",
+    is_flag=True,
+    help="refuse what the data never showed: the ranges as hard minimum/maximum (a value "
+    "outside is a 422) and unseen categories refused; without it, a value outside its "
+    "training range, or an unseen category, is scored with a warning",
 )
 @click.option(
     "--unknown-category",
@@ -304,7 +330,8 @@ def schema_infer(
     from ferroscore.inference import Options, infer_schema, read_table, reference_profile
 
     options = Options(
-        margin=None if open_bounds else (0.0 if strict else margin),
+        margin=None if open_bounds else margin,
+        hard_bounds=strict,
         unknown_category=unknown_category or ("error" if strict else "missing"),
         exclude=exclude,
     )

@@ -148,11 +148,12 @@ def drift(model: str, version: int | None, days: int, bucket: str, url: str, as_
         cells += [_bar(point["features_psi"].get(n)) for n in top]
         chart.add_row(point["start"][: 16 if bucket == "hour" else 10], str(point["rows"]), *cells)
     out.print(chart)
-    summary = Table("feature", "PSI", "missing", "reference missing",
+    summary = Table("feature", "PSI", "missing", "reference missing", "warnings",
                     title=f"over the window ({report['window']['rows']} rows)")  # fmt: skip
     for name, f in ranked:
-        summary.add_row(name, _bar(f["psi"]), _rate(f["missing_rate"]),
-                        _rate(f["reference_missing_rate"]))  # fmt: skip
+        warned = ", ".join(f"{n} {code}" for code, n in sorted(f.get("warnings", {}).items()))
+        summary.add_row(name, _bar(f["psi"]), _rate(f.get("missing_rate")),
+                        _rate(f.get("reference_missing_rate")), warned)  # fmt: skip
     out.print(summary)
     outcomes = report["outcomes"]
     if outcomes["rows"]:

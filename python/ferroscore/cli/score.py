@@ -48,6 +48,10 @@ from ferroscore.registry import DEFAULT_TENANT, Artifact
     help="decision thresholds [default: the registered version's, or none]",
 )  # fmt: skip
 @click.option("--version", "version", type=int, help="a registered version [default: the active]")
+@click.option(
+    "--labels", help="the class labels, comma-separated: a `label` column and each class's "
+    "score by label [default: the registered version's, or none]",
+)  # fmt: skip
 @click.option("--explain", type=click.IntRange(min=0), default=0, help="reasons per row")
 @click.option(
     "--key", "keys", multiple=True,
@@ -64,7 +68,8 @@ from ferroscore.registry import DEFAULT_TENANT, Artifact
               help="the tenant whose registered model MODEL names")  # fmt: skip
 def score(
     model: str, source: Path, output: Path, schema_path: Path | None,
-    thresholds_path: Path | None, version: int | None, explain: int, keys: tuple[str, ...],
+    thresholds_path: Path | None, version: int | None, labels: str | None, explain: int,
+    keys: tuple[str, ...],
     threads: int | None, partial: bool, errors_path: Path | None, batch_rows: int, tenant: str,
 ) -> None:  # fmt: skip
     """Score Parquet or CSV files with MODEL: a model file, or the name of a registered model
@@ -92,6 +97,7 @@ def score(
         scorer = Scorer(
             artifact.artifact, schema, thresholds, explain=explain,
             keep=keys or None, threads=threads, name=artifact.name, version=artifact.version,
+            labels=labels.split(",") if labels else artifact.labels,
         )  # fmt: skip
         total = count_rows(files)
         with _progress(console) as bar:

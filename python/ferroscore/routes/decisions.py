@@ -42,7 +42,10 @@ OUTCOME = {
 }  # fmt: skip
 _OUTCOME_COLUMNS = "label, amount, observed_at, recorded_at"
 
-_ROW = "role, row_index, model, version, features, score AS scores, decision, reference, created_at"
+_ROW = (
+    "role, row_index, model, version, features, score AS scores, decision, reference, created_at,"
+    " warnings"
+)
 #: Champion rows first, then the shadow's, each in the order of the request's records.
 _QUERY = (
     f"SELECT {_ROW} FROM decisions WHERE tenant = %s AND request_id = %s"

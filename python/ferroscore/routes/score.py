@@ -17,7 +17,7 @@ from ferroscore._core import (
     SpoolFullError,
 )
 from ferroscore.catalog import Served
-from ferroscore.metrics import count_failures
+from ferroscore.metrics import count_failures, count_warnings
 from ferroscore.pipeline import Call, Handler, Reply, digits, error_reply, later, query_error
 from ferroscore.routes.shadow import shadow_job
 from ferroscore.scoring import ScoringRequest, hooks_of, run_blocking, run_hooked, score_now
@@ -121,6 +121,8 @@ def recorded(service: Service, call: Call, served: Served, req: ScoringRequest) 
     if decision is None:  # refused before it was scored: nothing to record
         return reply
     log, tenant = service.decisions, call.tenant
+    if decision.warned and service.settings.metrics:
+        count_warnings(decision.model, decision.warnings)
     try:
         if call.defer_commit:
             reply.commit = log.record_nowait(decision, "champion", tenant)

@@ -35,7 +35,7 @@ NUMPY_TYPES = {
 }  # fmt: skip
 #: The tensor datatype each schema type is described with.
 DATATYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
-SCORE, DECISION = "score", "decision"
+SCORE, DECISION, LABEL = "score", "decision", "label"
 _HEADER_LENGTH = "inference-header-content-length"
 _POINTER = re.compile(r"^/rows/(\d+)/features/(.+)$")
 #: An error message names this many problems, then counts the rest.
@@ -144,11 +144,14 @@ def infer(service: Service, score: Handler) -> Handler:
             if unknown:
                 return error(400, f"unknown output {unknown[0]!r}; this model has "
                              f"{list(outputs)}")  # fmt: skip
+            parameters: dict[str, Any] = {"request_id": answer["request_id"]}
+            if "warnings" in answer:
+                parameters["warnings"] = [_v2_warning(w) for w in answer["warnings"]]
             reply = _json({
                 "model_name": served.champion.name,
                 "model_version": str(served.champion.version),
                 "id": request.get("id") or answer["request_id"],
-                "parameters": {"request_id": answer["request_id"]},
+                "parameters": parameters,
                 "outputs": [outputs[n] for n in wanted or outputs],
             })  # fmt: skip
             reply.commit = native.commit
@@ -193,9 +196,15 @@ def _metadata(served: Served) -> dict[str, Any]:
     outputs = [{"name": SCORE, "datatype": "FP64", "shape": [-1] if n == 1 else [-1, n]}]
     if endpoint.thresholds:
         outputs.append({"name": DECISION, "datatype": "BYTES", "shape": [-1]})
-    return {"name": endpoint.name, "versions": [str(endpoint.version)],
-            "platform": f"ferroscore_{endpoint.model.format}", "inputs": inputs,
-            "outputs": outputs}  # fmt: skip
+    meta: dict[str, Any] = {
+        "name": endpoint.name, "versions": [str(endpoint.version)],
+        "platform": f"ferroscore_{endpoint.model.format}", "inputs": inputs, "outputs": outputs,
+    }  # fmt: skip
+    if endpoint.classes:
+        # The predicted class, and which class each column of the score is.
+        outputs.append({"name": LABEL, "datatype": "BYTES", "shape": [-1]})
+        meta["parameters"] = {"labels": endpoint.classes}
+    return meta
 
 
 def _config_tensor(t: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,6 +361,17 @@ def _column_records(tensors: Sequence[tuple[str, list[int], list[Any]]]) -> list
             for row in zip(*(values for _, _, values in tensors), strict=True)]  # fmt: skip
 
 
+def _v2_warning(w: Mapping[str, Any]) -> dict[str, Any]:
+    """A native warning (pointer `/rows/{i}/features/{name}`) as V2 clients read it: the
+    row of the batch and the feature by name, with its code, message and bound."""
+    _, _, row, _, name = w["pointer"].split("/", 4)
+    out = {"row": int(row), "feature": name.replace("~1", "/").replace("~0", "~"),
+           "code": w["code"], "message": w["message"]}  # fmt: skip
+    if "bound" in w:
+        out["bound"] = w["bound"]
+    return out
+
+
 def _wanted_outputs(request: Mapping[str, Any]) -> list[str]:
     asked = request.get("outputs") or []
     if not isinstance(asked, list) or not all(isinstance(o, dict) for o in asked):
@@ -369,6 +389,9 @@ def _outputs(answer: Mapping[str, Any], n_rows: int) -> dict[str, dict[str, Any]
         decisions = answer["decisions"]
         out[DECISION] = {"name": DECISION, "datatype": "BYTES", "shape": [n_rows],
                          "data": decisions}  # fmt: skip
+    if "labels" in answer:
+        out[LABEL] = {"name": LABEL, "datatype": "BYTES", "shape": [n_rows],
+                      "data": answer["labels"]}  # fmt: skip
     return out
 
 

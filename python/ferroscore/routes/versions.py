@@ -1,6 +1,7 @@
 """The model lifecycle over HTTP: push a version (multipart: `model`, `schema`, optional
-`thresholds`, `metadata`, `profile`, `force`), list and read versions, activate, roll back,
-delete, and set or clear a shadow. Every change is audited and NOTIFYed by the registry."""
+`thresholds`, `metadata`, `profile`, `labels`, `force`), list and read versions, activate,
+roll back, delete, and set or clear a shadow. Every change is audited and NOTIFYed by the
+registry."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ferroscore.registry import ModelRegistry, RegistryError, check_name
 from ferroscore.service import Service
 
 #: The form fields a push reads; any other is refused, so a typo is not silently dropped.
-FIELDS = ("model", "schema", "thresholds", "metadata", "profile", "force")
+FIELDS = ("model", "schema", "thresholds", "metadata", "profile", "labels", "force")
 _FORCE = {b"true": True, b"1": True, b"false": False, b"0": False, b"": False}
 
 
@@ -122,6 +123,9 @@ def push(service: Service, call: Call) -> Reply:
     thresholds = _json_field(form, "thresholds", list)
     metadata = _json_field(form, "metadata", dict)
     profile = _json_field(form, "profile", dict)
+    labels = _labels(form.get("labels"))
+    if isinstance(labels, Reply):
+        return labels
     force = _FORCE.get(form.get("force", b"").strip().lower())
     if force is None:
         return pointer_error(422, "invalid_field", "the form field 'force' is true or false",
@@ -134,6 +138,7 @@ def push(service: Service, call: Call) -> Reply:
             thresholds=orjson.dumps(thresholds).decode() if thresholds is not None else None,
             metadata=metadata,
             profile=profile,
+            labels=labels,
             actor=_actor(call),
             force=force,
         )
@@ -143,10 +148,26 @@ def push(service: Service, call: Call) -> Reply:
         document = getattr(e, "document", "schema")
         # The core's pointer into the document is escaped already.
         where = f"/{document}{getattr(e, 'pointer', '')}"
-        code = "invalid_thresholds" if document == "thresholds" else "schema_mismatch"
+        code = {"thresholds": "invalid_thresholds", "labels": "invalid_labels"}.get(
+            document, "schema_mismatch"
+        )
         return pointer_error(422, code, getattr(e, "message", str(e)), where)
     # The same artifact, schema and thresholds again: that version, nothing stored.
     return json_reply(200 if created["existing"] else 201, created)
+
+
+def _labels(raw: bytes | None) -> list[str] | Reply | None:
+    """The form's class labels: a JSON list of non-empty strings, else 422 at `/labels`."""
+    if raw is None:
+        return None
+    try:
+        labels = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        labels = None
+    if isinstance(labels, list) and labels and all(isinstance(x, str) and x for x in labels):
+        return labels
+    return pointer_error(422, "invalid_field", "the form field 'labels' is a JSON list of "
+                         "non-empty strings, one per class", "/labels")  # fmt: skip
 
 
 def _refused_model(e: ModelLoadError) -> Reply:

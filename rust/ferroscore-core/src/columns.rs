@@ -6,11 +6,11 @@
 //! feature's missing value, or `missing` when the feature is required. Columns the schema
 //! does not name are the table's own (ids, labels) and are not refused.
 
-use crate::error::{Code, FieldError};
+use crate::error::{Code, FieldError, Warning};
 use crate::parse::ctx::feature_tail;
 use crate::parse::json::{Number, Reader};
-use crate::parse::record::{check, missing_value};
-use crate::parse::rows::Rows;
+use crate::parse::record::{check, flag, missing_value};
+use crate::parse::rows::{Rows, MAX_WARNINGS};
 use crate::parse::value::Scalar;
 use crate::precision::Precision;
 use crate::schema::{Feature, Kind, Schema};
@@ -60,6 +60,7 @@ pub fn read_columns(
         values: vec![f64::NAN; n_rows * width],
         valid: vec![true; n_rows],
         errors: Vec::new(),
+        warnings: Vec::new(),
         batch: true,
         explain: None,
         reference: None,
@@ -85,7 +86,12 @@ pub fn read_columns(
                 _ => None,
             };
             let x = match value {
-                Some(Ok(x)) => x,
+                Some(Ok(x)) => {
+                    if let Some(c) = column {
+                        warn_of(&mut rows, feature, c, i, first_row, x);
+                    }
+                    x
+                }
                 None if !feature.required => missing_value(feature),
                 None => {
                     let msg = format!("required feature \"{}\" is missing", feature.name);
@@ -109,6 +115,40 @@ pub fn read_columns(
         }
     }
     rows
+}
+
+/// The warning, if any, about row `i`'s value `x` of `column` (see `record::flag`).
+#[inline]
+fn warn_of(
+    rows: &mut Rows,
+    feature: &Feature,
+    column: &Column<'_>,
+    i: usize,
+    first: usize,
+    x: f64,
+) {
+    let value = match (&feature.kind, &column.cells) {
+        (Kind::Categorical { .. }, Cells::Words { codes, words, .. }) => {
+            match usize::try_from(codes[i]) {
+                Ok(c) => Scalar::Str(Cow::Borrowed(words[c].as_str())),
+                Err(_) => return,
+            }
+        }
+        (Kind::Number { .. }, _) => Scalar::Num(Number::Float(x)),
+        _ => return,
+    };
+    if let Some((code, message, bound)) = flag(feature, &value, x) {
+        if rows.warnings.len() < MAX_WARNINGS {
+            rows.warnings.push(Warning {
+                pointer: format!("/rows/{}{}", first + i, feature_tail(&feature.name)),
+                code,
+                message,
+                feature: feature.name.clone(),
+                row: first + i,
+                bound,
+            });
+        }
+    }
 }
 
 /// Row `i` of a column checked against its feature; None when it is null.

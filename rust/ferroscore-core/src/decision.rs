@@ -1,10 +1,11 @@
 //! A scored request as rows of PostgreSQL's COPY text format, ready for the decision log's
 //! `COPY decisions (request_id, row_index, model, version, features, score, created_at,
-//! decision, role, tenant, reference)`.
+//! decision, role, tenant, reference, warnings)`.
 //! Formatting here, in one pass per row, keeps Python out of the per-row work.
 
 use crate::copy_text::escape;
 use crate::endpoint::{write_number, Endpoint, Scored};
+use crate::error::Warning;
 
 /// Appends one COPY line per scored row of `scored` to `out`; `role` says whether the
 /// version answered the caller ("champion") or was scored beside it ("shadow"); `tenant`
@@ -59,7 +60,36 @@ pub fn copy_rows(
             Some(r) => escape(out, r.as_bytes()),
             None => out.extend_from_slice(b"\\N"),
         }
+        out.push(b'\t');
+        write_row_warnings(out, &scored.rows.warnings, i);
         out.push(b'\n');
+    }
+}
+
+/// Row `i`'s warnings as a jsonb array of `{"feature", "code"[, "bound"]}`, or NULL.
+fn write_row_warnings(out: &mut Vec<u8>, warnings: &[Warning], i: usize) {
+    let mut first = true;
+    for w in warnings.iter().filter(|w| w.row == i) {
+        let mut json = Vec::with_capacity(64);
+        json.push(if first { b'[' } else { b',' });
+        json.extend_from_slice(b"{\"feature\":");
+        // Serialising a str into a Vec cannot fail.
+        serde_json::to_writer(&mut json, &w.feature).unwrap_or_default();
+        json.extend_from_slice(b",\"code\":\"");
+        json.extend_from_slice(w.code.as_str().as_bytes());
+        json.push(b'"');
+        if let Some(bound) = w.bound {
+            json.extend_from_slice(b",\"bound\":");
+            write_number(&mut json, bound);
+        }
+        json.push(b'}');
+        escape(out, &json);
+        first = false;
+    }
+    if first {
+        out.extend_from_slice(b"\\N");
+    } else {
+        out.push(b']');
     }
 }
 

@@ -2,7 +2,7 @@
 //! into the response bytes and the decision to record, in one pass and without Python.
 
 use crate::columns::{read_columns, Column};
-use crate::error::{FieldError, RequestError, SchemaError};
+use crate::error::{Code, FieldError, RequestError, SchemaError, Warning};
 use crate::fit::check_fit;
 use crate::model::{predict_parallel, Model, Output};
 use crate::parse::json::Number;
@@ -74,6 +74,8 @@ pub struct Endpoint {
     copy_keys: Vec<Vec<u8>>,
     /// What this version scored for callers (not offline), for the service's metrics.
     stats: ScoreStats,
+    /// The class labels, as JSON strings, when they were given (see `with_classes`).
+    classes: Option<Vec<Vec<u8>>>,
 }
 
 impl Endpoint {
@@ -137,7 +139,45 @@ impl Endpoint {
             response_middle,
             copy_keys,
             stats,
+            classes: None,
         })
+    }
+
+    /// Names the classes the scores are of, so that answers give the predicted label and the
+    /// probabilities by label: one label per output of a multiclass model, or two (the
+    /// negative class, then the positive one) for a model with one probability.
+    pub fn with_classes(mut self, classes: &[String]) -> Result<Self, SchemaError> {
+        let n = self.model.n_outputs(Output::Response);
+        if !(classes.len() == n && n > 1 || classes.len() == 2 && n == 1) {
+            let want = if n == 1 { 2 } else { n };
+            return Err(SchemaError::new(
+                "",
+                format!("{} labels for a model of {want} classes", classes.len()),
+            )
+            .in_document("labels"));
+        }
+        let mut seen = rustc_hash::FxHashSet::default();
+        if let Some(dup) = classes.iter().find(|c| !seen.insert(c.as_str())) {
+            return Err(
+                SchemaError::new("", format!("the label {dup:?} is given twice"))
+                    .in_document("labels"),
+            );
+        }
+        let json = classes
+            .iter()
+            .map(|c| {
+                let mut out = Vec::with_capacity(c.len() + 2);
+                write_string(&mut out, c);
+                out
+            })
+            .collect();
+        self.classes = Some(json);
+        Ok(self)
+    }
+
+    /// The class labels, when given.
+    pub fn has_classes(&self) -> bool {
+        self.classes.is_some()
     }
 
     /// What this version has scored for callers so far, and the decisions' labels.
@@ -378,6 +418,20 @@ impl Endpoint {
                     self.write_reasons(o, s, i)
                 });
             }
+            if let Some(classes) = &self.classes {
+                write_per_row(&mut out, b",\"labels\":[", s, |o, i| {
+                    match s.rows.valid[i] {
+                        true => write_label(o, classes, s.row_scores(i)),
+                        false => o.extend_from_slice(b"null"),
+                    }
+                });
+                write_per_row(&mut out, b",\"probabilities\":[", s, |o, i| {
+                    match s.rows.valid[i] {
+                        true => write_probabilities(o, classes, s.row_scores(i)),
+                        false => o.extend_from_slice(b"null"),
+                    }
+                });
+            }
             if !s.rows.errors.is_empty() {
                 out.extend_from_slice(b",\"errors\":");
                 write_errors(&mut out, &s.rows.errors);
@@ -385,6 +439,12 @@ impl Endpoint {
         } else {
             out.extend_from_slice(b"\"score\":");
             write_outputs(&mut out, s.row_scores(0));
+            if let Some(classes) = &self.classes {
+                out.extend_from_slice(b",\"label\":");
+                write_label(&mut out, classes, s.row_scores(0));
+                out.extend_from_slice(b",\"probabilities\":");
+                write_probabilities(&mut out, classes, s.row_scores(0));
+            }
             if self.has_thresholds() {
                 out.extend_from_slice(b",\"decision\":");
                 self.write_decision(&mut out, s, 0);
@@ -393,6 +453,10 @@ impl Endpoint {
                 out.extend_from_slice(b",\"reasons\":");
                 self.write_reasons(&mut out, s, 0);
             }
+        }
+        if !s.rows.warnings.is_empty() {
+            out.extend_from_slice(b",\"warnings\":");
+            write_warnings(&mut out, &s.rows.warnings);
         }
         out.push(b'}');
         out
@@ -634,20 +698,83 @@ fn write_outputs(out: &mut Vec<u8>, values: &[f64]) {
 }
 
 fn write_errors(out: &mut Vec<u8>, errors: &[FieldError]) {
-    out.push(b'[');
-    for (i, e) in errors.iter().enumerate() {
+    write_list(out, errors, |o, e| {
+        write_problem(o, &e.pointer, e.code, &e.message, None)
+    });
+}
+
+/// The probability of each class: the scores of a multiclass model, or 1 - p and p of a
+/// model with one probability.
+fn class_probabilities(scores: &[f64]) -> impl Iterator<Item = f64> + '_ {
+    let binary = match scores {
+        [p] => Some([1.0 - p, *p]),
+        _ => None,
+    };
+    let many = if binary.is_none() { scores } else { &[] };
+    binary.into_iter().flatten().chain(many.iter().copied())
+}
+
+/// The most probable class's label (the first of equals); null when no score is a number.
+fn write_label(out: &mut Vec<u8>, classes: &[Vec<u8>], scores: &[f64]) {
+    let best = class_probabilities(scores)
+        .enumerate()
+        .filter(|(_, p)| !p.is_nan())
+        .fold(None, |best: Option<(usize, f64)>, (i, p)| match best {
+            Some((_, q)) if q >= p => best,
+            _ => Some((i, p)),
+        });
+    match best {
+        Some((i, _)) => out.extend_from_slice(&classes[i]),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `{"label": probability, ...}` in the classes' order.
+fn write_probabilities(out: &mut Vec<u8>, classes: &[Vec<u8>], scores: &[f64]) {
+    out.push(b'{');
+    for (i, (label, p)) in classes.iter().zip(class_probabilities(scores)).enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b"{\"pointer\":");
-        write_string(out, &e.pointer);
-        out.extend_from_slice(b",\"code\":\"");
-        out.extend_from_slice(e.code.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"message\":");
-        write_string(out, &e.message);
-        out.push(b'}');
+        out.extend_from_slice(label);
+        out.push(b':');
+        write_number(out, p);
+    }
+    out.push(b'}');
+}
+
+/// Each warning as `{"pointer", "code", "message"[, "bound"]}`.
+pub fn write_warnings(out: &mut Vec<u8>, warnings: &[Warning]) {
+    write_list(out, warnings, |o, w| {
+        write_problem(o, &w.pointer, w.code, &w.message, w.bound)
+    });
+}
+
+/// `[item, item, ...]`, each written by `write`.
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write(out, item);
     }
     out.push(b']');
+}
+
+/// `{"pointer", "code", "message"[, "bound"]}`: an error's or a warning's members.
+fn write_problem(out: &mut Vec<u8>, pointer: &str, code: Code, message: &str, bound: Option<f64>) {
+    out.extend_from_slice(b"{\"pointer\":");
+    write_string(out, pointer);
+    out.extend_from_slice(b",\"code\":\"");
+    out.extend_from_slice(code.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"message\":");
+    write_string(out, message);
+    if let Some(bound) = bound {
+        out.extend_from_slice(b",\"bound\":");
+        write_number(out, bound);
+    }
+    out.push(b'}');
 }
 
 fn write_string(out: &mut Vec<u8>, s: &str) {

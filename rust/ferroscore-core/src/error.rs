@@ -25,6 +25,10 @@ pub enum Code {
     TooManyRows,
     EnrichmentOnly,
     NulCharacter,
+    /// A warning, not a refusal: outside the range the model was trained on.
+    OutOfTrainingRange,
+    /// A warning, not a refusal: a string outside the vocabulary, scored as missing.
+    UnknownCategory,
 }
 
 impl Code {
@@ -49,6 +53,8 @@ impl Code {
             Code::TooManyRows => "too_many_rows",
             Code::EnrichmentOnly => "enrichment_only",
             Code::NulCharacter => "nul_character",
+            Code::OutOfTrainingRange => "out_of_training_range",
+            Code::UnknownCategory => "unknown_category",
         }
     }
 }
@@ -71,6 +77,22 @@ impl FieldError {
             message: message.into(),
         }
     }
+}
+
+/// Something about a value that was scored but deserves a look: the row is answered, and
+/// the warning travels with its answer and its decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    /// RFC 6901 JSON Pointer into the request body.
+    pub pointer: String,
+    pub code: Code,
+    pub message: String,
+    /// The feature the value is of.
+    pub feature: String,
+    /// The row of the request (0 for a single record).
+    pub row: usize,
+    /// The bound the value passed, for `out_of_training_range`.
+    pub bound: Option<f64>,
 }
 
 /// Why a request body was refused. The variant decides the HTTP status class.

@@ -17,7 +17,7 @@ pub mod stats;
 pub mod thresholds;
 
 pub use endpoint::{Endpoint, Scored, Supplied};
-pub use error::{Code, FieldError, ModelError, RequestError, SchemaError};
+pub use error::{Code, FieldError, ModelError, RequestError, SchemaError, Warning};
 pub use model::{load as load_model, predict_parallel, Model, Output};
 pub use parse::{parse_request, Format, Limits, Rows};
 pub use precision::Precision;

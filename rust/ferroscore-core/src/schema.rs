@@ -16,6 +16,11 @@ pub const MISSING_KEYWORD: &str = "x-ferroscore-missing";
 /// (score it as a missing value, the tree's default branch).
 pub const UNKNOWN_KEYWORD: &str = "x-ferroscore-unknown-category";
 
+/// The range a number was seen in when the model was trained, `[low, high]`: a value outside
+/// it is scored (a tree takes its last branch) and carries an `out_of_training_range`
+/// warning. Unlike `minimum`/`maximum`, it refuses nothing.
+pub const TRAINING_RANGE_KEYWORD: &str = "x-ferroscore-training-range";
+
 /// Who supplies the feature: "request" (the caller; the default) or "enrichment" (a hook of
 /// the service, after validation: callers may not send it). "context" marks a string the
 /// caller sends that the model does not read (see `ContextField`).
@@ -36,12 +41,14 @@ pub struct Bound {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
-    /// JSON numbers, within bounds and, when given, one of `allowed`.
+    /// JSON numbers, within bounds and, when given, one of `allowed`; outside `trained`
+    /// (low, high), scored with a warning.
     Number {
         integer: bool,
         minimum: Option<Bound>,
         maximum: Option<Bound>,
         allowed: Option<Vec<f64>>,
+        trained: Option<(f64, f64)>,
     },
     /// true → 1, false → 0.
     Boolean { allowed: Option<Vec<bool>> },
@@ -289,6 +296,7 @@ struct Spec<'a> {
     max_length: Option<usize>,
     missing: Option<&'a str>,
     unknown: Option<&'a str>,
+    trained: Option<(f64, f64)>,
     enriched: bool,
 }
 
@@ -336,6 +344,22 @@ fn compile_feature(
             "minLength" => s.min_length = Some(length()?),
             "maxLength" => s.max_length = Some(length()?),
             CATEGORIES_KEYWORD => s.categories = Some(as_object(value, &at(key))?),
+            TRAINING_RANGE_KEYWORD => {
+                s.trained = Some(
+                    match value
+                        .as_array()
+                        .map(|a| a.iter().map(Value::as_f64).collect())
+                    {
+                        Some(Some::<Vec<f64>>(r)) if r.len() == 2 && r[0] <= r[1] => (r[0], r[1]),
+                        _ => {
+                            return Err(SchemaError::new(
+                                at(key),
+                                "must be [low, high]: two numbers, low <= high",
+                            ))
+                        }
+                    },
+                )
+            }
             MISSING_KEYWORD => {
                 s.missing = Some(value.as_str().ok_or_else(|| {
                     SchemaError::new(at(key), "must be \"nan\", \"default\" or \"error\"")
@@ -399,6 +423,7 @@ fn refuse_keywords(
         ("maxLength", ty != "string" && s.max_length.is_some()),
         (CATEGORIES_KEYWORD, ty != "string" && s.categories.is_some()),
         (UNKNOWN_KEYWORD, ty != "string" && s.unknown.is_some()),
+        (TRAINING_RANGE_KEYWORD, !numeric && s.trained.is_some()),
     ];
     match present.iter().find(|(_, bad)| *bad) {
         Some((k, _)) => Err(SchemaError::new(
@@ -422,6 +447,7 @@ fn number_kind(s: &Spec<'_>, integer: bool, pointer: &str) -> Result<Kind, Schem
         minimum: s.minimum,
         maximum: s.maximum,
         allowed,
+        trained: s.trained,
     })
 }
 
@@ -533,6 +559,7 @@ fn default_value(kind: &Kind, v: &Value) -> Option<f64> {
                 minimum,
                 maximum,
                 allowed,
+                ..
             },
             Value::Number(n),
         ) => {
@@ -668,7 +695,8 @@ mod tests {
                     value: 5.0,
                     exclusive: true
                 }),
-                allowed: None
+                allowed: None,
+                trained: None
             }
         );
         let b = s.lookup("b").expect("b");

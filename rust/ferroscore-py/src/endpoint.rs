@@ -10,7 +10,7 @@ use numpy::ndarray::Array2;
 use numpy::{IntoPyArray, PyArray2};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 use std::sync::Arc;
 
 const DEFAULT: Limits = Limits::DEFAULT;
@@ -21,6 +21,7 @@ pub struct Endpoint {
     source: Arc<[u8]>,
     schema: String,
     thresholds: Option<String>,
+    classes: Option<Vec<String>>,
 }
 
 #[pymethods]
@@ -34,6 +35,7 @@ impl Endpoint {
         max_features=DEFAULT.max_features,
         max_rows=DEFAULT.max_rows,
         thresholds=None,
+        classes=None,
     ))]
     #[allow(clippy::too_many_arguments)] // one keyword argument per limit, as Python sees them
     fn new(
@@ -48,6 +50,7 @@ impl Endpoint {
         max_features: usize,
         max_rows: usize,
         thresholds: Option<&str>,
+        classes: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let compiled = core::compile_schema(schema).map_err(|e| schema_error(py, e))?;
         let rules = match thresholds {
@@ -61,14 +64,20 @@ impl Endpoint {
             max_features,
             max_rows,
         };
-        let inner =
+        let mut inner =
             core::Endpoint::new(name, version, model.inner.clone(), compiled, limits, rules)
                 .map_err(|e| schema_error(py, e))?;
+        if let Some(labels) = &classes {
+            inner = inner
+                .with_classes(labels)
+                .map_err(|e| schema_error(py, e))?;
+        }
         Ok(Endpoint {
             inner: Arc::new(inner),
             source: model.source.clone(),
             schema: schema.to_owned(),
             thresholds: thresholds.map(str::to_owned),
+            classes,
         })
     }
 
@@ -100,6 +109,13 @@ impl Endpoint {
     #[getter]
     fn thresholds(&self) -> Option<&str> {
         self.thresholds.as_deref()
+    }
+
+    /// The class labels the answers name (the predicted `label` and the `probabilities` by
+    /// label), if given.
+    #[getter]
+    fn classes(&self) -> Option<Vec<String>> {
+        self.classes.clone()
     }
 
     /// Parses and validates a body as `score` would, without scoring: returns the number of
@@ -424,9 +440,26 @@ impl Decision {
         (0..rows.len()).filter(|&i| rows.valid[i]).collect()
     }
 
+    /// Whether any value was scored with a warning (cheap: ask before `warnings`).
+    #[getter]
+    fn warned(&self) -> bool {
+        !self.scored.rows.warnings.is_empty()
+    }
+
+    /// The warnings, as the response lists them, each with its `row` and `feature` too.
+    #[getter]
+    fn warnings<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.scored
+            .rows
+            .warnings
+            .iter()
+            .map(|w| warning_dict(py, w))
+            .collect()
+    }
+
     /// The scored rows as PostgreSQL COPY text lines for `COPY decisions (request_id,
     /// row_index, model, version, features, score, created_at, decision, role, tenant,
-    /// reference)`.
+    /// reference, warnings)`.
     #[pyo3(signature = (role="champion", tenant="default"))]
     fn copy_rows<'py>(&self, py: Python<'py>, role: &str, tenant: &str) -> Bound<'py, PyBytes> {
         let mut out = Vec::with_capacity(1024);
@@ -487,6 +520,21 @@ impl Decision {
             decisions: Some(decisions),
         })
     }
+}
+
+/// A warning as a dict: `pointer`, `code`, `message`, `feature`, `row` and, when it has one,
+/// `bound`.
+pub fn warning_dict<'py>(py: Python<'py>, w: &core::Warning) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("pointer", &w.pointer)?;
+    d.set_item("code", w.code.as_str())?;
+    d.set_item("message", &w.message)?;
+    d.set_item("feature", &w.feature)?;
+    d.set_item("row", w.row)?;
+    if let Some(bound) = w.bound {
+        d.set_item("bound", bound)?;
+    }
+    Ok(d)
 }
 
 impl Decision {

@@ -98,8 +98,9 @@ impl HeldColumn<'_> {
 
 /// What `Endpoint.score_table` returns: scores (rows × outputs, NaN when refused), whether
 /// each row is valid, each row's decision as its rule's index (-1: none), the model columns
-/// of its top reasons and their contributions (rows × k; -1 and NaN past the last), and the
-/// problems found as `(pointer, code, message)`.
+/// of its top reasons and their contributions (rows × k; -1 and NaN past the last), the
+/// problems found as `(pointer, code, message)`, and the warnings as `(row, feature, code,
+/// bound)` (rows numbered from the table's first).
 pub type ScoredTable<'py> = (
     Bound<'py, PyArray2<f64>>,
     Bound<'py, PyArray1<bool>>,
@@ -107,6 +108,7 @@ pub type ScoredTable<'py> = (
     Bound<'py, PyArray2<i32>>,
     Bound<'py, PyArray2<f64>>,
     Vec<(String, &'static str, String)>,
+    Vec<(usize, String, &'static str, Option<f64>)>,
 );
 
 pub fn scored_table<'py>(
@@ -138,6 +140,12 @@ pub fn scored_table<'py>(
         .into_iter()
         .map(|e| (e.pointer, e.code.as_str(), e.message))
         .collect();
+    let warnings = scored
+        .rows
+        .warnings
+        .into_iter()
+        .map(|w| (w.row, w.feature, w.code.as_str(), w.bound))
+        .collect();
     let scores = Array2::from_shape_vec((n, scored.n_outputs), scored.scores)
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok((
@@ -147,6 +155,7 @@ pub fn scored_table<'py>(
         columns.into_pyarray(py),
         contributions.into_pyarray(py),
         errors,
+        warnings,
     ))
 }
 

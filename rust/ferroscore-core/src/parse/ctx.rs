@@ -1,9 +1,9 @@
 //! The state one parse shares across the levels of a request: where the record being read
-//! sits (for JSON Pointers), the problems found, the depth, the limits.
+//! sits (for JSON Pointers), the problems and warnings found, the depth, the limits.
 
-use crate::error::{escape_token, Code, FieldError};
+use crate::error::{escape_token, Code, FieldError, Warning};
 use crate::parse::json::SyntaxError;
-use crate::parse::rows::{Limits, Rows, MAX_ERRORS};
+use crate::parse::rows::{Limits, Rows, MAX_ERRORS, MAX_WARNINGS};
 use crate::precision::Precision;
 use crate::schema::Schema;
 
@@ -66,6 +66,23 @@ impl Ctx<'_> {
             self.rows
                 .errors
                 .push(FieldError::new(pointer, code, message));
+        }
+    }
+
+    /// Records a warning about the current row's value of `feature`.
+    #[cold]
+    pub fn warn(&mut self, feature: &str, code: Code, message: String, bound: Option<f64>) {
+        if self.rows.warnings.len() < MAX_WARNINGS {
+            let pointer = self.pointer(&feature_tail(feature));
+            let row = self.rows.len().saturating_sub(1);
+            self.rows.warnings.push(Warning {
+                pointer,
+                code,
+                message,
+                feature: feature.to_owned(),
+                row,
+                bound,
+            });
         }
     }
 

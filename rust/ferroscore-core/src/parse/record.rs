@@ -87,11 +87,19 @@ pub(crate) fn read_features(r: &mut Reader<'_>, ctx: &mut Ctx<'_>) -> Step<()> {
                     format!("feature \"{}\" appears more than once", feature.name),
                 );
             } else {
-                let x = check(feature, &value, ctx.precision).unwrap_or_else(|(code, msg)| {
-                    ctx.report(|| feature_tail(&feature.name), code, msg);
-                    // Seen, so that "missing" does not pile on.
-                    f64::NAN
-                });
+                let x = match check(feature, &value, ctx.precision) {
+                    Ok(x) => {
+                        if let Some((code, msg, bound)) = flag(feature, &value, x) {
+                            ctx.warn(&feature.name, code, msg, bound);
+                        }
+                        x
+                    }
+                    Err((code, msg)) => {
+                        ctx.report(|| feature_tail(&feature.name), code, msg);
+                        // Seen, so that "missing" does not pile on.
+                        f64::NAN
+                    }
+                };
                 ctx.current_row()[feature.column] = x;
             }
         }
@@ -190,7 +198,45 @@ pub(crate) fn missing_value(f: &Feature) -> f64 {
     }
 }
 
+/// A warning about a value `check` accepted as `x`: outside the training range, or an unknown
+/// category scored as missing. Cheap when there is none: a range test, or nothing unless
+/// `x` is the NaN of a missing category.
+#[inline]
+pub(crate) fn flag(
+    feature: &Feature,
+    value: &Scalar<'_>,
+    x: f64,
+) -> Option<(Code, String, Option<f64>)> {
+    match (&feature.kind, value) {
+        (
+            Kind::Number {
+                trained: Some((lo, hi)),
+                ..
+            },
+            Scalar::Num(_),
+        ) if x < *lo || x > *hi => Some(out_of_range(x, *lo, *hi)),
+        (Kind::Categorical { .. }, Scalar::Str(s)) if x.is_nan() => Some((
+            Code::UnknownCategory,
+            format!("\"{s}\" is not a category the model was trained on: scored as missing"),
+            None,
+        )),
+        _ => None,
+    }
+}
+
+#[cold]
+fn out_of_range(x: f64, lo: f64, hi: f64) -> (Code, String, Option<f64>) {
+    let (bound, side) = if x < lo { (lo, "below") } else { (hi, "above") };
+    let message = format!("{x} is {side} the training range [{lo}, {hi}]: scored, but look");
+    (Code::OutOfTrainingRange, message, Some(bound))
+}
+
 /// Checks one value against its feature; on success, the number the model reads.
+///
+/// What counts as missing: an absent key, and `null` when the feature's type admits it. A
+/// categorical feature whose unknown categories are scored as missing
+/// (`x-ferroscore-unknown-category: missing`) takes `null` as missing too, so that `null`
+/// and an unseen string agree; with `error`, both are refused unless the type admits null.
 #[inline]
 pub(crate) fn check(
     feature: &Feature,
@@ -200,11 +246,19 @@ pub(crate) fn check(
     match (&feature.kind, value) {
         (_, Scalar::Null) if feature.nullable => Ok(missing_value(feature)),
         (
+            Kind::Categorical {
+                unknown_as_missing: true,
+                ..
+            },
+            Scalar::Null,
+        ) => Ok(missing_value(feature)),
+        (
             Kind::Number {
                 integer,
                 minimum,
                 maximum,
                 allowed,
+                ..
             },
             Scalar::Num(n),
         ) => {

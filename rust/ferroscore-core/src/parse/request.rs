@@ -344,6 +344,74 @@ mod tests {
     }
 
     #[test]
+    fn outside_the_training_range_and_unknown_categories_are_scored_with_warnings() {
+        let schema = compile_schema(
+            r#"{"type": "object", "properties": {
+                "year": {"type": "integer", "x-ferroscore-training-range": [2006, 2010],
+                         "x-ferroscore-column": 0},
+                "island": {"type": "string", "x-ferroscore-column": 1,
+                           "x-ferroscore-categories": {"Biscoe": 0, "Dream": 1},
+                           "x-ferroscore-unknown-category": "missing"},
+                "sex": {"type": "string", "x-ferroscore-column": 2,
+                        "x-ferroscore-categories": {"male": 0, "female": 1}}}}"#,
+        )
+        .expect("schema");
+        let read = |body: &str| {
+            let limits = Limits::default();
+            parse_request(
+                body.as_bytes(),
+                &schema,
+                &limits,
+                Precision::F64,
+                3,
+                Format::Json,
+                true,
+            )
+        };
+        let rows = read(
+            r#"{"rows": [{"features": {"year": 2011, "island": "Antarctica"}},
+                         {"features": {"year": 2008, "island": "Dream"}},
+                         {"features": {"year": 1999, "island": null}}]}"#,
+        )
+        .expect("scored, not refused");
+        assert_eq!(rows.valid, [true, true, true]);
+        assert_eq!(rows.row(0)[0], 2011.0);
+        assert!(rows.row(0)[1].is_nan() && rows.row(2)[1].is_nan());
+        let got: Vec<_> = rows
+            .warnings
+            .iter()
+            .map(|w| (w.pointer.as_str(), w.code.as_str(), w.row, w.bound))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "/rows/0/features/year",
+                    "out_of_training_range",
+                    0,
+                    Some(2010.0)
+                ),
+                ("/rows/0/features/island", "unknown_category", 0, None),
+                (
+                    "/rows/2/features/year",
+                    "out_of_training_range",
+                    2,
+                    Some(2006.0)
+                ),
+            ]
+        );
+        // Unseen categories refused (the default) refuse null as well, as one rule.
+        assert_eq!(
+            codes(read(r#"{"features": {"sex": null}}"#)),
+            [pair("/features/sex", "type")]
+        );
+        assert_eq!(
+            codes(read(r#"{"features": {"sex": "MALE"}}"#)),
+            [pair("/features/sex", "enum")]
+        );
+    }
+
+    #[test]
     fn fills_columns_defaults_and_missing() {
         let rows = parse(r#"{"features": {"b": 3, "a": 0.25, "f": "DE"}}"#).expect("valid");
         assert!(!rows.batch);

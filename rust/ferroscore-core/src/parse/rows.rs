@@ -1,10 +1,13 @@
 //! What a parse produces: the rows of a request, ready to score, and the limits it was read
 //! within.
 
-use crate::error::FieldError;
+use crate::error::{FieldError, Warning};
 
 /// At most this many problems are reported for one request.
 pub const MAX_ERRORS: usize = 50;
+/// At most this many warnings are kept for one request (a batch of 10,000 rows could
+/// otherwise carry one per value).
+pub const MAX_WARNINGS: usize = 1000;
 
 /// Hard limits, each enforced before work or memory proportional to the excess.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +56,9 @@ pub struct Rows {
     pub valid: Vec<bool>,
     /// The problems found, capped at `MAX_ERRORS`; non-empty only for a partial batch.
     pub errors: Vec<FieldError>,
+    /// What was scored but deserves a look (a value outside its training range, an unknown
+    /// category scored as missing), capped at `MAX_WARNINGS`, in the order read.
+    pub warnings: Vec<Warning>,
     /// A batch (rows or NDJSON) rather than one record: the response lists scores.
     pub batch: bool,
     /// The body's `"explain": k`: how many reasons each row asks for.
