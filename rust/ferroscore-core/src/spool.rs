@@ -739,8 +739,17 @@ mod tests {
             .wake
             .as_ref()
             .ok_or(io::Error::other("no eventfd"))?;
+        // The syncer writes the eventfd just after it publishes the tickets `wait` saw.
         let mut count = [0u8; 8];
-        let read = rustix::io::read(wake, &mut count).map_err(io::Error::from)?;
+        let mut read = rustix::io::read(wake, &mut count);
+        for _ in 0..2000 {
+            if read != Err(rustix::io::Errno::AGAIN) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            read = rustix::io::read(wake, &mut count);
+        }
+        let read = read.map_err(io::Error::from)?;
         assert!(read == 8 && u64::from_ne_bytes(count) >= 1);
         // The active segment is preallocated past its records; sealing cuts it to them.
         spool.seal()?;
