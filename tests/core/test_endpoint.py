@@ -154,3 +154,24 @@ def test_text_without_a_utf8_form_is_malformed(endpoint: Endpoint) -> None:
     with pytest.raises(MalformedRequestError) as info:
         endpoint.score('{"features": {"\ud800": 1}}')
     assert info.value.errors[0]["code"] == "syntax"
+
+
+def test_a_model_of_one_probability_takes_two_labels(
+    demo_model_bytes: bytes, demo_schema: str, names: list[str]
+) -> None:
+    """The negative class first: `probabilities` are 1 - p and p, `label` the likelier."""
+    labelled = Endpoint("demo", 1, Model.load(demo_model_bytes), demo_schema,
+                        classes=["malignant", "benign"])  # fmt: skip
+    assert labelled.classes == ["malignant", "benign"]
+    rows = [{"features": dict(zip(names, map(float, DATA.data[i]), strict=True))}
+            for i in (0, 19)]  # fmt: skip
+    answer = orjson.loads(labelled.score(orjson.dumps({"rows": rows}))[0])
+    for p, label, probabilities in zip(answer["scores"], answer["labels"],
+                                       answer["probabilities"], strict=True):  # fmt: skip
+        assert probabilities == {"malignant": pytest.approx(1 - p), "benign": p}
+        assert label == ("benign" if p >= 0.5 else "malignant")
+    assert set(answer["labels"]) == {"malignant", "benign"}
+    for classes in (["one"], ["a", "b", "c"], ["a", "a"]):
+        with pytest.raises(SchemaError) as e:
+            Endpoint("demo", 1, Model.load(demo_model_bytes), demo_schema, classes=classes)
+        assert e.value.document == "labels"
