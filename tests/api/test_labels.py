@@ -6,7 +6,6 @@ plain list of scores stays."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,8 @@ from support import ServerProcess, ferroscore, push_and_wait
 CLASSES = ["setosa", "versicolor", "virginica"]
 
 
-@pytest.fixture(scope="module")
-def server(
-    module_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    """A server and database of this module's own: the models it pushes are not listed by
-    the session server's tests."""
-    srv = ServerProcess({"DATABASE_URL": module_database, "FERROSCORE_DECISION_FLUSH_MS": "20"},
-                        tmp_path_factory.mktemp("labels") / "server.log")  # fmt: skip
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        assert srv.stop() == 0, srv.log()
+#: The models this module pushes stay out of the session database's listings.
+OWN_DATABASE = True
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +14,6 @@ from urllib.parse import quote
 import lightgbm as lgb
 import numpy as np
 import orjson
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import (
@@ -31,19 +29,8 @@ NAME = "soft"
 RECORD = {"amount": 120.0, "age": 40, "merchant": "travel", "card_present": False}
 
 
-@pytest.fixture(scope="module")
-def server(
-    module_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    """A server and database of this module's own: the models it pushes are not listed by
-    the session server's tests."""
-    srv = ServerProcess({"DATABASE_URL": module_database, "FERROSCORE_DECISION_FLUSH_MS": "20"},
-                        tmp_path_factory.mktemp("warnings") / "server.log")  # fmt: skip
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        assert srv.stop() == 0, srv.log()
+#: The models this module pushes stay out of the session database's listings.
+OWN_DATABASE = True
 
 
 def score(server: ServerProcess, body: dict[str, Any], name: str = NAME) -> tuple[int, Any]:
