@@ -21,7 +21,13 @@ pub fn copy_rows(
 ) {
     let mut created_at = Vec::with_capacity(32);
     write_timestamp(&mut created_at, scored.scored_at_ns);
+    // A request's warnings are in row order: each row takes its own off the front.
+    let mut warnings = scored.rows.warnings.as_slice();
     for i in (0..scored.rows.len()).filter(|&i| scored.rows.valid[i]) {
+        let before = warnings.iter().take_while(|w| w.row < i).count();
+        let mine = warnings[before..].iter().take_while(|w| w.row == i).count();
+        let (row_warnings, rest) = warnings[before..].split_at(mine);
+        warnings = rest;
         escape(out, scored.request_id.as_bytes());
         out.push(b'\t');
         out.extend_from_slice(i.to_string().as_bytes());
@@ -61,15 +67,15 @@ pub fn copy_rows(
             None => out.extend_from_slice(b"\\N"),
         }
         out.push(b'\t');
-        write_row_warnings(out, &scored.rows.warnings, i);
+        write_row_warnings(out, row_warnings);
         out.push(b'\n');
     }
 }
 
-/// Row `i`'s warnings as a jsonb array of `{"feature", "code"[, "bound"]}`, or NULL.
-fn write_row_warnings(out: &mut Vec<u8>, warnings: &[Warning], i: usize) {
+/// One row's warnings as a jsonb array of `{"feature", "code"[, "bound"]}`, or NULL.
+fn write_row_warnings(out: &mut Vec<u8>, warnings: &[Warning]) {
     let mut first = true;
-    for w in warnings.iter().filter(|w| w.row == i) {
+    for w in warnings {
         let mut json = Vec::with_capacity(64);
         json.push(if first { b'[' } else { b',' });
         json.extend_from_slice(b"{\"feature\":");
@@ -194,6 +200,61 @@ mod tests {
             String::from_utf8_lossy(&expected)
         );
         assert!(copied.windows(2).any(|w| w == b"\\t"));
+    }
+
+    #[test]
+    fn each_logged_row_keeps_its_own_warnings() {
+        use crate::{compile_schema, load_model, Endpoint, Format, Limits, Thresholds};
+        let model = load_model(
+            br#"{"format": "ferroscore-linear", "link": "identity", "features": ["a"],
+                 "coefficients": {"a": 1}, "intercept": 0}"#,
+            None,
+        )
+        .expect("model");
+        let schema = compile_schema(
+            r#"{"type": "object", "required": ["a"], "properties": {"a": {"type": "number", "maximum": 100,
+                 "x-ferroscore-training-range": [0, 1], "x-ferroscore-column": 0}}}"#,
+        )
+        .expect("schema");
+        let endpoint = Endpoint::new(
+            "m",
+            1,
+            model,
+            schema,
+            Limits::default(),
+            Thresholds::default(),
+        )
+        .expect("endpoint");
+        // Row 1 is refused (a partial batch), row 2 has nothing to say, rows 0 and 3 a warning.
+        let body = br#"{"partial": true, "rows": [{"features": {"a": 5}},
+            {"features": {"a": 500}}, {"features": {"a": 0.5}}, {"features": {"a": -1}}]}"#;
+        let scored = endpoint
+            .score(body, Format::Json, false, 0, None)
+            .expect("scored");
+        let mut out = Vec::new();
+        copy_rows(&endpoint, &scored, "champion", "t", None, &mut out);
+        let text = String::from_utf8(out).expect("utf-8");
+        let warnings: Vec<(&str, &str)> = text
+            .lines()
+            .map(|l| {
+                let fields: Vec<&str> = l.split('\t').collect();
+                (fields[1], fields[11])
+            })
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                (
+                    "0",
+                    r#"[{"feature":"a","code":"out_of_training_range","bound":1.0}]"#
+                ),
+                ("2", "\\N"),
+                (
+                    "3",
+                    r#"[{"feature":"a","code":"out_of_training_range","bound":0.0}]"#
+                ),
+            ]
+        );
     }
 
     #[test]
