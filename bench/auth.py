@@ -12,12 +12,12 @@ import time
 
 from timing import machine, per_call_us, quick_run, write_report
 
-from ferroscore.auth import Guard
+from ferroscore.access.auth import Guard
+from ferroscore.access.jwts import Verifier
+from ferroscore.access.keys import KeyRing
+from ferroscore.access.ratelimit import RateLimits
 from ferroscore.config import Settings
-from ferroscore.jwts import Verifier
-from ferroscore.keys import KeyRing
 from ferroscore.pipeline import Call, Caller, Reply, Route
-from ferroscore.ratelimit import RateLimits
 
 TOKEN = "fsk_0123456789ab_" + "k" * 40
 LIMITED = "fsk_ba9876543210_" + "r" * 40

@@ -51,7 +51,7 @@ def register(database_url: str) -> None:
 
     from ferroscore import Endpoint, Model
     from ferroscore.migrations import migrate
-    from ferroscore.registry import Artifact, ModelRegistry
+    from ferroscore.models.registry import Artifact, ModelRegistry
 
     def build(a: Artifact) -> Endpoint:
         model = Model.load(a.artifact, a.format)

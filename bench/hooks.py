@@ -16,9 +16,9 @@ from pathlib import Path
 from timing import machine, quick_run, write_report
 
 from ferroscore import Endpoint, Model
-from ferroscore.auth import ANONYMOUS
+from ferroscore.access.auth import ANONYMOUS
 from ferroscore.pipeline import Call
-from ferroscore.routes import score
+from ferroscore.serving.routes import score
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))

@@ -72,7 +72,7 @@ def bench_key(database_url: str) -> dict[str, str]:
     where the schema has no keys (a checkout from before them)."""
     import psycopg
 
-    from ferroscore import keys
+    from ferroscore.access import keys
 
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -361,7 +361,7 @@ def bench_database(core: int | None = None) -> str:
     import atexit
     import shutil
 
-    from ferroscore.embedded import start_embedded_postgres
+    from ferroscore.processes.embedded import start_embedded_postgres
 
     data_dir = Path(tempfile.mkdtemp(prefix="ferroscore-bench-"))
     # atexit runs last-in first-out: the server stops (registered next) before this removal.

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ferroscore.cli.serve import port_is_free
 from ferroscore.config import Settings
-from ferroscore.lifecycle import STOP_SIGNALS, block_stop_signals
+from ferroscore.processes.lifecycle import STOP_SIGNALS, block_stop_signals
 
 NGINX = Path(__file__).resolve().parents[1] / "deploy" / "nginx"
 

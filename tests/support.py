@@ -40,7 +40,7 @@ def create_key(
     """A new API key's token, made straight in the (migrated) database."""
     import psycopg
 
-    from ferroscore import keys
+    from ferroscore.access import keys
 
     with psycopg.connect(database_url, autocommit=True) as conn:
         token, _ = keys.create(conn, tenant, scopes, **options)
@@ -226,7 +226,7 @@ def train_fraud_models(out: Path) -> FraudModels:
     import xgboost as xgb
 
     from ferroscore import Model
-    from ferroscore.inference import Options, infer_schema, read_table
+    from ferroscore.models.inference import Options, infer_schema, read_table
 
     df = fraud_frame(3000)
     x, y = df.drop(columns="label"), df["label"]
@@ -296,7 +296,7 @@ def register(
     (which the service would register itself on an empty registry)."""
     from psycopg_pool import ConnectionPool
 
-    from ferroscore.registry import ModelRegistry
+    from ferroscore.models.registry import ModelRegistry
 
     with ConnectionPool(database_url, min_size=1, max_size=1, open=True) as pool:
         registry = ModelRegistry(pool, build)
@@ -384,9 +384,9 @@ def stub_service(endpoints: dict[str, Any], env: dict[str, str] | None = None) -
     catalog and keeping what it would log in `service.decisions.recorded`."""
     from types import MappingProxyType
 
-    from ferroscore.catalog import Served
     from ferroscore.config import Settings
-    from ferroscore.service import Service
+    from ferroscore.models.catalog import Served
+    from ferroscore.serving.service import Service
 
     svc = Service(Settings.from_env(env or {}), "host=/nonexistent")
     snapshot = MappingProxyType({"default": {name: Served(e) for name, e in endpoints.items()}})
@@ -428,7 +428,7 @@ class Load:
         self, url: str, clients: int, headers: dict[str, str] | None = None, rows: int = 0
     ) -> None:
         """`rows`: send batches of that many copies of the demo example, else the example."""
-        from ferroscore.registry import DEMO_MODEL
+        from ferroscore.models.registry import DEMO_MODEL
 
         host, port = url.removeprefix("http://").split(":")
         self._address = (host, int(port))

@@ -12,7 +12,7 @@ import orjson
 from common import SCORE_PATH, port, response
 from robyn import Response, Robyn
 
-from ferroscore.adapters.robyn import keep_thread_state
+from ferroscore.serving.adapters.robyn import keep_thread_state
 
 BODY = orjson.dumps(response(0.5))
 KEEP = os.environ.get("BENCH_KEEP_THREAD_STATE") == "1"

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ferroscore import Model
-from ferroscore.inference import Options, infer_schema
+from ferroscore.models.inference import Options, infer_schema
 from ferroscore.scorer import Scorer
 
 REGIONS = ["north", "south", "east", "west", "islands"]

@@ -109,7 +109,7 @@ class Model:
         """The artifact's bytes, as loaded."""
 
     def __reduce__(self) -> tuple[Callable[[bytes], Model], tuple[bytes]]:
-        """Pickles as the artifact's bytes; `ferroscore.pickling` rebuilds each artifact once
+        """Pickles as the artifact's bytes; `ferroscore.models.pickling` rebuilds each artifact once
         per process, however many tasks carry it."""
 
     @property
@@ -217,8 +217,8 @@ class Endpoint:
         list[tuple[int, str, str, float | None]],
     ]:
         """Reads a table's columns by the schema and scores every row (see
-        `ferroscore.scorer`). `columns` are `(name, cells, nulls)`: `cells` a float64, int64 or
-        bool array, `(int32 codes, words, text)`, or the name of a type no feature reads;
+        `ferroscore.offline.scorer`). `columns` are `(name, cells, nulls)`: `cells` a float64,
+        int64 or bool array, `(int32 codes, words, text)`, or the name of a type no feature reads;
         `nulls` a bool array or None. Returns scores (rows x outputs, NaN where refused),
         whether each row is valid, each row's decision as its rule's index (-1: none), the
         model columns of its top reasons and their contributions (rows x explain; -1 and NaN

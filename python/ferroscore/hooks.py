@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
 
-from ferroscore.inference import model_features
+from ferroscore.models.inference import model_features
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,8 +64,8 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
     from ferroscore._core import Decision, Endpoint, Parsed
-    from ferroscore.loop_pools import LoopPools
     from ferroscore.pipeline import Reply
+    from ferroscore.serving.loop_pools import LoopPools
 
 log = logging.getLogger("ferroscore.hooks")
 

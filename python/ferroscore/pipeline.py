@@ -219,7 +219,7 @@ class Route:
     responses: Mapping[int, str] = field(default_factory=dict)
     #: Hot routes skip the middleware that only the admin routes need.
     hot: bool = False
-    #: Honours `Idempotency-Key` (see `ferroscore.idempotency`).
+    #: Honours `Idempotency-Key` (see `ferroscore.serving.idempotency`).
     idempotent: bool = False
     #: Query parameters: name → (JSON schema, description), for the OpenAPI document.
     query: Mapping[str, tuple[dict[str, Any], str]] = field(default_factory=dict)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg_pool import ConnectionPool
 
-from ferroscore.registry import ModelRegistry
+from ferroscore.models.registry import ModelRegistry
 
 from support import FraudModels, build, fraud_frame
 

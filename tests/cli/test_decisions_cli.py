@@ -12,7 +12,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from ferroscore.registry import DEMO_MODEL
+from ferroscore.models.registry import DEMO_MODEL
 
 from support import (
     FraudModels,

@@ -1,4 +1,5 @@
-"""Linear and logistic models against scikit-learn, through `ferroscore.linear.from_sklearn`."""
+"""Linear and logistic models against scikit-learn, through
+`ferroscore.models.linear.from_sklearn`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 from ferroscore import Endpoint, Model, SchemaError
-from ferroscore.linear import from_sklearn
+from ferroscore.models.linear import from_sklearn
 
 
 def _names(n: int) -> list[str]:

@@ -13,7 +13,7 @@ from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.linear_model import LogisticRegression
 
 from ferroscore import Endpoint, Model, SchemaError
-from ferroscore.linear import from_sklearn
+from ferroscore.models.linear import from_sklearn
 
 from support import FraudModels
 

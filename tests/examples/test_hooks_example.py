@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from ferroscore import Endpoint, Model
-from ferroscore.auth import ANONYMOUS
-from ferroscore.inference import Options, infer_schema, read_table
+from ferroscore.access.auth import ANONYMOUS
+from ferroscore.models.inference import Options, infer_schema, read_table
 from ferroscore.pipeline import Call
-from ferroscore.routes import extensions, score
-from ferroscore.service import Service
+from ferroscore.serving.routes import extensions, score
+from ferroscore.serving.service import Service
 
 from support import stub_service
 

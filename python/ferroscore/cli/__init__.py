@@ -40,7 +40,7 @@ def serve(
     hooks: str | None,
 ) -> None:  # fmt: skip
     """Serve the active models over HTTP."""
-    from ferroscore.lifecycle import block_stop_signals
+    from ferroscore.processes.lifecycle import block_stop_signals
 
     # Before anything starts a thread: numpy's OpenBLAS starts its own at import, and a
     # thread that does not block SIGTERM would let Robyn take it.
@@ -170,7 +170,7 @@ def models_push(
         fields["schema"] = schema.read_bytes()
     else:
         assert data is not None
-        from ferroscore.inference import (
+        from ferroscore.models.inference import (
             Options,
             class_labels,
             infer_schema,
@@ -327,7 +327,7 @@ def schema_infer(
     unknown_category: str | None, exclude: tuple[str, ...], profile: Path | None,
 ) -> None:  # fmt: skip
     """Print the input schema of MODEL inferred from its training data."""
-    from ferroscore.inference import Options, infer_schema, read_table, reference_profile
+    from ferroscore.models.inference import Options, infer_schema, read_table, reference_profile
 
     options = Options(
         margin=None if open_bounds else margin,

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ferroscore.cli.client import ApiError, Client
 from ferroscore.config import ConfigError, Settings
-from ferroscore.logs import configure
+from ferroscore.observability.logs import configure
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -40,7 +40,7 @@ def api_key() -> str | None:
     database (in FERROSCORE_DATA_DIR), if there is one."""
     import os
 
-    from ferroscore.devkey import read_dev_key
+    from ferroscore.access.devkey import read_dev_key
 
     return os.environ.get("FERROSCORE_API_KEY") or read_dev_key(load_settings().data_dir)
 

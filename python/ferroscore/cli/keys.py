@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ferroscore import keys as store
+from ferroscore.access import keys as store
 from ferroscore.cli.database import with_database
 
 T = TypeVar("T")

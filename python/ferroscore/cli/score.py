@@ -25,7 +25,7 @@ from rich.text import Text
 
 from ferroscore._core import FerroscoreError, Model, ValidationError
 from ferroscore.cli.common import counted
-from ferroscore.registry import DEFAULT_TENANT, Artifact
+from ferroscore.models.registry import DEFAULT_TENANT, Artifact
 
 
 @click.command()
@@ -80,9 +80,9 @@ def score(
     and JSON Pointer, unless --partial."""
     import pyarrow as pa
 
-    from ferroscore.inference import open_schema
-    from ferroscore.offline import count_rows, input_files, input_schema, run
-    from ferroscore.scorer import Scorer
+    from ferroscore.models.inference import open_schema
+    from ferroscore.offline.files import count_rows, input_files, input_schema, run
+    from ferroscore.offline.scorer import Scorer
 
     if threads is not None:
         pa.set_cpu_count(threads)
@@ -146,8 +146,8 @@ def _registered(name: str, version: int | None, tenant: str) -> Artifact:
 
     from ferroscore.cli.serve import database_url
     from ferroscore.config import ConfigError, Settings
-    from ferroscore.registry import ModelRegistry, RegistryError, check_name
-    from ferroscore.scorer import Scorer
+    from ferroscore.models.registry import ModelRegistry, RegistryError, check_name
+    from ferroscore.offline.scorer import Scorer
 
     def build(a: Artifact) -> Any:
         return Scorer(a.artifact, a.input_schema, a.thresholds).endpoint

@@ -13,14 +13,14 @@ from importlib import resources
 from psycopg_pool import ConnectionPool
 
 from ferroscore import hooks
+from ferroscore.access.devkey import ensure_dev_key
 from ferroscore.config import Settings
-from ferroscore.devkey import ensure_dev_key
-from ferroscore.embedded import start_embedded_postgres
-from ferroscore.lifecycle import block_stop_signals
-from ferroscore.logs import announce, json_lines
 from ferroscore.migrations import migrate
-from ferroscore.registry import DEMO_MODEL, ModelRegistry
-from ferroscore.service import Service
+from ferroscore.models.registry import DEMO_MODEL, ModelRegistry
+from ferroscore.observability.logs import announce, json_lines
+from ferroscore.processes.embedded import start_embedded_postgres
+from ferroscore.processes.lifecycle import block_stop_signals
+from ferroscore.serving.service import Service
 
 log = logging.getLogger("ferroscore")
 
@@ -81,7 +81,7 @@ def serve(settings: Settings) -> int:
         if registry.ensure_demo():
             log.info("registered the demo model %r", DEMO_MODEL)
 
-    from ferroscore.adapters.robyn import supervisor  # imports Robyn, which reads sys.argv
+    from ferroscore.serving.adapters.robyn import supervisor  # imports Robyn, which reads sys.argv
 
     auth = ""
     if settings.auth and not settings.database_url:

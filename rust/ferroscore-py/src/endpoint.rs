@@ -223,7 +223,7 @@ impl Endpoint {
             .collect()
     }
 
-    /// Reads a table's columns by the schema and scores every row, as `ferroscore.offline`
+    /// Reads a table's columns by the schema and scores every row, as `ferroscore.offline.files`
     /// calls it: `columns` are `(name, cells, nulls)` (see `table::hold`), `first_row`
     /// numbers the rows in the errors' pointers, `max_errors` caps the problems kept. Large
     /// tables are split over the thread pool (`threads` threads, else the global pool), with

@@ -147,13 +147,15 @@ impl Model {
         PyBytes::new(py, &self.source)
     }
 
-    /// Pickles as the artifact's bytes; `ferroscore.pickling` rebuilds each artifact once per
+    /// Pickles as the artifact's bytes; `ferroscore.models.pickling` rebuilds each artifact once per
     /// process, however many tasks carry it.
     fn __reduce__<'py>(
         &self,
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
-        let restore = py.import("ferroscore.pickling")?.getattr("restore_model")?;
+        let restore = py
+            .import("ferroscore.models.pickling")?
+            .getattr("restore_model")?;
         Ok((restore, (self.artifact(py),)))
     }
 

@@ -1,4 +1,4 @@
-//! A table's columns, as `ferroscore.offline` splits them off Arrow batches into NumPy arrays,
+//! A table's columns, as `ferroscore.offline.files` splits them off Arrow batches into NumPy arrays,
 //! borrowed in place as the core's `Column`s; and a scored table handed back as NumPy arrays.
 
 use ferroscore_core::columns::{Cells, Column};

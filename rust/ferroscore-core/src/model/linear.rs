@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `link` is `identity`, `logistic` or `softmax`; with several outputs each coefficient and
-//! the intercept are lists, one value per output. `ferroscore.linear.from_sklearn` writes it.
+//! the intercept are lists, one value per output. `ferroscore.models.linear.from_sklearn` writes it.
 
 use super::limits::{self, Limit, LoadLimits};
 use super::{ColumnUse, Model, Output};
