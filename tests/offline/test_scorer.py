@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 from typing import Any
 
 import lightgbm as lgb
@@ -15,7 +17,7 @@ import pytest
 import xgboost as xgb
 
 from ferroscore import Endpoint, Model, ValidationError
-from ferroscore.inference import open_schema
+from ferroscore.models.inference import open_schema
 from ferroscore.scorer import Scorer
 
 from support import FraudModels
@@ -230,3 +232,15 @@ def test_output_schema_is_what_scoring_gives(scorer: Scorer, fraud: FraudModels)
     table = pa.Table.from_pandas(fraud.frame().head(5), preserve_index=False)
     assert scorer.output_schema(table.schema) == scorer.score_arrow(table).schema
     assert scorer.score_arrow(table.slice(0, 0)).num_rows == 0
+
+
+def test_scorer_is_public_at_the_top_without_loading_arrow_for_the_service() -> None:
+    import ferroscore
+    import ferroscore.scorer
+
+    assert ferroscore.Scorer is ferroscore.scorer.Scorer
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, ferroscore; print('pyarrow' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "False"
