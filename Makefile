@@ -12,7 +12,7 @@ BUILT := $(VENV)/.built-release
 SERVING := $(VENV)/.built-serving
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint test test-rust test-python serve serve-prod system-packages demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint docs docs-serve test test-rust test-python serve serve-prod system-packages demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ build-dev: $(PY) ## build the extension in debug mode, for quick Rust iterations
 
 build-prod: $(BUILT) ## build the extension in release mode (fat LTO)
 
-lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -D warnings, hadolint, kubernetes-validate, compose schema
+lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -D warnings, hadolint, kubernetes-validate, compose schema, the docs site (strict)
 	ruff check python tests scripts bench examples
 	ruff format --check python tests scripts bench examples
 	mypy
@@ -48,6 +48,16 @@ lint: $(BUILT) ## ruff, mypy, stubtest on _core.pyi, cargo fmt --check, clippy -
 	hadolint Dockerfile deploy/nginx/Dockerfile
 	kubernetes-validate --kubernetes-version $(KUBERNETES_VERSION) --strict --quiet deploy/k8s/*.yaml
 	check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(MAKE) docs
+
+#: Material's notice about its successor is not a problem of ours.
+export NO_MKDOCS_2_WARNING := 1
+
+docs: $(BUILT) ## the docs site into site/: MkDocs + Material, strict (a broken link or a missing page fails), nothing from a CDN
+	mkdocs build --strict
+
+docs-serve: $(BUILT) ## preview the docs site on http://127.0.0.1:8002, rebuilt on each change
+	mkdocs serve --strict -a 127.0.0.1:8002
 
 test-rust: ## Rust unit tests of the core
 	cargo test --workspace --locked

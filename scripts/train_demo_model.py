@@ -44,7 +44,7 @@ def main() -> None:
         "additionalProperties": False,
     }
     (OUT / "schema.json").write_text(json.dumps(schema, indent=2) + "\n")
-    # The README's curl request: the first row of the data set, as Python writes its floats.
+    # The tour's curl request: the first row of the data set, as Python writes its floats.
     example = {"features": dict(zip(names, map(float, data.data[0]), strict=True))}
     (OUT / "example.json").write_text(json.dumps(example, indent=2) + "\n")
     print(f"wrote model.json, schema.json and example.json to {OUT}")

@@ -1,7 +1,7 @@
-"""Hooks around the card-fraud model of "Serve your own model" (README: "Extend it in
-Python"). Serve them with `ferroscore serve --hooks card_rules` from this directory, with the
-model's schema marking `account_age_days` as `"x-ferroscore-source": "enrichment"` (and
-nullable) and `"additionalProperties": true`.
+"""Hooks around the card-fraud model of "Serve your own model" (docs/extending.md). Serve
+them with `ferroscore serve --hooks card_rules` from this directory, with the model's schema
+marking `account_age_days` as `"x-ferroscore-source": "enrichment"` (and nullable) and
+`"additionalProperties": true`.
 
 - `account_age`: callers send the date the account was opened (`"account_opened":
   "2024-03-01"`); the hook supplies `account_age_days` from it (None when the date is absent,

@@ -1,7 +1,7 @@
 """Settings from the environment, declared once (`SETTINGS`: variable, type, default, bounds,
 meaning) and validated at start-up: a bad value stops the service with a message naming the
-variable. The README's configuration table is generated from the same declaration
-(`ferroscore config --markdown`) and a test keeps the two equal."""
+variable. The docs' configuration page is generated from the same declaration when the site
+is built (`ferroscore config --markdown` prints the same table)."""
 
 from __future__ import annotations
 
@@ -198,7 +198,7 @@ SETTINGS: tuple[Setting, ...] = (
             30 * 86_400),
     Setting("hooks", "FERROSCORE_HOOKS", None,
             "the Python modules whose hooks the service runs (`package.module`, several "
-            "comma-separated; see [Extend it in Python](#extend-it-in-python))"),
+            "comma-separated; see [Extending in Python](extending.md))"),
     Setting("hook_budget_ms", "FERROSCORE_HOOK_BUDGET_MS", 250,
             "a hook's time budget unless it declares its own; past it, 503 `hook_timeout`",
             1, 60_000),
@@ -339,7 +339,7 @@ class Settings:
 
 
 def markdown_table() -> str:
-    """The README's configuration table, from the declaration."""
+    """The configuration table of the docs (docs/configuration.md), from the declaration."""
     lines = ["| variable | default | bounds | meaning |", "|---|---|---|---|"]
     for s in SETTINGS:
         lines.append(f"| `{s.env}` | {s.shown_default()} | {s.shown_bounds()} | {s.meaning} |")

@@ -1,6 +1,6 @@
 """The development key of `make serve`: on the embedded database only, the first start
 creates an API key of the `default` tenant with every scope and keeps its token in
-`<data dir>/dev-key` (mode 0600), so that the README's curl lines and the CLI work as
+`<data dir>/dev-key` (mode 0600), so that the docs' curl lines and the CLI work as
 written. A server on `DATABASE_URL` never makes one: there, every key is made by
 `ferroscore keys create`."""
 

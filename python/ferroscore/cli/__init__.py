@@ -61,7 +61,7 @@ def migrate() -> None:
 
 
 @cli.command()
-@click.option("--markdown", is_flag=True, help="the README's table")
+@click.option("--markdown", is_flag=True, help="as a Markdown table (the docs' configuration page)")
 def config(markdown: bool) -> None:
     """Every setting: variable, default, bounds, meaning, and (without --markdown) its value."""
     if markdown:

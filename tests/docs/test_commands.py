@@ -1,6 +1,8 @@
-"""The README's commands run as written: the API tour against a live server, the "Serve your
-own model" walk-through against `ferroscore serve` on its embedded PostgreSQL, as `make serve`
-runs it, and the offline job. Only the address changes, to the test server's."""
+"""Every command of the README and the docs runs as written: the README's five-minute tour
+and the "Serve your own model" walk-through against `ferroscore serve` on its embedded
+PostgreSQL, as `make serve` runs it; the tour pages (getting started, the scoring API, keys,
+the decision log) against a live server, in the order a reader takes them; and the offline
+job. Only the address changes, to the test server's."""
 
 from __future__ import annotations
 
@@ -21,8 +23,12 @@ from support import ServerProcess
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
 ADDRESS = "http://127.0.0.1:8000"
+#: The pages a reader walks through, in reading order, against one live server.
+TOUR = ["docs/getting-started.md", "docs/api.md", "docs/keys.md", "docs/decision-log.md"]
+README_TOUR = ("README.md", "## A five-minute tour", "## Where production starts")
+WALK_THROUGH = "docs/serve-your-model.md"
+OFFLINE = "docs/offline.md"
 
 
 @dataclass(frozen=True)
@@ -31,9 +37,11 @@ class Command:
     shown: str  # the output the README shows, if any
 
 
-def commands(section: str, until: str) -> list[Command]:
-    """The `$ ` lines of the ```console blocks between two headings, with their outputs."""
-    text = README[README.index(section) : README.index(until)]
+def commands(page: str, section: str | None = None, until: str | None = None) -> list[Command]:
+    """The `$ ` lines of a page's ```console blocks (between two headings, if given), with
+    their outputs."""
+    text = (ROOT / page).read_text()
+    text = text[text.index(section) if section else 0 : text.index(until) if until else None]
     found: list[Command] = []
     for block in re.findall(r"```console\n(.*?)```", text, re.S):
         for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
@@ -46,9 +54,9 @@ def run(
     command: Command, url: str, cwd: Path, key_file: Path | None = None,
     database: str | None = None,
 ) -> str:  # fmt: skip
-    """Runs a README line against the server at `url` (on `database`, for the `keys`
-    commands), with the key in `key_file` where the README reads `make serve`'s development
-    key; files the README writes in the working directory go beside `key_file`."""
+    """Runs a page's line against the server at `url` (on `database`, for the `keys`
+    commands), with the key in `key_file` where the page reads `make serve`'s development
+    key; files the page writes in the working directory go beside `key_file`."""
     env = {**os.environ, "FERROSCORE_URL": url,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
     line = command.line.replace(ADDRESS, url)
@@ -70,7 +78,7 @@ def run(
         if isinstance(answer, dict) and command.shown.startswith("{"):
             keys, elided = top_level_keys(command.shown)
             real = set(answer)
-            # The shape shown is the answer's: every key, unless the README elides some.
+            # The shape shown is the answer's: every key, unless the page elides some.
             assert keys <= real if elided else keys == real, (
                 f"{command.line}: the README shows {sorted(keys)}, the server {sorted(real)}"
             )
@@ -78,8 +86,8 @@ def run(
 
 
 def top_level_keys(shown: str) -> tuple[set[str], bool]:
-    """The keys of the first object the README shows, and whether it elides members (a `…`
-    among them), read without parsing it: the README abbreviates values as `…`."""
+    """The keys of the first object a page shows, and whether it elides members (a `…`
+    among them), read without parsing it: the pages abbreviate values as `…`."""
     keys: set[str] = set()
     depth, elided, i = 0, False, 0
     while i < len(shown):
@@ -103,26 +111,60 @@ def top_level_keys(shown: str) -> tuple[set[str], bool]:
     return keys, elided
 
 
-def test_the_api_tour(
+def test_every_command_is_run_here() -> None:
+    """A page with a command no test runs would go stale: every `$ ` line of the README and
+    the docs is in a page this module runs."""
+    tested = {*TOUR, README_TOUR[0], WALK_THROUGH, OFFLINE}
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    untested = [
+        str(p.relative_to(ROOT))
+        for p in pages
+        if str(p.relative_to(ROOT)) not in tested and commands(str(p.relative_to(ROOT)))
+    ]
+    assert untested == []
+    assert commands("README.md") == commands(*README_TOUR), "README commands outside its tour"
+
+
+def test_the_tour_pages(
     module_database: str, spawn_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     server = spawn_server({"DATABASE_URL": module_database})
     server.wait_ready()
-    tour = commands("## API tour", "## Serve your own model")
-    assert len(tour) >= 10
+    tour = [command for page in TOUR for command in commands(page)]
+    assert len(tour) >= 20
     key_file = tmp_path / "dev-key"
     key_file.write_text(server.key or "")
     for command in tour:
         run(command, server.url, ROOT, key_file, module_database)
 
 
-def test_serve_your_own_model(tmp_path: Path, spawn_server: Callable[..., ServerProcess]) -> None:
-    # As `make serve` runs it: no DATABASE_URL, the embedded PostgreSQL in a data directory.
+def _embedded(
+    tmp_path: Path, spawn_server: Callable[..., ServerProcess]
+) -> tuple[ServerProcess, Path]:
+    """As `make serve` runs it: no DATABASE_URL, the embedded PostgreSQL in a data directory;
+    a working directory with the examples."""
     server = spawn_server({"FERROSCORE_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": ""})
     server.wait_ready()
     work = tmp_path / "work"
     shutil.copytree(ROOT / "examples", work / "examples")
-    walk = commands("## Serve your own model", "### The lifecycle API")
+    demo = Path("python", "ferroscore", "demo")
+    shutil.copytree(ROOT / demo, work / demo)
+    return server, work
+
+
+def test_the_readme_tour(tmp_path: Path, spawn_server: Callable[..., ServerProcess]) -> None:
+    server, work = _embedded(tmp_path, spawn_server)
+    tour = commands(*README_TOUR)
+    assert len(tour) >= 8
+    for command in tour:
+        run(command, server.url, work, tmp_path / "data" / "dev-key")
+    _, versions = server.request("GET", "/v1/models/card-fraud/versions")
+    assert [(v["version"], v["active"]) for v in versions["versions"]] == [(1, True)]
+
+
+def test_serve_your_own_model(tmp_path: Path, spawn_server: Callable[..., ServerProcess]) -> None:
+    server, work = _embedded(tmp_path, spawn_server)
+    walk = commands(WALK_THROUGH)
     assert len(walk) >= 12
     for command in walk:
         run(command, server.url, work, tmp_path / "data" / "dev-key")
@@ -138,7 +180,7 @@ def test_serve_your_own_model(tmp_path: Path, spawn_server: Callable[..., Server
 
 def test_offline_and_at_scale(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    steps = commands("## Offline and at scale", "## Configuration")
+    steps = commands(OFFLINE)
     assert len(steps) >= 4
     for command in steps:
         run(command, ADDRESS, tmp_path)
