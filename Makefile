@@ -12,7 +12,7 @@ BUILT := $(VENV)/.built-release
 SERVING := $(VENV)/.built-serving
 
 .DEFAULT_GOAL := help
-.PHONY: help install build-dev build-prod lint docs docs-serve test test-rust test-python serve serve-prod system-packages demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
+.PHONY: help install build-dev build-prod lint docs docs-serve test test-rust test-python serve serve-prod system-packages demo-model bench bench-locust bench-kernel bench-parse bench-engines bench-explain bench-ingest bench-offline bench-hooks bench-auth bench-ab bench-core bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -84,9 +84,13 @@ SCENARIO ?= single
 #: The Kubernetes version the manifests in deploy/k8s are validated against.
 KUBERNETES_VERSION ?= 1.33.0
 
-bench: $(BUILT) ## HTTP peak comparison vs FastAPI, Litestar, Robyn (wrk): bench/results/latest.md + .png; sustained batch load on the decision log: bench/results/sustained.md
+bench: $(BUILT) ## HTTP peak comparison vs FastAPI, Litestar, Robyn (wrk): bench/results/latest.md + .png; sustained batch load on the decision log: bench/results/sustained.md + .png; PostgreSQL's cost per logged row: bench/results/ingest.md
 	cd bench && ../$(PY) peak.py
 	cd bench && ../$(PY) sustained.py
+	cd bench && ../$(PY) ingest.py
+
+bench-ingest: $(BUILT) ## what PostgreSQL spends per decision row it ingests, by row format and index: bench/results/ingest.md
+	cd bench && ../$(PY) ingest.py
 
 bench-locust: $(BUILT) ## Locust scenario SCENARIO=single|batch|mixed (BENCH_RATE=n: fixed rate): CSV + HTML in bench/results/
 	cd bench && ../$(PY) locust_run.py --scenario $(SCENARIO)
@@ -125,9 +129,11 @@ bench-quick: $(BUILT) ## smoke-run every Python benchmark (reports come out; no 
 	$(PY) bench/auth.py --quick > /dev/null
 	cd bench && ../$(PY) peak.py --quick > /dev/null
 	cd bench && ../$(PY) sustained.py --quick > /dev/null
+	cd bench && ../$(PY) ingest.py --quick > /dev/null
 	@test -s bench/results/kernel.md && test -s bench/results/parse.md && test -s bench/results/offline.md && test -s bench/results/hooks.md && test -s bench/results/auth.md
 	@grep -q '^| ferroscore |' bench/results/latest.md && test -s bench/results/latest.png
-	@grep -q 'Every acknowledged row reached PostgreSQL' bench/results/sustained.md
+	@grep -q 'Every acknowledged row reached PostgreSQL' bench/results/sustained.md && test -s bench/results/sustained.png
+	@grep -q 'into the migrated `decisions`' bench/results/ingest.md
 
 bench-core: ## criterion benches of the Rust core alone (parse, score, whole endpoint)
 	cargo bench -p ferroscore-core --bench request

@@ -271,7 +271,7 @@ def empty(database_url: str) -> None:
     import psycopg
 
     with psycopg.connect(database_url) as conn:
-        conn.execute("TRUNCATE active_models, models, model_audit")
+        conn.execute("TRUNCATE active_models, models, model_audit, version_features")
 
 
 #: Thresholds for the fraud models' scores, as the API tests register them.
@@ -340,11 +340,14 @@ def wait_logged(database_url: str, request_id: str, rows: int = 1) -> list[tuple
     `rows` rows are written (the log writes in the background)."""
     import psycopg
 
+    from ferroscore.decisionlog.rows import FEATURES
+
     deadline = time.monotonic() + 10
     while True:
         with psycopg.connect(database_url) as conn:
             found = conn.execute(
-                "SELECT features, decision FROM decisions WHERE request_id = %s ORDER BY row_index",
+                f"SELECT {FEATURES}, decision FROM decisions d WHERE request_id = %s"
+                " ORDER BY row_index",
                 (request_id,),
             ).fetchall()
         if len(found) >= rows:
@@ -497,8 +500,8 @@ class Load:
 
 
 @contextmanager
-def fresh_database(postgres_server: str) -> Iterator[str]:
-    """A new database on the server, migrated; dropped afterwards."""
+def fresh_database(postgres_server: str, until: str | None = None) -> Iterator[str]:
+    """A new database on the server, migrated (up to `until`); dropped afterwards."""
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -510,7 +513,7 @@ def fresh_database(postgres_server: str) -> Iterator[str]:
     params = conninfo_to_dict(postgres_server)
     params["dbname"] = name
     url = make_conninfo(**params)
-    migrate(url)
+    migrate(url, until)
     try:
         yield url
     finally:

@@ -27,7 +27,7 @@ WINDOW = timedelta(hours=1)
 #: The decision log's own index serves lookups by request; these serve lookups by entity.
 INDEXES = [
     f"CREATE INDEX CONCURRENTLY IF NOT EXISTS decisions_card_fraud_{key} ON decisions"
-    f" ((features->>'{key}_id'), created_at) WHERE model = '{MODEL}' AND role = 'champion'"
+    f" ((context->>'{key}_id'), created_at) WHERE model = '{MODEL}' AND role = 'champion'"
     for key in ("card", "device")
 ]
 
@@ -75,17 +75,21 @@ async def _history(
     log first saw it. Two indexed queries per request, whatever its number of rows."""
     by_card = await (
         await conn.execute(
-            "SELECT features->>'card_id', count(*), coalesce(sum((features->>'amount')::float8), 0)"
-            " FROM decisions WHERE model = %s AND role = 'champion' AND tenant = %s"
-            " AND features->>'card_id' = ANY(%s) AND created_at > %s GROUP BY 1",
+            # A logged row's features are the model's inputs, in its version's order of names.
+            "SELECT d.context->>'card_id', count(*),"
+            " coalesce(sum(d.features[array_position(v.features, 'amount')]), 0)"
+            " FROM decisions d JOIN version_features v"
+            " ON (v.tenant, v.name, v.version) = (d.tenant, d.model, d.version)"
+            " WHERE d.model = %s AND d.role = 'champion' AND d.tenant = %s"
+            " AND d.context->>'card_id' = ANY(%s) AND d.created_at > %s GROUP BY 1",
             (MODEL, tenant, list(cards), now - WINDOW),
         )
     ).fetchall()
     by_device = await (
         await conn.execute(
-            "SELECT features->>'device_id', min(created_at) FROM decisions"
+            "SELECT context->>'device_id', min(created_at) FROM decisions"
             " WHERE model = %s AND role = 'champion' AND tenant = %s"
-            " AND features->>'device_id' = ANY(%s) GROUP BY 1",
+            " AND context->>'device_id' = ANY(%s) GROUP BY 1",
             (MODEL, tenant, list(devices)),
         )
     ).fetchall()

@@ -11,6 +11,15 @@ import numpy.typing as npt
 __version__: str
 #: Upper bounds of `Endpoint.stats`'s score buckets; a last bucket takes what is above.
 SCORE_BOUNDS: list[float]
+#: The columns of a decision's spooled rows (`Decision.copy_rows`), in order, and their count.
+DECISION_COLUMNS: str
+DECISION_FIELDS: int
+def new_request_id() -> str:
+    """A new request id, as the core makes one for a decision: a UUID v7 (time-ordered)."""
+
+#: What goes before and after the tuples of a binary COPY stream.
+COPY_HEADER: bytes
+COPY_TRAILER: bytes
 
 _Cells: TypeAlias = (
     npt.NDArray[np.float64]
@@ -20,6 +29,10 @@ _Cells: TypeAlias = (
     | str
 )
 __all__ = [
+    "COPY_HEADER",
+    "COPY_TRAILER",
+    "DECISION_COLUMNS",
+    "DECISION_FIELDS",
     "SCORE_BOUNDS",
     "Decision",
     "Endpoint",
@@ -36,6 +49,7 @@ __all__ = [
     "SpoolLockedError",
     "ValidationError",
     "__version__",
+    "new_request_id",
 ]
 
 class FerroscoreError(ValueError):
@@ -194,6 +208,10 @@ class Endpoint:
         decisions)`, buckets by `SCORE_BOUNDS` (not cumulative, a last above them)."""
 
     @property
+    def logged_names(self) -> tuple[list[str], list[str]]:
+        """The names of a logged row's `features` (in their order: the model's columns) and
+        of its `context` keys; the registry keeps them once per version."""
+    @property
     def enriched_features(self) -> list[tuple[str, bool]]:
         """The features enrichment supplies: `(name, required)` each, in model column
         order."""
@@ -281,7 +299,8 @@ class Decision:
         `bound` when there is one), each with its `row` and `feature` too."""
 
     def copy_rows(self, role: str = "champion", tenant: str = "default") -> bytes:
-        """The scored rows as COPY text lines for the decisions table."""
+        """The scored rows as binary COPY tuples of `DECISION_COLUMNS` for the decisions
+        table (no header or trailer: see `COPY_HEADER`, `COPY_TRAILER`)."""
 
     def rows(self) -> list[tuple[int, str, list[float], str | None]]:
         """The scored rows: `(row_index, features_json, scores, decision)`."""

@@ -171,6 +171,10 @@ SETTINGS: tuple[Setting, ...] = (
             "a full disk) scoring answers 503 with `Retry-After`", 1, 1 << 20),
     Setting("decision_flush_ms", "FERROSCORE_DECISION_FLUSH_MS", 200,
             "how often the spool's recent decisions are moved into PostgreSQL", 1, 60_000),
+    Setting("decision_flushers", "FERROSCORE_DECISION_FLUSHERS", 2,
+            "per process, how many sealed spool segments move into PostgreSQL at once, each "
+            "over a pooled connection of its own (keep it below `FERROSCORE_DB_POOL_SIZE`)",
+            1, 16),
     Setting("commit_window_us", "FERROSCORE_COMMIT_WINDOW_US", 200,
             "`durable`: how long a group of decisions may gather before its one write and "
             "`fdatasync`, once requests are coming in (as PostgreSQL's `commit_delay`): fewer "
@@ -263,6 +267,7 @@ class Settings:
     spool_dir: str | None
     spool_max_mb: int
     decision_flush_ms: int
+    decision_flushers: int
     commit_window_us: int
     decision_retention_days: int
     drift_min_rows: int

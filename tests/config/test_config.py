@@ -113,6 +113,10 @@ def _started(env: dict[str, str], database_url: str) -> Service:
     return service
 
 
+def _flusher_threads(service: Service) -> int:
+    return len(service.decisions.flusher_threads)
+
+
 def _spooled_in(service: Service) -> Path | None:
     spool = service.decisions.spool
     return None if spool is None else Path(spool.directory).parent
@@ -371,6 +375,8 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _started(env, url).decisions.max_bytes == 3 << 20),
     "FERROSCORE_DECISION_FLUSH_MS": ({"FERROSCORE_DECISION_FLUSH_MS": "30"},
         lambda env, url: _started(env, url).decisions.flush_interval_s == 0.03),
+    "FERROSCORE_DECISION_FLUSHERS": ({"FERROSCORE_DECISION_FLUSHERS": "3"},
+        lambda env, url: _flusher_threads(_started(env, url)) == 3),
     "FERROSCORE_COMMIT_WINDOW_US": ({"FERROSCORE_COMMIT_WINDOW_US": "700"},
         lambda env, url: _started(env, url).decisions.commit_window_us == 700),
     "FERROSCORE_DECISION_RETENTION_DAYS": ({"FERROSCORE_DECISION_RETENTION_DAYS": "9"},

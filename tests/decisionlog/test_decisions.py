@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,7 +81,9 @@ def test_recorded_decisions_reach_the_table(
     for d in decisions:
         [(index, features, scores, decided)] = d.rows()
         assert decided == ("high" if scores[0] >= 0.5 else "low")
-        expected = (index, "demo", 7, scores, json.loads(features), decided, "champion")
+        # The features are the model's inputs, in the order of the version's names.
+        inputs = list(json.loads(features).values())
+        expected = (index, "demo", 7, scores, inputs, decided, "champion")
         assert by_id[d.request_id][1:] == expected
     # Every segment written is removed: the spool is empty.
     assert log.backlog_bytes() == 0
@@ -105,7 +109,8 @@ def test_a_new_process_replays_what_a_dead_one_left_once(
     dead = _log(pool, tmp_path, flush_interval_s=3600)
     dead._closing.set()  # the flusher stops before it moves anything
     dead.start()
-    dead._thread.join()
+    for thread in dead.flusher_threads:
+        thread.join()
     for decision in _decisions(endpoint, 20):
         dead.record(decision, "champion", "default")
     assert dead.spool is not None
@@ -129,6 +134,67 @@ def test_a_new_process_replays_what_a_dead_one_left_once(
     assert successor.flush(timeout=10)
     successor.close(timeout=10)
     assert _counts(database_url) == (20, 20)
+
+
+def _text_row(d: Decision, tenant: str, *, warnings: bool = True) -> bytes:
+    """A row as versions before binary rows spooled it: COPY text, the features a jsonb
+    object (with the context fields), 12 fields (11 before the warnings field)."""
+    [(index, features, scores, decided)] = d.rows()
+    fields = [d.request_id, str(index), d.model, str(d.version), features,
+              "{" + ",".join(map(repr, scores)) + "}", "2026-12-01 10:00:00.000000+00",
+              decided or "\\N", "champion", tenant, "\\N"]  # fmt: skip
+    if warnings:
+        fields.append("\\N")
+    return "\t".join(fields).encode() + b"\n"
+
+
+def _segment(path: Path, payloads: list[bytes]) -> None:
+    """A spool segment file: `[len u32 LE][crc32 u32 LE][payload]` per record."""
+    path.write_bytes(b"".join(struct.pack("<II", len(p), zlib.crc32(p)) + p for p in payloads))
+
+
+def test_segments_of_text_rows_an_earlier_version_spooled_are_replayed_in_the_new_format(
+    pool: ConnectionPool, database_url: str, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """After an upgrade, a spool left by the version before binary rows (text COPY rows with
+    jsonb features, with and without the warnings field) is moved as the new rows: the
+    features by the version's names, each row once, a row of a version with no names
+    quarantined."""
+    features, context = endpoint.logged_names
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE decisions_quarantine, version_features")
+        conn.execute("INSERT INTO version_features VALUES ('default', 'demo', 7, %s, %s)",
+                     (features, context))  # fmt: skip
+    decisions = _decisions(endpoint, 6)
+    orphan = _decisions(Endpoint("gone", 1, endpoint.model, endpoint.schema), 1)[0]
+    spool = tmp_path / "0"
+    spool.mkdir()
+    log = _log(pool, tmp_path)
+    (spool / "database").write_text(_identity(pool))
+    _segment(spool / f"{0:020}.seg", [_text_row(d, "default") for d in decisions[:3]])
+    _segment(spool / f"{1:020}.seg",
+             [_text_row(d, "default", warnings=False) for d in decisions[3:]]
+             + [_text_row(orphan, "default")])  # fmt: skip
+    log.start()
+    assert log.flush(timeout=20)
+    log.close(timeout=10)
+    assert _counts(database_url) == (6, 6)
+    assert log.quarantined == 1
+    with psycopg.connect(database_url) as conn:
+        stored = dict(conn.execute("SELECT request_id, features FROM decisions").fetchall())
+        [(request_id,)] = conn.execute("SELECT request_id FROM decisions_quarantine").fetchall()
+    assert request_id == orphan.request_id
+    for d in decisions:
+        [(_, features_json, _, _)] = d.rows()
+        assert stored[d.request_id] == list(json.loads(features_json).values())
+
+
+def _identity(pool: ConnectionPool) -> str:
+    from ferroscore.decisionlog.flusher import database_identity
+
+    database = pool.conninfo
+    assert isinstance(database, str)
+    return database_identity(database)
 
 
 def test_a_full_spool_refuses_and_recovers(

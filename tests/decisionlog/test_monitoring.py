@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 import orjson
+import psycopg
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
+
+from ferroscore.decisionlog import monitoring
 
 from support import FraudModels, ServerProcess, fraud_frame, push_and_wait
 
@@ -42,11 +45,11 @@ def _score_each(server: ServerProcess, records: list[dict[str, Any]]) -> list[tu
     return scored
 
 
-def _report(server: ServerProcess, query: str, rows: int) -> dict[str, Any]:
+def _report(server: ServerProcess, query: str, rows: int, name: str = NAME) -> dict[str, Any]:
     """The report once `rows` decisions of the window are written."""
     deadline = time.monotonic() + 10
     while True:
-        status, body = server.request("GET", f"/v1/models/{NAME}/monitoring?{query}")
+        status, body = server.request("GET", f"/v1/models/{name}/monitoring?{query}")
         assert status == 200, body
         if body["window"]["rows"] >= rows or time.monotonic() > deadline:
             return body
@@ -153,3 +156,33 @@ def test_a_window_of_too_few_rows_has_no_psi(server: ServerProcess, fraud: Fraud
     assert point["status"] == "insufficient_data"
     assert point["score_psi"] is None
     assert all(v is None for v in point["features_psi"].values())
+
+
+def test_a_large_window_is_binned_on_a_sample_and_counted_whole(
+    server: ServerProcess, fraud: FraudModels, database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Past `SAMPLE_ROWS` rows a window's distributions are a uniform sample's (repeatable:
+    the same answer twice) while its row counts stay exact; below it, every row is binned."""
+    push_and_wait(server, "sampled", fraud.lightgbm, "--data", fraud.parquet)
+    since = datetime.now(UTC)
+    frame = fraud_frame(600, seed=17)
+    status, body = server.request("POST", "/v1/models/sampled/score",
+                                  orjson.dumps({"rows": _records(frame)}))  # fmt: skip
+    assert status == 200, body
+    full = _report(server, f"since={quote(since.isoformat())}", 600, "sampled")
+    assert full["window"]["rows"] == full["window"]["binned_rows"] == 600
+    _, version = server.request("GET", "/v1/models/sampled/versions/1")
+    monkeypatch.setattr(monitoring, "SAMPLE_ROWS", 150)
+    with psycopg.connect(database_url) as conn:
+        args = (conn, "default", "sampled", 1, version["profile"], version["input_schema"],
+                since, datetime.now(UTC) + timedelta(minutes=1))  # fmt: skip
+        sampled, again = monitoring.report(*args), monitoring.report(*args)
+    assert sampled["window"]["rows"] == 600
+    assert 60 < sampled["window"]["binned_rows"] < 300
+    assert sampled == again
+    assert [p["rows"] for p in sampled["series"]] == [p["rows"] for p in full["series"]]
+    amount = sampled["features"]["amount"]
+    assert sum(amount["distribution"].values()) == pytest.approx(1)
+    assert amount["missing_rate"] == pytest.approx(full["features"]["amount"]["missing_rate"],
+                                                   abs=0.1)  # fmt: skip

@@ -3,7 +3,6 @@ partition covers deleted from the default one."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -15,7 +14,7 @@ def _insert(conn: psycopg.Connection, request_id: str, at: datetime) -> None:
     conn.execute(
         "INSERT INTO decisions (request_id, model, version, features, score, created_at, tenant)"
         " VALUES (%s, 'm', 1, %s, '{0.5}', %s, 'default')",
-        (request_id, json.dumps({"a": 1}), at),
+        (request_id, [1.0], at),
     )
 
 

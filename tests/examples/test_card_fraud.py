@@ -101,10 +101,11 @@ def test_large_amounts_on_a_new_device_are_declined_whatever_the_score(
     # A device the log first saw yesterday is not new today.
     with psycopg.connect(module_database) as conn:
         conn.execute(
-            "INSERT INTO decisions (request_id, row_index, model, version, features, score,"
-            " created_at, decision, role, tenant) VALUES ('yesterday', 0, 'card-fraud', 1, %s,"
-            " '{0.1}', now() - interval '1 day', 'approve', 'champion', 'default')",
-            (json.dumps(transaction("card-9", "laptop-old", 12.0)),),
+            "INSERT INTO decisions (request_id, row_index, model, version, features, context,"
+            " score, created_at, decision, role, tenant) VALUES ('yesterday', 0, 'card-fraud',"
+            " 1, '{12}', %s, '{0.1}', now() - interval '1 day', 'approve', 'champion',"
+            " 'default')",
+            (json.dumps({"card_id": "card-9", "device_id": "laptop-old"}),),
         )
     big = {"card_present": True, "merchant": "grocery"}
     new = score(server, {"features": transaction("card-3", "phone-new", 6000.0, **big)})

@@ -16,12 +16,13 @@ from rich.table import Table
 
 from ferroscore.cli.common import console, counted, json_option, run, url_option
 from ferroscore.cli.database import with_database
+from ferroscore.decisionlog.rows import FEATURES
 
 #: Rows fetched (and written as one Parquet row group) at a time.
 EXPORT_BATCH = 50_000
 _COLUMNS = (
     "request_id, row_index, tenant, model, version, role, decision, reference, created_at,"
-    " score, features::text"
+    f" score, ({FEATURES})::text"
 )
 #: PSI at which a bar turns red (as the monitoring route marks a feature drifted).
 _ALERT = 0.2
@@ -87,7 +88,7 @@ def export(
         ):
             task = progress.add_task(f"exporting to {output}", total=total)
             cur.execute(
-                f"SELECT {_COLUMNS} FROM decisions WHERE {condition}"
+                f"SELECT {_COLUMNS} FROM decisions d WHERE {condition}"
                 " ORDER BY created_at, request_id, row_index, model, version",
                 args,
             )

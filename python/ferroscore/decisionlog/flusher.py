@@ -2,11 +2,15 @@
 
 A request's decision is appended to this process's spool (Rust: segment files with a
 checksum per record, `fdatasync` by group commit in the `durable` mode) before its answer is
-released. A flusher thread seals the active segment every `FERROSCORE_DECISION_FLUSH_MS`,
-moves each sealed segment into PostgreSQL in one transaction (COPY into the table; if some of
-its rows are there already, COPY into a staging table, then `INSERT … ON CONFLICT DO NOTHING`
-on the decision's unique key) and removes it only after the commit. A process that starts
-replays what an earlier one left: nothing acknowledged is lost, and nothing is written twice.
+released, as binary COPY tuples (the features a `float8[]`, their names the version's, in
+`version_features`). Flusher threads (`FERROSCORE_DECISION_FLUSHERS`) seal the active
+segment every `FERROSCORE_DECISION_FLUSH_MS` and move sealed segments into PostgreSQL, each
+in one transaction on a connection of its own (binary COPY into the table; if some of its
+rows are there already, COPY into a staging table, then `INSERT … ON CONFLICT DO NOTHING` on
+the decision's unique key), and remove each only after its commit. A process that starts
+replays what an earlier one left, including segments of text rows with jsonb features that
+a version before binary rows spooled (converted by the names in `version_features`):
+nothing acknowledged is lost, and nothing is written twice.
 """
 
 from __future__ import annotations
@@ -16,16 +20,28 @@ import contextlib
 import logging
 import os
 import shutil
+import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from ferroscore._core import Decision, Spool, SpoolFullError, SpoolLockedError
+from ferroscore._core import (
+    COPY_HEADER,
+    COPY_TRAILER,
+    DECISION_COLUMNS,
+    Decision,
+    Spool,
+    SpoolFullError,
+    SpoolLockedError,
+)
 from ferroscore.decisionlog import partitions
 
 log = logging.getLogger(__name__)
@@ -33,27 +49,43 @@ log = logging.getLogger(__name__)
 MODES = ("durable", "buffered", "off")
 #: A segment is sealed at this size even between two flushes.
 SEGMENT_BYTES = 4 << 20
-#: A row as spooled before the warnings field (migration 0010), which may still be replayed.
-_LEGACY_COLUMNS = (
-    "request_id, row_index, model, version, features, score, created_at, decision, role,"
-    " tenant, reference"
-)
-_COLUMNS = _LEGACY_COLUMNS + ", warnings"
-#: The tabs between the fields of a legacy row.
-_LEGACY_TABS = _LEGACY_COLUMNS.count(",")
-_DIRECT = f"COPY decisions ({_COLUMNS}) FROM STDIN"
+_COLUMNS = " ".join(DECISION_COLUMNS.split())
+_DIRECT = f"COPY decisions ({_COLUMNS}) FROM STDIN (FORMAT binary)"
 _STAGE = "CREATE TEMP TABLE decisions_in (LIKE decisions INCLUDING DEFAULTS) ON COMMIT DROP"
-_COPY = f"COPY decisions_in ({_COLUMNS}) FROM STDIN"
-_COPY_LEGACY = f"COPY decisions_in ({_LEGACY_COLUMNS}) FROM STDIN"
 _MOVE = (
     f"INSERT INTO decisions ({_COLUMNS}) SELECT {_COLUMNS} FROM decisions_in ON CONFLICT DO NOTHING"
 )
+#: Text rows with jsonb features, as versions before binary rows spooled them (with the
+#: warnings field since migration 0010, without it before), replayed through a table of their
+#: own and converted by their version's names.
+_TEXT_COLUMNS = (
+    "request_id, row_index, model, version, features, score, created_at, decision, role,"
+    " tenant, reference"
+)
+_TEXT_STAGE = (
+    "CREATE TEMP TABLE decisions_text_in (request_id text, row_index integer, model text,"
+    " version integer, features jsonb, score double precision[], created_at timestamptz,"
+    " decision text, role text, tenant text, reference text, warnings jsonb) ON COMMIT DROP"
+)
+_TEXT_MOVE = f"""
+INSERT INTO decisions ({_COLUMNS})
+SELECT t.request_id, t.row_index, t.model, t.version,
+       CASE WHEN v.features IS NOT NULL THEN ARRAY(
+           SELECT (t.features ->> n)::float8 FROM unnest(v.features) WITH ORDINALITY AS u(n, i)
+           ORDER BY i) END,
+       (SELECT jsonb_object_agg(c, t.features -> c) FROM unnest(v.context) c
+        WHERE t.features ? c),
+       t.score, t.created_at, t.decision, t.role, t.tenant, t.reference, t.warnings
+FROM decisions_text_in t
+LEFT JOIN version_features v ON (v.tenant, v.name, v.version) = (t.tenant, t.model, t.version)
+ON CONFLICT DO NOTHING
+"""
 _QUARANTINE = (
     "INSERT INTO decisions_quarantine (tenant, request_id, error, row_bytes)"
     " VALUES (%s, %s, %s, %s)"
 )
-#: Where a COPY row's fields are (the order of `_COLUMNS`).
-_REQUEST_ID, _TENANT = 0, 9
+#: Where a binary tuple's fields are (the order of `DECISION_COLUMNS`), and a text row's.
+_REQUEST_ID, _TENANT, _TEXT_TENANT = 0, 10, 9
 _MAX_BACKOFF_S = 5.0
 #: Seconds between two rounds of partition upkeep (see `ferroscore.decisionlog.partitions`).
 MAINTAIN_EVERY_S = 3600.0
@@ -86,6 +118,7 @@ class DecisionLog:
         directory: Path,
         max_bytes: int,
         flush_interval_s: float,
+        flushers: int = 1,
         retention_days: int = 0,
         commit_window_us: int = 0,
     ) -> None:
@@ -110,7 +143,13 @@ class DecisionLog:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._flushed = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
+        #: Segments a flusher is moving: each goes over one connection, once.
+        self._claimed: set[int] = set()
+        self._claims = threading.Lock()
+        self.flusher_threads = [
+            threading.Thread(target=self._run, args=(i,), name=f"decision-log-{i}", daemon=True)
+            for i in range(flushers)
+        ]
 
     def start(self) -> None:
         """Opens this process's spool (one another process left, if any: it is replayed
@@ -121,7 +160,8 @@ class DecisionLog:
         self.spool = self._open_spool(identity)
         log.info("decision log: %s, spool %s", self.mode, self.spool.directory)
         self._identity = identity
-        self._thread.start()
+        for thread in self.flusher_threads:
+            thread.start()
 
     def record(self, decision: Decision, role: str, tenant: str) -> None:
         """Records one decision of `tenant`'s model before the caller answers, waiting for the
@@ -193,7 +233,7 @@ class DecisionLog:
         if self.spool is None or not (sealed := self.spool.sealed()):
             return 0.0
         try:
-            oldest = (self.spool.directory / f"{sealed[0]:020}.seg").stat().st_mtime
+            oldest = _segment_path(self.spool, sealed[0]).stat().st_mtime
         except FileNotFoundError:  # flushed meanwhile
             return 0.0
         return max(0.0, time.time() - float(oldest))
@@ -217,11 +257,12 @@ class DecisionLog:
     def close(self, timeout: float | None = None) -> None:
         """Moves what is recorded into PostgreSQL (trying for `timeout`; whatever is left
         stays in the spool for the next start) and stops the flusher."""
-        if self._thread.is_alive():
+        if any(thread.is_alive() for thread in self.flusher_threads):
             self.flush(timeout)
             self._closing.set()
             self._wake.set()
-            self._thread.join(timeout)
+            for thread in self.flusher_threads:
+                thread.join(timeout)
 
     def _open_spool(self, identity: str) -> Spool:
         """The first directory under `directory` of this database that no live process
@@ -270,20 +311,40 @@ class DecisionLog:
                 shutil.rmtree(path)
             del orphan
 
-    def _run(self) -> None:
+    def _run(self, flusher: int) -> None:
+        """A flusher: moves each sealed segment no other flusher has claimed, oldest first.
+        The first also replays the spools of processes that are gone and keeps the
+        partitions."""
         spool = self.spool
         assert spool is not None
-        replaying = spool.sealed()
-        if replaying:
-            log.info("decision log: replaying %d segments left by an earlier process",
-                     len(replaying))  # fmt: skip
-        self._adopt_orphans()
+        if flusher == 0:
+            replaying = spool.sealed()
+            if replaying:
+                log.info("decision log: replaying %d segments left by an earlier process",
+                         len(replaying))  # fmt: skip
+            self._adopt_orphans()
         while not self._closing.is_set():
             try:
-                self._maintain()
+                if flusher == 0:
+                    self._maintain()
                 spool.seal()
                 for segment in spool.sealed():
-                    if not self._flush_segment(spool, segment):
+                    with self._claims:
+                        if segment in self._claimed:
+                            continue
+                        self._claimed.add(segment)
+                    # Listed before another flusher moved and removed it: nothing left to do.
+                    # (Claimed now, it cannot be removed under us.)
+                    if not _segment_path(spool, segment).exists():
+                        with self._claims:
+                            self._claimed.discard(segment)
+                        continue
+                    try:
+                        moved = self._flush_segment(spool, segment)
+                    finally:
+                        with self._claims:
+                            self._claimed.discard(segment)
+                    if not moved:
                         break
             except Exception:
                 log.exception("decision log: flush failed; retrying")
@@ -340,61 +401,158 @@ class DecisionLog:
     def _copy(self, rows: bytes) -> None:
         """One segment's rows in one transaction. Straight into the table, the cheap way for
         PostgreSQL; when some are there already (a segment replayed after a crash between
-        its commit and its removal), through a staging table that drops those."""
+        its commit and its removal), or the rows are an older version's text, through a
+        staging table that drops those."""
+        formats = _formats(rows)
         with self._pool.connection() as conn:
-            try:
-                with conn.transaction(), conn.cursor() as cur, cur.copy(_DIRECT) as copy:
-                    copy.write(rows)
-                return
-            except psycopg.errors.UniqueViolation:
-                log.info("decision log: a replayed segment; skipping the rows already written")
+            if formats == [(BINARY, rows)]:
+                try:
+                    with conn.transaction(), conn.cursor() as cur, cur.copy(_DIRECT) as copy:
+                        copy.write(BINARY.frame(rows))
+                    return
+                except psycopg.errors.UniqueViolation:
+                    log.info("decision log: a replayed segment; skipping the rows already written")
             with conn.transaction(), conn.cursor() as cur:
-                cur.execute(_STAGE)
-                with cur.copy(_COPY) as copy:
-                    copy.write(rows)
-                cur.execute(_MOVE)
+                for fmt, part in formats:
+                    fmt.move(cur, fmt.frame(part))
 
     def _salvage(self, rows: bytes) -> None:
         """Moves a segment whose rows PostgreSQL partly refuses, in one transaction: halves in
-        savepoints, through the staging table (rows already there are skipped), down to the
-        single rows it refuses, which go to `decisions_quarantine`. Rows spooled before the
-        warnings field (an older version's segment, replayed) are moved without it."""
-        lines = rows.split(b"\n")[:-1]
-        legacy = [line for line in lines if line.count(b"\t") == _LEGACY_TABS]
-        current = [line for line in lines if line.count(b"\t") != _LEGACY_TABS]
-        refused: list[tuple[bytes, str]] = []
+        savepoints, through the staging tables (rows already there are skipped), down to the
+        single rows it refuses, which go to `decisions_quarantine`."""
+        refused: list[tuple[_Format, bytes, str]] = []
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.execute(_STAGE)
-            todo = [(statement, group) for statement, group in
-                    ((_COPY_LEGACY, legacy), (_COPY, current)) if group]  # fmt: skip
+            todo = [(fmt, fmt.split(part)) for fmt, part in _formats(rows)]
             while todo:
-                statement, chunk = todo.pop()
+                fmt, chunk = todo.pop()
                 try:
                     with conn.transaction():
-                        with cur.copy(statement) as copy:
-                            copy.write(b"".join(line + b"\n" for line in chunk))
-                        cur.execute(_MOVE)
-                        cur.execute("TRUNCATE decisions_in")
+                        fmt.move(cur, fmt.frame(fmt.join(chunk)))
                 except (psycopg.DataError, psycopg.IntegrityError) as e:
                     if len(chunk) == 1:
-                        refused.append((chunk[0], str(e).strip()))
+                        refused.append((fmt, chunk[0], str(e).strip()))
                     else:
                         half = len(chunk) // 2
-                        todo += [(statement, chunk[half:]), (statement, chunk[:half])]
-            for line, error in refused:
-                fields = line.split(b"\t")
-                cur.execute(_QUARANTINE, (_field(fields, _TENANT), _field(fields, _REQUEST_ID),
-                                          error, line))  # fmt: skip
+                        todo += [(fmt, chunk[half:]), (fmt, chunk[:half])]
+            for fmt, row, error in refused:
+                tenant, request_id = fmt.who(row)
+                cur.execute(_QUARANTINE, (tenant, request_id, error, row))
         self.quarantined += len(refused)
-        for line, error in refused:
-            fields = line.split(b"\t")
+        for fmt, row, error in refused:
+            tenant, request_id = fmt.who(row)
             log.error("decision log: a decision row of tenant %r (request %s) is quarantined in "
                       "decisions_quarantine: PostgreSQL refused it (%s)",
-                      _field(fields, _TENANT), _field(fields, _REQUEST_ID), error)  # fmt: skip
+                      tenant, request_id, error)  # fmt: skip
 
 
-def _field(fields: list[bytes], i: int) -> str | None:
-    """A COPY row's field as text PostgreSQL can hold, for an operator to find the row by."""
-    if i >= len(fields):
+@dataclass(frozen=True)
+class _Format:
+    """A way decision rows were spooled: how to split them into rows and join rows again,
+    frame them as one COPY stream, and move a stream into `decisions` through a staging
+    table."""
+
+    table: str
+    stage: str
+    copy: str
+    insert: str
+    split: Callable[[bytes], list[bytes]]
+    join: Callable[[list[bytes]], bytes]
+    frame: Callable[[bytes], bytes]
+    #: A row's (tenant, request_id), for an operator to find a refused one by.
+    who: Callable[[bytes], tuple[str | None, str | None]]
+
+    def move(self, cur: psycopg.Cursor[Any], stream: bytes) -> None:
+        # Again in a savepoint that rolled its first one back (salvage).
+        cur.execute(f"DROP TABLE IF EXISTS {self.table}")
+        cur.execute(self.stage)
+        with cur.copy(self.copy) as copy:
+            copy.write(stream)
+        cur.execute(self.insert)
+
+
+def _segment_path(spool: Spool, segment: int) -> Path:
+    """Where the spool keeps a segment (its own naming: the id, zero-padded)."""
+    return spool.directory / f"{segment:020}.seg"
+
+
+def _tuples(rows: bytes) -> list[bytes]:
+    """Binary COPY tuples, each whole: its field count, then each field's length and bytes."""
+    found, at = [], 0
+    while at < len(rows):
+        start = at
+        (n,) = struct.unpack_from(">h", rows, at)
+        at += 2
+        for _ in range(n):
+            (length,) = struct.unpack_from(">i", rows, at)
+            at += 4 + max(length, 0)
+        found.append(rows[start:at])
+    return found
+
+
+def _binary_fields(row: bytes) -> list[bytes | None]:
+    fields: list[bytes | None] = []
+    at = 2
+    while at < len(row):
+        (length,) = struct.unpack_from(">i", row, at)
+        at += 4
+        fields.append(None if length < 0 else row[at : at + length])
+        at += max(length, 0)
+    return fields
+
+
+def _text(field: bytes | None) -> str | None:
+    """A row's field as text PostgreSQL can hold, for an operator to find the row by."""
+    if field is None:
         return None
-    return fields[i].decode(errors="replace").replace("\x00", "\ufffd")
+    return field.decode(errors="replace").replace("\x00", "\ufffd")
+
+
+def _binary_who(row: bytes) -> tuple[str | None, str | None]:
+    fields = _binary_fields(row)
+
+    def at(i: int) -> bytes | None:
+        return fields[i] if i < len(fields) else None
+
+    return _text(at(_TENANT)), _text(at(_REQUEST_ID))
+
+
+def _text_who(row: bytes) -> tuple[str | None, str | None]:
+    fields = row.split(b"\t")
+
+    def at(i: int) -> bytes | None:
+        return fields[i] if i < len(fields) else None
+
+    return _text(at(_TEXT_TENANT)), _text(at(_REQUEST_ID))
+
+
+BINARY = _Format(
+    "decisions_in", _STAGE, f"COPY decisions_in ({_COLUMNS}) FROM STDIN (FORMAT binary)",
+    _MOVE, _tuples, b"".join, lambda rows: COPY_HEADER + rows + COPY_TRAILER, _binary_who,
+)  # fmt: skip
+
+
+def _text_format(columns: str) -> _Format:
+    return _Format(
+        "decisions_text_in", _TEXT_STAGE, f"COPY decisions_text_in ({columns}) FROM STDIN",
+        _TEXT_MOVE, lambda rows: rows.split(b"\n")[:-1],
+        lambda rows: b"".join(r + b"\n" for r in rows), lambda rows: rows, _text_who,
+    )  # fmt: skip
+
+
+#: Text rows with the warnings field (migrations 0010 to 0011), and before it.
+TEXT = _text_format(_TEXT_COLUMNS + ", warnings")
+TEXT_BEFORE_WARNINGS = _text_format(_TEXT_COLUMNS)
+_TEXT_TABS = {_TEXT_COLUMNS.count(","): TEXT_BEFORE_WARNINGS, _TEXT_COLUMNS.count(",") + 1: TEXT}
+
+
+def _formats(rows: bytes) -> list[tuple[_Format, bytes]]:
+    """A segment's rows by the format they were spooled in. A binary tuple starts with its
+    field count's high byte, 0; a text row never starts with NUL, which text cannot hold. One
+    segment is written by one version, so one format; text rows are grouped by their fields."""
+    if not rows or rows[0] == 0:
+        return [(BINARY, rows)]
+    groups: dict[int, list[bytes]] = {}
+    for line in rows.split(b"\n")[:-1]:
+        groups.setdefault(line.count(b"\t"), []).append(line + b"\n")
+    # A row of another count of fields is refused by its COPY, and quarantined.
+    return [(_TEXT_TABS.get(tabs, TEXT), b"".join(lines)) for tabs, lines in groups.items()]

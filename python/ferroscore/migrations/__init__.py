@@ -17,8 +17,9 @@ def _scripts() -> list[tuple[str, str]]:
     return [(name.removesuffix(".sql"), files.joinpath(name).read_text()) for name in found]
 
 
-def migrate(conninfo: str) -> list[str]:
-    """Applies the migrations not yet applied; returns their names."""
+def migrate(conninfo: str, until: str | None = None) -> list[str]:
+    """Applies the migrations not yet applied (up to `until`'s name, if given: how a database
+    of an earlier version is made); returns their names."""
     applied: list[str] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
@@ -29,7 +30,7 @@ def migrate(conninfo: str) -> list[str]:
             )
             done = {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
             for name, sql in _scripts():
-                if name in done:
+                if name in done or (until is not None and name > until):
                     continue
                 with conn.transaction():
                     conn.execute(sql.encode())

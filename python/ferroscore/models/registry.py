@@ -147,11 +147,20 @@ class ModelRegistry:
             same = self._same(conn, name, sha, input_schema, thresholds, classes)
             if not force and same:
                 return self._created(name, same, existing=True)
+            # Numbered past every version ever registered, deleted ones too: their decisions
+            # keep their number.
             row = conn.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM models WHERE tenant = %s AND name = %s",
+                "SELECT coalesce(max(version), 0) + 1 FROM version_features"
+                " WHERE tenant = %s AND name = %s",
                 (t, name),
             ).fetchone()
             version = int(row[0]) if row else 1
+            features, context = endpoint.logged_names
+            conn.execute(
+                "INSERT INTO version_features (tenant, name, version, features, context)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (t, name, version, features, context),
+            )
             conn.execute(
                 "INSERT INTO models (tenant, name, version, format, artifact, input_schema,"
                 " thresholds, metadata, profile, sha256, n_features, objective, created_by,"

@@ -13,14 +13,13 @@ shadow thread), the coroutine runs on the hooks' own loop and the caller waits f
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ferroscore._core import Decision, Endpoint, Parsed
+from ferroscore._core import Decision, Endpoint, Parsed, new_request_id
 from ferroscore.hooks import (
     EXTENSIONS,
     Hook,
@@ -93,7 +92,7 @@ async def run_hooked(service: Service, req: ScoringRequest) -> None:
     """enrich ▸ score ▸ decide, awaiting the hooks. A refusal, failure or timeout of the
     enrichment answers the request unscored (no decision); of the decision hook, it answers
     as the hook said and the decision is the one scored."""
-    req.request_id = req.request_id or str(uuid.uuid4())
+    req.request_id = req.request_id or new_request_id()
     req.parsed = req.endpoint.prepare(req.body, ndjson=req.ndjson, partial=req.partial)
     try:
         if req.enrichment is not None:

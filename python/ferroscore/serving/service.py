@@ -110,6 +110,7 @@ class Service:
             directory=settings.spool_directory(),
             max_bytes=settings.spool_max_mb << 20,
             flush_interval_s=settings.decision_flush_ms / 1000,
+            flushers=settings.decision_flushers,
             retention_days=settings.decision_retention_days,
             commit_window_us=settings.commit_window_us,
         )

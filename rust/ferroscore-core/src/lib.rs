@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod columns;
-mod copy_text;
+pub mod copy_binary;
 pub mod decision;
 pub mod endpoint;
 pub mod error;

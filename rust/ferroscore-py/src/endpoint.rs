@@ -214,6 +214,16 @@ impl Endpoint {
         (read.rows, read.buckets, read.sum, decisions)
     }
 
+    /// The names of a logged row's `features` (in their order: the model's columns) and of
+    /// its `context` keys; the registry keeps them once per version.
+    #[getter]
+    fn logged_names(&self) -> (Vec<String>, Vec<String>) {
+        let schema = self.inner.schema();
+        let features = schema.features().iter().map(|f| f.name.clone()).collect();
+        let context = schema.context().iter().map(|c| c.name.clone()).collect();
+        (features, context)
+    }
+
     /// The features enrichment supplies: `(name, required)` each, in model column order.
     #[getter]
     fn enriched_features(&self) -> Vec<(String, bool)> {
@@ -457,9 +467,8 @@ impl Decision {
             .collect()
     }
 
-    /// The scored rows as PostgreSQL COPY text lines for `COPY decisions (request_id,
-    /// row_index, model, version, features, score, created_at, decision, role, tenant,
-    /// reference, warnings)`.
+    /// The scored rows as PostgreSQL binary COPY tuples for `COPY decisions (<DECISION_COLUMNS>)
+    /// FROM STDIN (FORMAT binary)`, without the stream's header and trailer.
     #[pyo3(signature = (role="champion", tenant="default"))]
     fn copy_rows<'py>(&self, py: Python<'py>, role: &str, tenant: &str) -> Bound<'py, PyBytes> {
         let mut out = Vec::with_capacity(1024);

@@ -15,6 +15,7 @@ import orjson
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
 
+from ferroscore.decisionlog.rows import FEATURES
 from ferroscore.pipeline import (
     Call,
     Handler,
@@ -43,12 +44,12 @@ OUTCOME = {
 _OUTCOME_COLUMNS = "label, amount, observed_at, recorded_at"
 
 _ROW = (
-    "role, row_index, model, version, features, score AS scores, decision, reference, created_at,"
-    " warnings"
+    f"role, row_index, model, version, {FEATURES} AS features, score AS scores, decision,"
+    " reference, created_at, warnings"
 )
 #: Champion rows first, then the shadow's, each in the order of the request's records.
 _QUERY = (
-    f"SELECT {_ROW} FROM decisions WHERE tenant = %s AND request_id = %s"
+    f"SELECT {_ROW} FROM decisions d WHERE tenant = %s AND request_id = %s"
     " ORDER BY role <> 'champion', role, row_index"
 )
 #: A page's order, newest first: the decision table's unique key, so a cursor (the last row's
@@ -116,7 +117,7 @@ def list_page(service: Service) -> Handler:
             return parsed
         where, args, limit = parsed
         newest_first = ", ".join(k + " DESC" for k in _KEY.split(", "))
-        sql = (f"SELECT request_id, {_ROW} FROM decisions WHERE tenant = %s{where}"
+        sql = (f"SELECT request_id, {_ROW} FROM decisions d WHERE tenant = %s{where}"
                f" ORDER BY {newest_first} LIMIT %s")  # fmt: skip
         with service.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             set_json_loads(_FEATURE_LOADS, cur)
