@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 
 def free_port() -> int:
@@ -532,3 +537,33 @@ def ferroscore(
     if check:
         assert done.returncode == 0, done.stderr
     return done
+
+
+#: The Debian Chromium the browser tests drive (CI installs it), if any.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextmanager
+def offline_page(address: str) -> Iterator[tuple[Page, list[str]]]:
+    """A headless Chromium page that reaches `address`'s host only: every request to another
+    host is aborted and its URL listed (the second item), for the test to find empty."""
+    from playwright.sync_api import Route, sync_playwright
+
+    ours = urlparse(address).netloc
+    elsewhere: list[str] = []
+
+    def only_ours(route: Route) -> None:
+        if urlparse(route.request.url).netloc == ours:
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_ours)
+            yield page, elsewhere
+        finally:
+            browser.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,8 +22,9 @@ import pytest
 
 from ferroscore.config import SETTINGS
 
+from support import CHROMIUM, offline_page
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -98,49 +98,33 @@ def test_the_generated_pages_hold_what_they_are_generated_from(site: Path) -> No
 def test_the_pages_render_and_search_finds_a_setting_with_no_network(
     site: Path, address: str
 ) -> None:
-    from playwright.sync_api import Route, expect, sync_playwright
+    from playwright.sync_api import expect
 
-    ours = urlparse(address).netloc
-    elsewhere: list[str] = []
+    with offline_page(address) as (page, elsewhere):
+        failed: list[str] = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        for name in pages(site):
+            response = page.goto(f"{address}/{name}")
+            assert response is not None, name
+            assert response.status == 200, name
+            title = page.locator("article h1").first
+            expect(title).to_be_visible()
+            assert title.inner_text().strip(), f"{name}: an empty title"
+            # Material's own styles applied: the header bar is laid out, not raw HTML.
+            assert page.locator("header.md-header").bounding_box() is not None, name
 
-    def only_ours(route: Route) -> None:
-        if urlparse(route.request.url).netloc == ours:
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort()
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.route("**/*", only_ours)
-            failed: list[str] = []
-            page.on("requestfailed", lambda r: failed.append(r.url))
-            for name in pages(site):
-                response = page.goto(f"{address}/{name}")
-                assert response is not None, name
-                assert response.status == 200, name
-                title = page.locator("article h1").first
-                expect(title).to_be_visible()
-                assert title.inner_text().strip(), f"{name}: an empty title"
-                # Material's own styles applied: the header bar is laid out, not raw HTML.
-                assert page.locator("header.md-header").bounding_box() is not None, name
-
-            page.goto(f"{address}/index.html")
-            query = page.locator("input.md-search__input")
-            query.click()
-            # The index is built in a web worker: on a loaded machine that takes a while, and
-            # what is typed before it is ready finds nothing.
-            meta = page.locator(".md-search-result__meta")
-            expect(meta).not_to_contain_text("Initializing", timeout=120_000)
-            query.press_sequentially("FERROSCORE_DRIFT_MIN_ROWS")  # keys, as a reader types
-            hit = page.locator(".md-search-result__item a[href*='configuration.html']").first
-            expect(hit).to_be_visible(timeout=30_000)
-            hit.click()
-            page.wait_for_url(re.compile(r"configuration\.html"))
-            expect(page.locator("article")).to_contain_text("FERROSCORE_DRIFT_MIN_ROWS")
-        finally:
-            browser.close()
+        page.goto(f"{address}/index.html")
+        query = page.locator("input.md-search__input")
+        query.click()
+        # The index is built in a web worker: on a loaded machine that takes a while, and
+        # what is typed before it is ready finds nothing.
+        meta = page.locator(".md-search-result__meta")
+        expect(meta).not_to_contain_text("Initializing", timeout=120_000)
+        query.press_sequentially("FERROSCORE_DRIFT_MIN_ROWS")  # keys, as a reader types
+        hit = page.locator(".md-search-result__item a[href*='configuration.html']").first
+        expect(hit).to_be_visible(timeout=30_000)
+        hit.click()
+        page.wait_for_url(re.compile(r"configuration\.html"))
+        expect(page.locator("article")).to_contain_text("FERROSCORE_DRIFT_MIN_ROWS")
     assert elsewhere == []
     assert failed == []

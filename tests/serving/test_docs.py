@@ -5,20 +5,16 @@ rendered (not blank), and scores one record through "Try it out"."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from importlib import resources
-from urllib.parse import urlparse
 
 import pytest
 
 from ferroscore.models.registry import DEMO_MODEL
 
-from support import ServerProcess, serving
+from support import CHROMIUM, ServerProcess, offline_page, serving
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -41,47 +37,27 @@ def test_the_assets_are_ours(server: ServerProcess) -> None:
 def test_the_reference_renders_offline_and_scores_through_try_it_out(
     server: ServerProcess,
 ) -> None:
-    from playwright.sync_api import Route, sync_playwright
-
-    ours = urlparse(server.url).netloc
-    elsewhere: list[str] = []
-
-    def only_ours(route: Route) -> None:
-        if urlparse(route.request.url).netloc == ours:
-            route.continue_()
-        else:
-            elsewhere.append(route.request.url)
-            route.abort()
-
     example = resources.files("ferroscore.demo").joinpath("example.json").read_text()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.route("**/*", only_ours)
-            page.goto(f"{server.url}/docs", wait_until="networkidle")
-            page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
-            assert "ferroscore" in page.inner_text(".swagger-ui .info .title")
-            # The key, as a user pastes it into "Authorize".
-            page.locator(".swagger-ui button.authorize").first.click()
-            bearer = page.locator(".auth-container").filter(has_text="bearer")
-            assert server.key is not None
-            bearer.locator("input").first.fill(server.key)
-            bearer.locator("button.authorize").click()
-            page.locator(".swagger-ui button.btn-done").first.click()
-            operation = page.locator("#operations-v1-post_v1_models_name_score")
-            operation.locator(".opblock-summary").click()
-            operation.locator(".try-out__btn").click()
-            operation.locator("input[placeholder='name']").fill(DEMO_MODEL)
-            operation.locator("textarea.body-param__text").fill(example)
-            operation.locator("button.execute").click()
-            live = operation.locator(".live-responses-table tbody .response-col_status").first
-            live.wait_for(timeout=15_000)
-            assert live.inner_text().strip().startswith("200")
-            body = operation.locator(
-                ".live-responses-table tbody .response-col_description pre"
-            ).first
-            assert json.loads(body.inner_text())["model"] == DEMO_MODEL
-        finally:
-            browser.close()
+    with offline_page(server.url) as (page, elsewhere):
+        page.goto(f"{server.url}/docs", wait_until="networkidle")
+        page.wait_for_selector(".swagger-ui .info .title", timeout=15_000)
+        assert "ferroscore" in page.inner_text(".swagger-ui .info .title")
+        # The key, as a user pastes it into "Authorize".
+        page.locator(".swagger-ui button.authorize").first.click()
+        bearer = page.locator(".auth-container").filter(has_text="bearer")
+        assert server.key is not None
+        bearer.locator("input").first.fill(server.key)
+        bearer.locator("button.authorize").click()
+        page.locator(".swagger-ui button.btn-done").first.click()
+        operation = page.locator("#operations-v1-post_v1_models_name_score")
+        operation.locator(".opblock-summary").click()
+        operation.locator(".try-out__btn").click()
+        operation.locator("input[placeholder='name']").fill(DEMO_MODEL)
+        operation.locator("textarea.body-param__text").fill(example)
+        operation.locator("button.execute").click()
+        live = operation.locator(".live-responses-table tbody .response-col_status").first
+        live.wait_for(timeout=15_000)
+        assert live.inner_text().strip().startswith("200")
+        body = operation.locator(".live-responses-table tbody .response-col_description pre").first
+        assert json.loads(body.inner_text())["model"] == DEMO_MODEL
     assert elsewhere == [], f"the page reached for other hosts: {elsewhere}"
