@@ -58,32 +58,32 @@ pub(crate) fn timestamptz(out: &mut Vec<u8>, ns: u128) {
 }
 
 /// `float8[]`, one dimension; with `nan_is_null` a NaN is a NULL element (a missing value),
-/// else it is NaN.
+/// else it is NaN. One pass over the values (this runs per logged row, on the request path):
+/// the field's length and the header's has-nulls flag are filled in after.
 pub(crate) fn float8_array(
     out: &mut Vec<u8>,
-    values: impl ExactSizeIterator<Item = f64> + Clone,
+    values: impl ExactSizeIterator<Item = f64>,
     nan_is_null: bool,
 ) {
-    let n = values.len();
-    let nulls = nan_is_null && values.clone().any(f64::is_nan);
-    let present = if nan_is_null {
-        values.clone().filter(|x| !x.is_nan()).count()
-    } else {
-        n
-    };
-    // Header (ndim, has-nulls, element type, length, lower bound), then each element.
-    length(out, 20 + 4 * n + 8 * present);
-    for word in [1, i32::from(nulls), FLOAT8_OID, n as i32, 1] {
+    let at = out.len();
+    let n = values.len() as i32;
+    // The field's length, then the header: ndim, has-nulls, element type, length, lower bound.
+    for word in [0, 1, 0, FLOAT8_OID, n, 1] {
         out.extend_from_slice(&word.to_be_bytes());
     }
+    let mut nulls = false;
     for x in values {
         if nan_is_null && x.is_nan() {
+            nulls = true;
             null(out);
         } else {
             length(out, 8);
             out.extend_from_slice(&x.to_be_bytes());
         }
     }
+    let len = (out.len() - at - 4) as i32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    out[at + 8..at + 12].copy_from_slice(&i32::from(nulls).to_be_bytes());
 }
 
 /// `jsonb` from JSON text the caller writes into `out` with `write` (valid JSON).
