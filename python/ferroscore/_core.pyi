@@ -14,6 +14,7 @@ SCORE_BOUNDS: list[float]
 #: The columns of a decision's spooled rows (`Decision.copy_rows`), in order, and their count.
 DECISION_COLUMNS: str
 DECISION_FIELDS: int
+
 def new_request_id() -> str:
     """A new request id, as the core makes one for a decision: a UUID v7 (time-ordered)."""
 
