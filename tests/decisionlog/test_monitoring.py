@@ -17,7 +17,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from ferroscore.decisionlog import monitoring
 
-from support import FraudModels, ServerProcess, fraud_frame, push_and_wait
+from support import FraudModels, ServerProcess, fraud_frame, fresh_database, push_and_wait
 
 NAME = "monitored"
 
@@ -115,6 +115,48 @@ def test_drift_and_outcomes(server: ServerProcess, fraud: FraudModels) -> None:
     assert drifted["features"]["merchant"]["distribution"] == {"online": 1.0}
     assert not drifted["features"]["age"]["drifted"]
     assert drifted["outcomes"]["auc"] is None  # no outcome in this window
+
+
+def test_outcomes_are_paired_from_either_side_alike(postgres_server: str) -> None:
+    """The outcomes are paired with the window's rows from the window's side (many outcomes)
+    or looked up one by one (few of them, or none): both give scikit-learn's figures, over
+    the window's champion rows only, every row of a batch request counted."""
+    rng = np.random.default_rng(5)
+    scores, labels = rng.random(300), rng.integers(0, 2, 300)
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    with fresh_database(postgres_server) as url, psycopg.connect(url, autocommit=True) as conn:
+        for i, (score, label) in enumerate(zip(scores, labels, strict=True)):
+            # Requests of two rows: the outcome is the request's, each row scored alike.
+            for row in (0, 1):
+                conn.execute(
+                    "INSERT INTO decisions (request_id, row_index, model, version, features,"
+                    " score, created_at, role, tenant) VALUES (%s, %s, 'm', 1, '{1}', %s, %s,"
+                    " 'champion', 't')", (f"r{i}", row, [float(score)], at))  # fmt: skip
+            conn.execute(
+                "INSERT INTO outcomes (tenant, request_id, label, observed_at)"
+                " VALUES ('t', %s, %s, now())", (f"r{i}", int(label)))  # fmt: skip
+        # Neither another version's rows, a shadow's nor rows outside the window count.
+        conn.execute(
+            "INSERT INTO decisions (request_id, row_index, model, version, features, score,"
+            " created_at, role, tenant) VALUES ('r1', 0, 'm', 2, '{1}', '{0.9}', %s, 'shadow',"
+            " 't'), ('r2', 5, 'm', 1, '{1}', '{0.9}', %s, 'champion', 't')",
+            (at, at - timedelta(days=3)),
+        )
+        args = {"tenant": "t", "model": "m", "version": 1, "since": at - timedelta(hours=1),
+                "until": at + timedelta(hours=1), "bins": monitoring.CALIBRATION_BINS}  # fmt: skip
+        from_window = monitoring._outcomes(conn, args, window_rows=600)
+        looked_up = monitoring._outcomes(conn, args, window_rows=10_000)
+        conn.execute("DELETE FROM outcomes")
+        nothing = monitoring._outcomes(conn, args, window_rows=600)
+    doubled_scores, doubled_labels = np.repeat(scores, 2), np.repeat(labels, 2)
+    assert from_window == looked_up
+    assert from_window["rows"] == 600
+    assert from_window["auc"] == pytest.approx(roc_auc_score(doubled_labels, doubled_scores),
+                                               abs=1e-9)  # fmt: skip
+    assert from_window["log_loss"] == pytest.approx(log_loss(doubled_labels, doubled_scores),
+                                                    abs=1e-9)  # fmt: skip
+    assert nothing["rows"] == 0
+    assert nothing["auc"] is None
 
 
 @pytest.mark.parametrize(

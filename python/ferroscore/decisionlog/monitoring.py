@@ -41,18 +41,10 @@ _WINDOW = """
     AND role = 'champion' AND created_at >= %(since)s AND created_at < %(until)s
 """
 
-# The window's rows per time bucket: a range count of the index per bucket (no row is read,
-# nothing is computed per row), over the buckets between the window's first and last rows
-# (two index probes), however wide the window asked for.
+# The window's rows per time bucket, in one pass over the index in time order (model, version
+# and role are in its entries: once vacuumed, no table page is read).
 _ROWS = f"""
-WITH span AS (
-    SELECT min(created_at) AS first, max(created_at) AS last FROM decisions WHERE {_WINDOW}
-)
-SELECT b, (SELECT count(*) FROM decisions
-           WHERE {_WINDOW} AND created_at >= b
-             AND created_at < b + ('1 ' || %(bucket)s)::interval)
-FROM span, generate_series(date_trunc(%(bucket)s, span.first), span.last,
-                           ('1 ' || %(bucket)s)::interval) AS b
+SELECT date_trunc(%(bucket)s, created_at), count(*) FROM decisions WHERE {_WINDOW} GROUP BY 1
 """
 
 # One scan of the window (or of its sample): each row's bin of each profiled feature and of its
@@ -77,14 +69,28 @@ GROUP BY 1, 2
 """
 
 # The champion's score against the outcome of its request (every row of it), over the window:
-# counts, AUC by ranks (ties share their mean rank), log-loss and calibration bins.
-_OUTCOMES = """
-WITH scored AS (
+# counts, AUC by ranks (ties share their mean rank), log-loss and calibration bins. `{scored}`
+# pairs them from the smaller side: the window's rows, each looked up among the outcomes, or
+# the tenant's outcomes, each looked up among the decisions by request id (the unique key;
+# OFFSET 0 keeps PostgreSQL from turning the lookups back into a scan of the window).
+_FROM_DECISIONS = """
     SELECT (SELECT max(x) FROM unnest(d.score) x) AS p, (o.label > 0.5)::int AS y
     FROM decisions d JOIN outcomes o USING (tenant, request_id)
     WHERE d.tenant = %(tenant)s AND d.model = %(model)s AND d.version = %(version)s
       AND d.role = 'champion' AND d.created_at >= %(since)s AND d.created_at < %(until)s
-),
+"""
+_FROM_OUTCOMES = """
+    SELECT (SELECT max(x) FROM unnest(d.score) x) AS p, (o.label > 0.5)::int AS y
+    FROM outcomes o CROSS JOIN LATERAL (
+        SELECT score FROM decisions d
+        WHERE d.request_id = o.request_id AND d.tenant = o.tenant AND d.model = %(model)s
+          AND d.version = %(version)s AND d.role = 'champion'
+          AND d.created_at >= %(since)s AND d.created_at < %(until)s
+        OFFSET 0) d
+    WHERE o.tenant = %(tenant)s
+"""
+_OUTCOMES = """
+WITH scored AS ({scored}),
 ranked AS (
     SELECT p, y, rank() OVER (ORDER BY p) + (count(*) OVER (PARTITION BY p) - 1) / 2.0 AS r
     FROM scored WHERE p IS NOT NULL AND p = p
@@ -98,6 +104,8 @@ SELECT (SELECT count(*) FROM ranked), (SELECT coalesce(sum(y), 0) FROM ranked),
                      avg(p) AS mean_p, avg(y) AS rate
               FROM ranked GROUP BY 1) cal)
 """
+#: A lookup by request id costs about as much as reading this many of the window's rows.
+_LOOKUP_ROWS = 4
 
 
 def psi(actual: dict[str, int], expected: dict[str, float]) -> float | None:
@@ -238,7 +246,7 @@ def report(
             }
             for when in sorted(rows_in)
         ],
-        "outcomes": _outcomes(conn, args),
+        "outcomes": _outcomes(conn, args, window_rows),
     }
 
 
@@ -296,9 +304,18 @@ def _proportions(got: dict[str, int], words: dict[str, str] | None = None) -> di
     return {named.get(b, b): n / total for b, n in sorted(got.items())} if total else {}
 
 
-def _outcomes(conn: Connection[Any], args: dict[str, Any]) -> dict[str, Any]:
-    """Counts, AUC, log-loss and calibration of the scored rows whose outcome arrived."""
-    row = conn.execute(_OUTCOMES, args).fetchone()
+def _outcomes(conn: Connection[Any], args: dict[str, Any], window_rows: int) -> dict[str, Any]:
+    """Counts, AUC, log-loss and calibration of the scored rows whose outcome arrived. The
+    tenant's outcomes are counted up to what reading the window would cost; fewer, and each
+    is looked up (none: nothing is read)."""
+    enough = window_rows // _LOOKUP_ROWS + 1
+    counted = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM outcomes WHERE tenant = %s LIMIT %s) o",
+        (args["tenant"], enough),
+    ).fetchone()
+    few = counted is not None and counted[0] < enough
+    scored = _FROM_OUTCOMES if few else _FROM_DECISIONS
+    row = conn.execute(sql.SQL(_OUTCOMES).format(scored=sql.SQL(scored)), args).fetchone()
     assert row is not None  # an aggregate always answers
     n, positives, rank_sum, log_loss, calibration = row
     negatives = n - positives
