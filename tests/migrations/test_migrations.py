@@ -44,7 +44,7 @@ def test_the_decision_rows_of_earlier_versions_are_converted(postgres_server: st
             conn.execute(insert, ("r1", "m", 1, Jsonb({"a": 1.5, "b": None, "note": "x"})))
             conn.execute(insert, ("r2", "m", 1, Jsonb({"a": 2, "b": 3, "note": None})))
             conn.execute(insert, ("r3", "gone", 4, Jsonb({"z": 1, "y": 2, "id": "q"})))
-        assert migrate(url) == ["0012_binary_decisions"]
+        assert migrate(url, until="0012_binary_decisions") == ["0012_binary_decisions"]
         with psycopg.connect(url) as conn:
             names = conn.execute(
                 "SELECT name, version, features, context FROM version_features ORDER BY 1"
@@ -59,3 +59,38 @@ def test_the_decision_rows_of_earlier_versions_are_converted(postgres_server: st
         "r2": ([2.0, 3.0], {"note": None}),
         "r3": ([2.0, 1.0], {"id": "q"}),
     }
+
+
+def test_one_index_serves_the_list_and_monitoring_counts(postgres_server: str) -> None:
+    """Migration 0013 leaves the decision table one index in time order for both readers: a
+    monitoring window is counted from the index alone (model, version and role are in its
+    entries), and the list's newest page is read from it, without a sort."""
+    from ferroscore.decisionlog.monitoring import _WINDOW
+    from ferroscore.serving.routes.decisions import _KEY
+
+    window = {"tenant": "t", "model": "m1", "version": 1, "since": "2026-01-01T00:00:00Z",
+              "until": "2027-01-01T00:00:00Z"}  # fmt: skip
+    with fresh_database(postgres_server) as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO decisions (request_id, row_index, model, version, features, score,"
+            " created_at, role, tenant) SELECT 'r' || i, 0, 'm' || i % 3, 1, '{1}', '{0.5}',"
+            " '2026-06-01'::timestamptz + i * interval '1 s', 'champion', 't'"
+            " FROM generate_series(1, 3000) i"
+        )
+        conn.execute("VACUUM (ANALYZE) decisions")
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SET enable_bitmapscan = off")
+
+        def plan(query: str, params: object) -> str:
+            rows = conn.execute(f"EXPLAIN {query}", params).fetchall()  # type: ignore[call-overload]
+            return "\n".join(r[0] for r in rows)
+
+        counted = plan(f"SELECT count(*) FROM decisions WHERE {_WINDOW}", window)
+        newest_first = ", ".join(k + " DESC" for k in _KEY.split(", "))
+        newest = plan(f"SELECT * FROM decisions WHERE tenant = %s AND model = %s"
+                      f" ORDER BY {newest_first} LIMIT 10", ("t", "m1"))  # fmt: skip
+        names = {r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'decisions'")}  # fmt: skip
+    assert "Index Only Scan using decisions_default_tenant_created_at" in counted, counted
+    assert "Index Scan Backward using decisions_default_tenant_created_at" in newest, newest
+    assert "decisions_model_created_at" not in names
