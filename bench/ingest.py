@@ -168,9 +168,17 @@ def backend_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def ingest(database: str, v: Variant, payload: bytes, rows: int, day: datetime) -> float:
-    """PostgreSQL's CPU seconds to COPY `payload` into a fresh table of variant `v` (or into
-    the emptied `decisions`)."""
+@dataclass
+class Ingested:
+    cpu_s: float
+    #: WAL the COPY wrote, and the table's size after it with its indexes (every partition).
+    wal_bytes: int
+    stored_bytes: int
+
+
+def ingest(database: str, v: Variant, payload: bytes, rows: int, day: datetime) -> Ingested:
+    """What PostgreSQL spent to COPY `payload` into a fresh table of variant `v` (or into the
+    emptied `decisions`)."""
     table = "decisions" if v.real else "ingest_bench"
     columns = BINARY_COLUMNS if v.payload == "binary" else TEXT_COLUMNS
     statement = f"COPY {table} ({columns}) FROM STDIN"
@@ -184,16 +192,23 @@ def ingest(database: str, v: Variant, payload: bytes, rows: int, day: datetime) 
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
         assert row is not None
         conn.execute("CHECKPOINT")
+        lsn = conn.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
         before = backend_cpu_s(row[0])
         with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
             for i in range(0, len(payload), 1 << 20):
                 copy.write(payload[i : i + (1 << 20)])
         spent = backend_cpu_s(row[0]) - before
+        sizes = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s),"
+            " (SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits"
+            "  WHERE inhparent = %s::regclass)", (lsn[0] if lsn else None, table),
+        ).fetchone()  # fmt: skip
+        assert sizes is not None
         counted = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         assert counted is not None
         assert counted[0] == rows, (v.name, counted, rows)
         conn.execute("TRUNCATE decisions" if v.real else f"DROP TABLE {table}")
-    return spent
+    return Ingested(spent, int(sizes[0]), int(sizes[1]))
 
 
 def main() -> None:
@@ -217,14 +232,20 @@ def main() -> None:
     day = rows[0].created_at
     payloads = {"jsonb text": jsonb_text(rows), "float8[] text": float8_text(rows),
                 "binary": binary}  # fmt: skip
-    spent: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+    spent: dict[str, list[Ingested]] = {v.name: [] for v in VARIANTS}
     for _ in range(args.rounds):
         for v in VARIANTS:
             spent[v.name].append(ingest(database, v, payloads[v.payload], len(rows), day))
             time.sleep(0.2)
+
+    def per_row(v: Variant, field: str) -> float:
+        return statistics.median(getattr(i, field) for i in spent[v.name]) / len(rows)
+
     results = {
-        v.name: {"us_per_row": max(statistics.median(spent[v.name]), 1 / _TICKS) / len(rows) * 1e6,
-                 "bytes_per_row": len(payloads[v.payload]) / len(rows)}
+        v.name: {"us_per_row": max(per_row(v, "cpu_s"), 1 / _TICKS / len(rows)) * 1e6,
+                 "bytes_per_row": len(payloads[v.payload]) / len(rows),
+                 "wal_bytes_per_row": per_row(v, "wal_bytes"),
+                 "stored_bytes_per_row": per_row(v, "stored_bytes")}
         for v in VARIANTS
     }  # fmt: skip
     before = results[VARIANTS[0].name]["us_per_row"]
@@ -239,17 +260,21 @@ def main() -> None:
         "features) into a table partitioned by day as `decisions` is, per variant: a fresh "
         "one with the variant's format and indexes, or (the last) the migrated `decisions` "
         "itself. The cost is the backend's CPU time per row (utime + stime, at "
-        f"{_TICKS} ticks/s), the median of {args.rounds} alternated rounds. Command: "
+        f"{_TICKS} ticks/s), the median of {args.rounds} alternated rounds; with the WAL the "
+        "COPY wrote and the table's size after it, indexes included, per row. Command: "
         "`make bench-ingest`.",
         "",
         "| variant | PostgreSQL CPU per row (µs) | rows/s per PostgreSQL core | ÷ before | "
-        "bytes per row sent |",
-        "|---|---:|---:|---:|---:|",
+        "bytes per row sent | WAL bytes per row | stored bytes per row |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for v in VARIANTS:
         r = results[v.name]
-        lines.append(f"| {v.name} | {r['us_per_row']:.1f} | {1e6 / r['us_per_row']:,.0f} | "
-                     f"{before / r['us_per_row']:.2f}x | {r['bytes_per_row']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {v.name} | {r['us_per_row']:.1f} | {1e6 / r['us_per_row']:,.0f} | "
+            f"{before / r['us_per_row']:.2f}x | {r['bytes_per_row']:.0f} | "
+            f"{r['wal_bytes_per_row']:.0f} | {r['stored_bytes_per_row']:.0f} |"
+        )
     text = "\n".join(lines) + "\n"
     (RESULTS / "ingest.md").write_text(text)
     print(text)
