@@ -171,9 +171,9 @@ SETTINGS: tuple[Setting, ...] = (
             "a full disk) scoring answers 503 with `Retry-After`", 1, 1 << 20),
     Setting("decision_flush_ms", "FERROSCORE_DECISION_FLUSH_MS", 200,
             "how often the spool's recent decisions are moved into PostgreSQL", 1, 60_000),
-    Setting("decision_flushers", "FERROSCORE_DECISION_FLUSHERS", 2,
+    Setting("decision_flushers", "FERROSCORE_DECISION_FLUSHERS", 4,
             "per process, how many sealed spool segments move into PostgreSQL at once, each "
-            "over a pooled connection of its own (keep it below `FERROSCORE_DB_POOL_SIZE`)",
+            "over a connection of its own, pooled on top of `FERROSCORE_DB_POOL_SIZE`",
             1, 16),
     Setting("commit_window_us", "FERROSCORE_COMMIT_WINDOW_US", 200,
             "`durable`: how long a group of decisions may gather before its one write and "

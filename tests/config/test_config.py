@@ -383,7 +383,8 @@ OBSERVED: dict[str, tuple[dict[str, str], Callable[[dict[str, str], str], bool]]
         lambda env, url: _started(env, url).decisions.retention_days == 9),
     "FERROSCORE_DRIFT_MIN_ROWS": ({"FERROSCORE_DRIFT_MIN_ROWS": "7"}, _drift_min_rows),
     "FERROSCORE_DB_POOL_SIZE": ({"FERROSCORE_DB_POOL_SIZE": "3"},
-        lambda env, url: _started(env, url).pool.max_size == 3),
+        lambda env, url: _started(env, url).pool.max_size
+        == 3 + Settings.from_env(env).decision_flushers),
     "FERROSCORE_LOG_LEVEL": ({"FERROSCORE_LOG_LEVEL": "debug"},
         lambda env, url: Settings.from_env(env).log_level == "DEBUG"),
     # Any importable module is a hooks module, with or without hooks.

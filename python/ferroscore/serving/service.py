@@ -94,8 +94,11 @@ class Service:
         snapshots (made before the fork); None keeps this process's to itself."""
         self.settings = settings
         self.conninfo = conninfo
+        # The flushers' connections come on top: a busy decision log never makes the registry
+        # or a read route wait for one.
         self.pool = ConnectionPool(
-            conninfo, min_size=1, max_size=settings.db_pool_size, open=False, name="ferroscore",
+            conninfo, min_size=1, max_size=settings.db_pool_size + settings.decision_flushers,
+            open=False, name="ferroscore",
             **settings.pool_options(),
         )  # fmt: skip
         listen_url = settings.session_url(conninfo)
