@@ -64,9 +64,9 @@ def test_the_decision_rows_of_earlier_versions_are_converted(postgres_server: st
 def test_one_index_serves_the_list_and_monitoring_counts(postgres_server: str) -> None:
     """Migration 0013 leaves the decision table one index in time order for both readers: a
     monitoring window is counted from the index alone (model, version and role are in its
-    entries), and the list's newest page is read from it, without a sort."""
+    entries), and the list's newest page is read from its end, backwards."""
     from ferroscore.decisionlog.monitoring import _WINDOW
-    from ferroscore.serving.routes.decisions import _KEY
+    from ferroscore.serving.routes.decisions import NEWEST_FIRST
 
     window = {"tenant": "t", "model": "m1", "version": 1, "since": "2026-01-01T00:00:00Z",
               "until": "2027-01-01T00:00:00Z"}  # fmt: skip
@@ -86,9 +86,8 @@ def test_one_index_serves_the_list_and_monitoring_counts(postgres_server: str) -
             return "\n".join(r[0] for r in rows)
 
         counted = plan(f"SELECT count(*) FROM decisions WHERE {_WINDOW}", window)
-        newest_first = ", ".join(k + " DESC" for k in _KEY.split(", "))
         newest = plan(f"SELECT * FROM decisions WHERE tenant = %s AND model = %s"
-                      f" ORDER BY {newest_first} LIMIT 10", ("t", "m1"))  # fmt: skip
+                      f" ORDER BY {NEWEST_FIRST} LIMIT 10", ("t", "m1"))  # fmt: skip
         names = {r[0] for r in conn.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'decisions'")}  # fmt: skip
     assert "Index Only Scan using decisions_default_tenant_created_at" in counted, counted

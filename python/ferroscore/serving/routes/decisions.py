@@ -55,6 +55,7 @@ _QUERY = (
 #: A page's order, newest first: the decision table's unique key, so a cursor (the last row's
 #: key) resumes exactly after it, whatever was written meanwhile.
 _KEY = "created_at, request_id, row_index, model, version"
+NEWEST_FIRST = ", ".join(k + " DESC" for k in _KEY.split(", "))
 LIMIT, MAX_LIMIT = 100, 1000
 #: Features are model inputs, numbers: PostgreSQL writes a large one (1e300) with all its
 #: digits, which must come back a float, not an integer past what JSON answers can hold.
@@ -116,9 +117,8 @@ def list_page(service: Service) -> Handler:
         if isinstance(parsed, Reply):
             return parsed
         where, args, limit = parsed
-        newest_first = ", ".join(k + " DESC" for k in _KEY.split(", "))
         sql = (f"SELECT request_id, {_ROW} FROM decisions d WHERE tenant = %s{where}"
-               f" ORDER BY {newest_first} LIMIT %s")  # fmt: skip
+               f" ORDER BY {NEWEST_FIRST} LIMIT %s")  # fmt: skip
         with service.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             set_json_loads(_FEATURE_LOADS, cur)
             rows = cur.execute(sql, [call.tenant, *args, limit + 1]).fetchall()
