@@ -69,28 +69,23 @@ GROUP BY 1, 2
 """
 
 # The champion's score against the outcome of its request (every row of it), over the window:
-# counts, AUC by ranks (ties share their mean rank), log-loss and calibration bins. `{scored}`
+# counts, AUC by ranks (ties share their mean rank), log-loss and calibration bins. `{paired}`
 # pairs them from the smaller side: the window's rows, each looked up among the outcomes, or
 # the tenant's outcomes, each looked up among the decisions by request id (the unique key;
 # OFFSET 0 keeps PostgreSQL from turning the lookups back into a scan of the window).
-_FROM_DECISIONS = """
-    SELECT (SELECT max(x) FROM unnest(d.score) x) AS p, (o.label > 0.5)::int AS y
-    FROM decisions d JOIN outcomes o USING (tenant, request_id)
-    WHERE d.tenant = %(tenant)s AND d.model = %(model)s AND d.version = %(version)s
-      AND d.role = 'champion' AND d.created_at >= %(since)s AND d.created_at < %(until)s
+_FROM_DECISIONS = f"""
+    SELECT score, label FROM decisions JOIN outcomes USING (tenant, request_id) WHERE {_WINDOW}
 """
-_FROM_OUTCOMES = """
-    SELECT (SELECT max(x) FROM unnest(d.score) x) AS p, (o.label > 0.5)::int AS y
-    FROM outcomes o CROSS JOIN LATERAL (
-        SELECT score FROM decisions d
-        WHERE d.request_id = o.request_id AND d.tenant = o.tenant AND d.model = %(model)s
-          AND d.version = %(version)s AND d.role = 'champion'
-          AND d.created_at >= %(since)s AND d.created_at < %(until)s
-        OFFSET 0) d
+_FROM_OUTCOMES = f"""
+    SELECT d.score, o.label FROM outcomes o CROSS JOIN LATERAL (
+        SELECT score FROM decisions WHERE request_id = o.request_id AND {_WINDOW} OFFSET 0
+    ) d
     WHERE o.tenant = %(tenant)s
 """
 _OUTCOMES = """
-WITH scored AS ({scored}),
+WITH scored AS (
+    SELECT (SELECT max(x) FROM unnest(score) x) AS p, (label > 0.5)::int AS y FROM ({paired}) s
+),
 ranked AS (
     SELECT p, y, rank() OVER (ORDER BY p) + (count(*) OVER (PARTITION BY p) - 1) / 2.0 AS r
     FROM scored WHERE p IS NOT NULL AND p = p
@@ -314,8 +309,8 @@ def _outcomes(conn: Connection[Any], args: dict[str, Any], window_rows: int) -> 
         (args["tenant"], enough),
     ).fetchone()
     few = counted is not None and counted[0] < enough
-    scored = _FROM_OUTCOMES if few else _FROM_DECISIONS
-    row = conn.execute(sql.SQL(_OUTCOMES).format(scored=sql.SQL(scored)), args).fetchone()
+    paired = _FROM_OUTCOMES if few else _FROM_DECISIONS
+    row = conn.execute(sql.SQL(_OUTCOMES).format(paired=sql.SQL(paired)), args).fetchone()
     assert row is not None  # an aggregate always answers
     n, positives, rank_sum, log_loss, calibration = row
     negatives = n - positives
